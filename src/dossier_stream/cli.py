@@ -1,0 +1,223 @@
+"""The ``dossier-stream`` command line.
+
+Every command has ``--help``. Heavy modules are imported inside the commands,
+so ``dossier-stream --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from dossier_stream.registry import UnitRegistry
+    from dossier_stream.workdays import WorkCalendar
+
+__all__ = ["main"]
+
+UNITS_OPTION = click.option(
+    "--units",
+    "units_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="DOSSIER_UNITS_FILE",
+    help="Unit registry CSV (see spec/units.md). Default: the bundled Hải Phòng registry. "
+    "Env: DOSSIER_UNITS_FILE.",
+)
+CALENDAR_OPTION = click.option(
+    "--calendar",
+    "calendar_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="DOSSIER_CALENDAR_FILE",
+    help="Extra official day swaps (CSV date,kind,note) on top of the bundled ones. "
+    "Env: DOSSIER_CALENDAR_FILE.",
+)
+
+
+def _registry(units_file: Path | None) -> UnitRegistry:
+    from dossier_stream.registry import RegistryError, UnitRegistry  # noqa: PLC0415
+
+    try:
+        return UnitRegistry.from_csv(units_file) if units_file else UnitRegistry.load_default()
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _calendar(calendar_file: Path | None) -> WorkCalendar:
+    from dossier_stream.workdays import CalendarError, WorkCalendar  # noqa: PLC0415
+
+    try:
+        return WorkCalendar.from_file(calendar_file) if calendar_file else WorkCalendar.default()
+    except CalendarError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dossier-stream")
+def main() -> None:
+    """dossier-stream: administrative-procedure dossier events in, official figures out.
+
+    Lifecycle events of dossiers (hồ sơ thủ tục hành chính) flow through Kafka
+    topics into a stateful worker that keeps each dossier's state and the
+    per-unit day counters of every indicator (online submission, online
+    payment, digitization, on-time, ...), and prints the province's reports.
+    """
+
+
+@main.group()
+def schemas() -> None:
+    """JSON Schema files of the event contract."""
+
+
+@schemas.command("export")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("schemas"),
+    show_default=True,
+    help="Directory of the schema files.",
+)
+@click.option("--check", is_flag=True, help="Compare instead of writing; exit 1 if stale.")
+def schemas_export(directory: Path, check: bool) -> None:
+    """Write (or --check) one JSON Schema per event type, generated from the models."""
+    from dossier_stream.schemas import check_schemas, write_schemas  # noqa: PLC0415
+
+    if check:
+        problems = check_schemas(directory)
+        if problems:
+            for p in problems:
+                click.echo(p, err=True)
+            click.echo(
+                "schemas are stale: run 'dossier-stream schemas export' and commit the result",
+                err=True,
+            )
+            sys.exit(1)
+        click.echo(f"{directory}: up to date")
+        return
+    for path in write_schemas(directory):
+        click.echo(f"wrote {path}")
+
+
+@main.group()
+def units() -> None:
+    """Inspect the unit registry (levels, eras, aliases)."""
+
+
+@units.command("check")
+@UNITS_OPTION
+def units_check(units_file: Path | None) -> None:
+    """Load and validate a registry file; print how many units per level."""
+    reg = _registry(units_file)
+    counts: dict[str, int] = {}
+    for u in reg:
+        counts[u.level] = counts.get(u.level, 0) + 1
+    click.echo(f"{len(reg)} units: " + ", ".join(f"{n} {lvl}" for lvl, n in counts.items()))
+
+
+@units.command("resolve")
+@click.argument("name")
+@click.option("--on", "on_day", type=click.DateTime(["%Y-%m-%d"]), help="Day the unit exists.")
+@UNITS_OPTION
+def units_resolve(name: str, on_day: datetime | None, units_file: Path | None) -> None:
+    """Resolve a printed unit NAME (any spelling variant) to its code."""
+    from dossier_stream.registry import AmbiguousUnitName, UnknownUnitName  # noqa: PLC0415
+
+    reg = _registry(units_file)
+    try:
+        unit = reg.resolve(name, on=on_day.date() if on_day else None)
+    except (UnknownUnitName, AmbiguousUnitName) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{unit.code}\t{unit.level}\t{unit.name}")
+
+
+@main.group()
+def calendar() -> None:
+    """The working-day calendar (holidays, official day swaps, due times)."""
+
+
+@calendar.command("due")
+@click.argument("received_at")
+@click.argument("working_days", type=click.IntRange(min=0))
+@CALENDAR_OPTION
+def calendar_due(received_at: str, working_days: int, calendar_file: Path | None) -> None:
+    """Due time of a reception at RECEIVED_AT (RFC 3339) with WORKING_DAYS of processing."""
+    try:
+        at = datetime.fromisoformat(received_at)
+        due = _calendar(calendar_file).due_at(at, working_days)
+    except ValueError as exc:
+        raise click.ClickException(f"{exc} (give e.g. 2024-10-03T08:15:00+07:00)") from None
+    click.echo(due.isoformat())
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    with path.open("rb") as fh:
+        return [line.rstrip(b"\r\n") for line in fh if line.strip()]
+
+
+@main.command("replay")
+@click.argument("events_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="First day.")
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last day (inclusive).")
+@click.option("--period", help="Instead of --from/--to: 2024-10 (monthly), week:2025-09-12, ...")
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "text"]), default="text", show_default=True
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@UNITS_OPTION
+@CALENDAR_OPTION
+def replay(
+    events_file: Path,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    period: str | None,
+    fmt: str,
+    out: Path | None,
+    units_file: Path | None,
+    calendar_file: Path | None,
+) -> None:
+    """Fold a JSONL file of events in memory (no Kafka, no ClickHouse) and print the report.
+
+    One event per line, as upstream systems send them. Invalid lines are
+    counted as dead letters with their reason. The period defaults to the
+    whole span of the events' cohort days.
+    """
+    import orjson  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from dossier_stream.engine import Engine  # noqa: PLC0415
+    from dossier_stream.periods import Period, parse_period  # noqa: PLC0415
+    from dossier_stream.render import render_text  # noqa: PLC0415
+
+    engine = Engine(_registry(units_file), _calendar(calendar_file))
+    lines = _read_lines(events_file)
+    for raw in tqdm(lines, desc="events", unit="ev", disable=None, file=sys.stderr):
+        engine.process(raw)
+    try:
+        if period:
+            chosen = parse_period(period)
+        elif date_from and date_to:
+            chosen = Period(date_from.date(), date_to.date())
+        else:
+            days = [day for (_, day, _) in engine.counters] or [date.today()]  # noqa: DTZ011
+            chosen = Period(
+                date_from.date() if date_from else min(days),
+                date_to.date() if date_to else max(days),
+            )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    report: dict[str, Any] = engine.report(chosen)
+    report["pipeline"] = engine.stats.to_json()
+    if fmt == "json":
+        text = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+        text += "\n"
+    else:
+        text = render_text(report)
+    if out:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text, nl=False)
