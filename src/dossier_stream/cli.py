@@ -153,6 +153,16 @@ def calendar_due(received_at: str, working_days: int, calendar_file: Path | None
     click.echo(due.isoformat())
 
 
+def _register_stream_commands() -> None:
+    from dossier_stream.cli_stream import STREAM_COMMANDS  # noqa: PLC0415
+
+    for command in STREAM_COMMANDS:
+        main.add_command(command)
+
+
+_register_stream_commands()
+
+
 def _read_lines(path: Path) -> list[bytes]:
     with path.open("rb") as fh:
         return [line.rstrip(b"\r\n") for line in fh if line.strip()]

@@ -1,0 +1,139 @@
+"""Compact bytes for dossier and feedback states.
+
+States travel to the worker's table store (and its changelog) and to the
+``dossier_facts`` table, so they are encoded as small JSON arrays
+(orjson), timestamps as exact integer epoch microseconds. ``loads(dumps(s)) == s``
+for every state; the first element is a format version so a later layout can
+still read old bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+
+from dossier_stream.lifecycle import (
+    Completion,
+    DossierState,
+    FeedbackState,
+    Payment,
+    Reception,
+    Supplement,
+)
+from dossier_stream.workdays import VN_TZ
+
+__all__ = ["dumps_dossier", "dumps_feedback", "loads_dossier", "loads_feedback"]
+
+_V: Final = 1
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
+
+
+def _ms(at: datetime) -> int:
+    """Exact epoch microseconds (the name is kept short for the hot path)."""
+    return (at - _EPOCH) // _US
+
+
+def _at(us: int) -> datetime:
+    return (_EPOCH + us * _US).astimezone(VN_TZ)
+
+
+def _order(order: tuple[datetime, str]) -> list[Any]:
+    return [_ms(order[0]), order[1]]
+
+
+def _unorder(raw: list[Any]) -> tuple[datetime, str]:
+    return (_at(raw[0]), raw[1])
+
+
+def dumps_dossier(s: DossierState) -> bytes:
+    """Encode a dossier state."""
+    r = s.received
+    c = s.completion
+    return orjson.dumps(
+        [
+            _V,
+            s.dossier_id,
+            sorted(s.seen),
+            None
+            if r is None
+            else [
+                _order(r.order),
+                r.unit_code,
+                r.procedure_code,
+                r.channel,
+                r.online_service_level,
+                _ms(r.received_at),
+                _ms(r.due_at),
+                r.fee_required,
+                r.reused_digital_data,
+            ],
+            [
+                [_order(p.order), p.transaction_id, p.amount_vnd, p.method, _ms(p.paid_at)]
+                for p in s.payments
+            ],
+            s.has_component_files,
+            s.has_result_files,
+            [[_ms(x.at), x.requested, x.event_id] for x in s.supplements],
+            None
+            if c is None
+            else [_order(c.order), _ms(c.completed_at), c.outcome, c.result_e_signed],
+            None if s.withdrawn_at is None else _ms(s.withdrawn_at),
+        ]
+    )
+
+
+def loads_dossier(data: bytes) -> DossierState:
+    """Decode bytes made by :func:`dumps_dossier`."""
+    v, did, seen, r, pays, comp, res, sups, c, wd = orjson.loads(data)
+    if v != _V:
+        raise ValueError(f"unknown dossier state format {v}")
+    return DossierState(
+        dossier_id=did,
+        seen=frozenset(seen),
+        received=None
+        if r is None
+        else Reception(_unorder(r[0]), r[1], r[2], r[3], r[4], _at(r[5]), _at(r[6]), r[7], r[8]),
+        payments=tuple(Payment(_unorder(p[0]), p[1], p[2], p[3], _at(p[4])) for p in pays),
+        has_component_files=comp,
+        has_result_files=res,
+        supplements=tuple(Supplement(_at(x[0]), x[1], x[2]) for x in sups),
+        completion=None if c is None else Completion(_unorder(c[0]), _at(c[1]), c[2], c[3]),
+        withdrawn_at=None if wd is None else _at(wd),
+    )
+
+
+def dumps_feedback(s: FeedbackState) -> bytes:
+    """Encode a feedback state."""
+    return orjson.dumps(
+        [
+            _V,
+            s.feedback_id,
+            sorted(s.seen),
+            s.unit_code,
+            None if s.received_order is None else _order(s.received_order),
+            None if s.due_at is None else _ms(s.due_at),
+            None if s.resolved_order is None else _order(s.resolved_order),
+            None if s.resolved_at is None else _ms(s.resolved_at),
+        ]
+    )
+
+
+def loads_feedback(data: bytes) -> FeedbackState:
+    """Decode bytes made by :func:`dumps_feedback`."""
+    v, fid, seen, unit, ro, due, so, res = orjson.loads(data)
+    if v != _V:
+        raise ValueError(f"unknown feedback state format {v}")
+    return FeedbackState(
+        feedback_id=fid,
+        seen=frozenset(seen),
+        unit_code=unit,
+        received_order=None if ro is None else _unorder(ro),
+        due_at=None if due is None else _at(due),
+        resolved_order=None if so is None else _unorder(so),
+        resolved_at=None if res is None else _at(res),
+    )

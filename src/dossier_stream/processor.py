@@ -1,0 +1,240 @@
+"""The worker's per-partition processing, between the Kafka shell and the sink.
+
+One :class:`~dossier_stream.engine.Engine` per *source* — a partition of the
+co-partitioned ``dossier.*`` topics (``dossier:3``), of ``feedback.v1``
+(``feedback:0``) or of ``unit.reports.v1`` (``unit:0``). Its counters are the
+absolute totals of that source, which the sink upserts; its states are
+written to the fact tables in the same flush.
+
+Durability without a changelog: on assignment of a partition the states of
+its source are read back from ``dossier_facts`` / ``feedback_facts`` and the
+counters are *recomputed* from them (they are a pure function of state) and
+written again, so the counters always agree with the stored states, whatever
+point a crash interrupted. Messages after the last flush are redelivered
+(offsets are acknowledged only after their batch is flushed) and the fold
+ignores those it already holds. This is what the embedded broker needs (its
+end-offset reporting breaks Faust's changelog recovery) and works the same on
+Apache Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from dossier_stream.codec import dumps_dossier, dumps_feedback, loads_dossier, loads_feedback
+from dossier_stream.counters import CounterKey, accumulate, dossier_counters, feedback_counters
+from dossier_stream.engine import DeadLetter, Engine, PipelineStats
+from dossier_stream.events import DossierEvent, UnitReportedTotals
+from dossier_stream.lifecycle import DossierState, FeedbackState
+from dossier_stream.registry import UnitRegistry
+from dossier_stream.sink import BatchingSink, ClickHouseStore
+from dossier_stream.topics import TopicCatalog
+from dossier_stream.workdays import WorkCalendar
+
+__all__ = ["DOSSIER_FACT_COLUMNS", "Message", "Processor", "source_of"]
+
+_LOG = logging.getLogger(__name__)
+
+DOSSIER_FACT_COLUMNS: Final = (
+    "dossier_id", "source", "unit_code", "received_at", "due_at", "channel",
+    "online_service_level", "fee_required", "reused_digital_data", "paid_online",
+    "paid_cashless", "paid_cash", "has_component_files", "has_result_files",
+    "supplement_requests", "completed_at", "effective_due", "on_time", "result_e_signed",
+    "withdrawn_at", "state",
+)  # fmt: skip
+FEEDBACK_FACT_COLUMNS: Final = (
+    "feedback_id",
+    "source",
+    "unit_code",
+    "due_at",
+    "resolved_at",
+    "state",
+)
+REPORT_COLUMNS: Final = ("unit_code", "period_start", "period_end", "received_total", "event_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One consumed message."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+def source_of(topic: str, partition: int) -> str:
+    """The source name of a topic partition (the dossier topics share one per partition)."""
+    family = topic.split(".", 1)[0]
+    return f"{family}:{partition}"
+
+
+def dossier_fact(state: DossierState, source: str) -> tuple[Any, ...]:
+    """The ``dossier_facts`` row of a state."""
+    r, c = state.received, state.completion
+    methods = {p.method for p in state.payments}
+    return (
+        state.dossier_id, source, r.unit_code if r else "",
+        r.received_at if r else None, r.due_at if r else None,
+        r.channel if r else "", r.online_service_level if r else "",
+        int(bool(r and r.fee_required)), int(bool(r and r.reused_digital_data)),
+        int("online" in methods), int("cashless" in methods), int("cash" in methods),
+        int(state.has_component_files), int(state.has_result_files),
+        state.supplement_requests, c.completed_at if c else None,
+        state.effective_due() if c else None,
+        None if state.is_on_time is None else int(state.is_on_time),
+        int(bool(c and c.result_e_signed)), state.withdrawn_at,
+        dumps_dossier(state).decode(),
+    )  # fmt: skip
+
+
+class Processor:
+    """Folds batches of messages per source and feeds the batching sink.
+
+    Args:
+        registry: unit registry.
+        calendar: working-day calendar.
+        catalog: topic catalog (events on the wrong topic are dead-lettered).
+        sink: the batching writer.
+        store: the ClickHouse store (for recovery reads).
+    """
+
+    def __init__(
+        self,
+        registry: UnitRegistry,
+        calendar: WorkCalendar,
+        catalog: TopicCatalog,
+        sink: BatchingSink,
+        store: ClickHouseStore,
+    ) -> None:
+        self.registry = registry
+        self.calendar = calendar
+        self.catalog = catalog
+        self.sink = sink
+        self.store = store
+        self.engines: dict[str, Engine] = {}
+        self._retired = PipelineStats()
+
+    def _engine(self, source: str) -> Engine:
+        engine = self.engines.get(source)
+        if engine is None:
+            self.recover([source])
+            engine = self.engines[source]
+        return engine
+
+    def count_producer_dead_letter(self, code: str) -> None:
+        """Count a line that ``produce`` could not route (it never reached an input topic)."""
+        r = self._retired
+        r.events_in += 1
+        r.deadletter += 1
+        r.deadletter_by_code[code] = r.deadletter_by_code.get(code, 0) + 1
+
+    @property
+    def stats(self) -> PipelineStats:
+        """Totals over every source handled by this process."""
+        total = PipelineStats(
+            **{
+                k: getattr(self._retired, k)
+                for k in ("events_in", "valid", "duplicates", "deadletter")
+            }
+        )
+        total.deadletter_by_code = dict(self._retired.deadletter_by_code)
+        for engine in self.engines.values():
+            s = engine.stats
+            total.events_in += s.events_in
+            total.valid += s.valid
+            total.duplicates += s.duplicates
+            total.deadletter += s.deadletter
+            for code, n in s.deadletter_by_code.items():
+                total.deadletter_by_code[code] = total.deadletter_by_code.get(code, 0) + n
+        return total
+
+    def recover(self, sources: Iterable[str]) -> None:
+        """Load the stored states of newly assigned sources and rewrite their counters."""
+        for source in sources:
+            if source in self.engines:
+                continue
+            engine = self.engines[source] = Engine(
+                self.registry, self.calendar, catalog=self.catalog
+            )
+            counters: dict[CounterKey, int] = {}
+            for raw in self.store.source_states("dossier_facts", source):
+                state = loads_dossier(raw)
+                engine.dossiers[state.dossier_id] = state
+                accumulate(counters, dossier_counters(state, self.calendar))
+            for raw in self.store.source_states("feedback_facts", source):
+                fb = loads_feedback(raw)
+                engine.feedback[fb.feedback_id] = fb
+                accumulate(counters, feedback_counters(fb))
+            engine.counters = counters
+            stored = self.store.source_counters(source)
+            for key in stored.keys() | counters.keys():
+                if stored.get(key, 0) != counters.get(key, 0):
+                    self.sink.add_counter(source, key, counters.get(key, 0))
+            _LOG.info(
+                "recovered %s: %s dossiers, %s feedback, %s counters",
+                source,
+                len(engine.dossiers),
+                len(engine.feedback),
+                len(counters),
+            )
+
+    def release(self, sources: Iterable[str]) -> None:
+        """Forget revoked sources (flush first: their rows must be written)."""
+        for source in sources:
+            engine = self.engines.pop(source, None)
+            if engine is not None:
+                s = engine.stats
+                self._retired.events_in += s.events_in
+                self._retired.valid += s.valid
+                self._retired.duplicates += s.duplicates
+                self._retired.deadletter += s.deadletter
+                for code, n in s.deadletter_by_code.items():
+                    codes = self._retired.deadletter_by_code
+                    codes[code] = codes.get(code, 0) + n
+
+    def handle(self, messages: Sequence[Message]) -> list[DeadLetter]:
+        """Process a batch; returns its dead letters (to publish to the dead-letter topic)."""
+        dead: list[DeadLetter] = []
+        for msg in messages:
+            source = source_of(msg.topic, msg.partition)
+            engine = self._engine(source)
+            out = engine.process(
+                msg.value, topic=msg.topic, partition=msg.partition, offset=msg.offset
+            )
+            if out.dead_letter is not None:
+                engine.dead_letters.clear()
+                dead.append(out.dead_letter)  # logged when read back from the topic
+                continue
+            if out.kind != "applied" or out.event is None:
+                continue
+            event = out.event
+            for key in out.delta:
+                self.sink.add_counter(source, key, engine.counters.get(key, 0))
+            if isinstance(event, UnitReportedTotals):
+                self.sink.add_fact(
+                    "unit_reports", REPORT_COLUMNS,
+                    (event.unit_code, event.period_start, event.period_end),
+                    (event.unit_code, event.period_start, event.period_end,
+                     engine.reported[(event.unit_code, event.period_start, event.period_end)][1],
+                     event.event_id),
+                )  # fmt: skip
+            elif isinstance(event, DossierEvent):
+                state = engine.dossiers[event.dossier_id]
+                self.sink.add_fact(
+                    "dossier_facts",
+                    DOSSIER_FACT_COLUMNS,
+                    state.dossier_id,
+                    dossier_fact(state, source),
+                )
+            else:
+                fb: FeedbackState = engine.feedback[event.feedback_id]
+                self.sink.add_fact(
+                    "feedback_facts", FEEDBACK_FACT_COLUMNS, fb.feedback_id,
+                    (fb.feedback_id, source, fb.unit_code or "", fb.due_at, fb.resolved_at,
+                     dumps_feedback(fb).decode()),
+                )  # fmt: skip
+        return dead

@@ -1,0 +1,123 @@
+"""Configuration: one pydantic-settings object, ``DOSSIER_`` environment prefix.
+
+Every setting can come from the environment (``DOSSIER_BOOTSTRAP_SERVERS``),
+from a ``.env`` file in the working directory, or from command-line options
+that override both. Secrets are :class:`~pydantic.SecretStr`: they never
+print in logs, reprs or ``--help``. A wrong value stops start-up with a
+message that names the setting (:func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ConfigError", "Settings", "load_settings", "mask_dsn"]
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message names it and says what to write."""
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN with any password replaced by ``***`` (safe to log)."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+class Settings(BaseSettings):
+    """All settings of the worker and the command line."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DOSSIER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    bootstrap_servers: str = Field(
+        "localhost:9092", description="Kafka bootstrap servers, comma-separated host:port"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL")
+    clickhouse_dsn: SecretStr = Field(
+        SecretStr("chdb://.dossier-stream/clickhouse"),
+        description="chdb:///path (embedded) or http(s)://user:password@host:8123/database",
+    )
+    units_file: Path | None = Field(None, description="unit registry CSV; bundled Hải Phòng")
+    calendar_file: Path | None = Field(None, description="extra official day swaps CSV")
+    topics_file: Path | None = Field(None, description="topic catalog; bundled streams/topics.yaml")
+    data_dir: Path = Field(Path(".dossier-stream"), description="worker state (tables, logs)")
+    app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")] = "dossier-stream"
+    table_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    partitions: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        None, description="override the partition count of the catalog when creating topics"
+    )
+    flush_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    flush_max_rows: Annotated[int, Field(ge=1)] = 50_000
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2_000
+    session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 6.0
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9108
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port (e.g. localhost:9092)")
+        return value
+
+    @field_validator("clickhouse_dsn")
+    @classmethod
+    def _dsn(cls, value: SecretStr) -> SecretStr:
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in {"chdb", "http", "https"}:
+            raise ValueError(
+                f"scheme {scheme or '(none)'!r} is not supported: use chdb:///path or "
+                "http(s)://user:password@host:8123/database"
+            )
+        return value
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Security options for aiokafka clients."""
+        opts: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            opts["sasl_mechanism"] = self.sasl_mechanism
+            opts["sasl_plain_username"] = self.sasl_username
+            opts["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        if self.security_protocol in {"SSL", "SASL_SSL"}:
+            import ssl  # noqa: PLC0415
+
+            opts["ssl_context"] = ssl.create_default_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+            )
+        return opts
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings; ``overrides`` (non-``None`` only) win over env and ``.env``.
+
+    Raises:
+        ConfigError: naming each wrong setting by its environment variable.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            value = "***" if name.endswith(("password", "dsn")) else repr(err.get("input"))
+            lines.append(f"DOSSIER_{name.upper()}={value}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
