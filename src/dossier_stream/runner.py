@@ -202,6 +202,7 @@ class Worker:
         from dossier_stream.app import build_app, patch_tansu_leave_group  # noqa: PLC0415
 
         patch_tansu_leave_group()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = store
         self.sink = BatchingSink(
             store, max_rows=settings.flush_max_rows, interval_s=settings.flush_interval_s

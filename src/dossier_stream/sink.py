@@ -146,6 +146,11 @@ class ClickHouseStore:
         self.client = client
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Close the client; with chdb this releases the engine, whose path is
+        one per process (a second path can be opened only after closing)."""
+        self.client.close()
+
     def migrate(self) -> list[int]:
         """Apply the migrations not applied yet; return their versions."""
         with self._lock:
