@@ -195,12 +195,10 @@ def replay(
     counted as dead letters with their reason. The period defaults to the
     whole span of the events' cohort days.
     """
-    import orjson  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
     from dossier_stream.engine import Engine  # noqa: PLC0415
     from dossier_stream.periods import Period, parse_period  # noqa: PLC0415
-    from dossier_stream.render import render_text  # noqa: PLC0415
 
     engine = Engine(_registry(units_file), _calendar(calendar_file))
     lines = _read_lines(events_file)
@@ -221,13 +219,6 @@ def replay(
         raise click.BadParameter(str(exc)) from None
     report: dict[str, Any] = engine.report(chosen)
     report["pipeline"] = engine.stats.to_json()
-    if fmt == "json":
-        text = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
-        text += "\n"
-    else:
-        text = render_text(report)
-    if out:
-        out.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {out}", err=True)
-    else:
-        click.echo(text, nl=False)
+    from dossier_stream.cli_stream import emit_report  # noqa: PLC0415
+
+    emit_report(report, fmt, out)

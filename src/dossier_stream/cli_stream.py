@@ -21,7 +21,7 @@ import orjson
 
 from dossier_stream.settings import ConfigError, Settings, load_settings
 
-__all__ = ["STREAM_COMMANDS"]
+__all__ = ["STREAM_COMMANDS", "emit_report"]
 
 _LOG = logging.getLogger("dossier_stream")
 
@@ -77,7 +77,7 @@ def _period(
         raise click.BadParameter(str(exc)) from None
 
 
-def _emit(report: dict[str, Any], fmt: str, out: Path | None) -> None:
+def emit_report(report: dict[str, Any], fmt: str, out: Path | None) -> None:
     from dossier_stream.render import render_text  # noqa: PLC0415
 
     if fmt == "json":
@@ -206,7 +206,7 @@ def report(
     settings = _settings()
     registry, _, _ = _core(settings)
     chosen = _period(date_from, date_to, period, [])
-    _emit(report_from_store(_store(settings), registry, chosen), fmt, out)
+    emit_report(report_from_store(_store(settings), registry, chosen), fmt, out)
 
 
 def _read(path: Path) -> list[bytes]:
@@ -248,7 +248,7 @@ def demo(
     shutil.rmtree(run_dir, ignore_errors=True)
     result = run_demo(settings, registry, calendar, catalog, run_dir, events_file)
     report_period = _period(date_from, date_to, period, result.days)
-    _emit(result.report(report_period), fmt, out)
+    emit_report(result.report(report_period), fmt, out)
 
 
 STREAM_COMMANDS = (init_db, topics, produce, worker, report, demo)
