@@ -90,6 +90,16 @@ class PipelineStats:
     deadletter: int = 0
     deadletter_by_code: dict[str, int] = field(default_factory=dict)
 
+    def add(self, other: PipelineStats) -> PipelineStats:
+        """Add ``other``'s counts into these, in place; returns ``self``."""
+        self.events_in += other.events_in
+        self.valid += other.valid
+        self.duplicates += other.duplicates
+        self.deadletter += other.deadletter
+        for code, n in other.deadletter_by_code.items():
+            self.deadletter_by_code[code] = self.deadletter_by_code.get(code, 0) + n
+        return self
+
     def to_json(self) -> dict[str, Any]:
         """The ``pipeline`` section of a report."""
         return {

@@ -135,21 +135,9 @@ class Processor:
     @property
     def stats(self) -> PipelineStats:
         """Totals over every source handled by this process."""
-        total = PipelineStats(
-            **{
-                k: getattr(self._retired, k)
-                for k in ("events_in", "valid", "duplicates", "deadletter")
-            }
-        )
-        total.deadletter_by_code = dict(self._retired.deadletter_by_code)
+        total = PipelineStats().add(self._retired)
         for engine in self.engines.values():
-            s = engine.stats
-            total.events_in += s.events_in
-            total.valid += s.valid
-            total.duplicates += s.duplicates
-            total.deadletter += s.deadletter
-            for code, n in s.deadletter_by_code.items():
-                total.deadletter_by_code[code] = total.deadletter_by_code.get(code, 0) + n
+            total.add(engine.stats)
         return total
 
     def recover(self, sources: Iterable[str]) -> None:
@@ -187,14 +175,7 @@ class Processor:
         for source in sources:
             engine = self.engines.pop(source, None)
             if engine is not None:
-                s = engine.stats
-                self._retired.events_in += s.events_in
-                self._retired.valid += s.valid
-                self._retired.duplicates += s.duplicates
-                self._retired.deadletter += s.deadletter
-                for code, n in s.deadletter_by_code.items():
-                    codes = self._retired.deadletter_by_code
-                    codes[code] = codes.get(code, 0) + n
+                self._retired.add(engine.stats)
 
     def handle(self, messages: Sequence[Message]) -> list[DeadLetter]:
         """Process a batch; returns its dead letters (to publish to the dead-letter topic)."""
