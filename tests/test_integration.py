@@ -203,8 +203,10 @@ def test_report_command_on_an_empty_store_prints_zeros(tmp_path: Path) -> None:
     report = orjson.loads(out.stdout)
     assert report["received"]["city"] == 0
     assert report["indicators"]["online_submission"]["city"]["no_dossiers"] is True
+    args = ["report", "--period", "2024-10", "--template", "summary"]
+    assert "no dossiers" in _run_cli(args, tmp_path, env).stdout.decode()
     text = _run_cli(["report", "--period", "2024-10"], tmp_path, env).stdout.decode()
-    assert "no dossiers" in text
+    assert "được cập nhật trên hệ thống là 0 hồ sơ" in text  # the monthly form, with zeros
 
 
 def test_a_wrong_setting_stops_with_its_name(tmp_path: Path) -> None:

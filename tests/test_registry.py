@@ -26,6 +26,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 REFERENCE = SHARED / "reference" / "haiphong-2024-10"
 SEED_000 = SHARED / "seeds" / "000_9f91dcfb64cb2f43.txt"
 HEADER = "code,name,level,parent_code,valid_from,valid_to,aliases,successor_codes\n"
+REPORT_DAY = date(2024, 10, 14)  # last day of the October 2024 report period
+LAST_DAY = date(2025, 6, 30)  # last day of the era with districts
 
 
 def need(path: Path) -> Path:
@@ -43,9 +45,9 @@ def hp() -> UnitRegistry:
 
 
 def test_default_registry_has_19_departments_15_districts_217_communes(hp: UnitRegistry) -> None:
-    counts = {level: sum(1 for u in hp if u.level == level) for level in LEVELS}
+    counts = {level: len(hp.units_in(LAST_DAY, LAST_DAY, level)) for level in LEVELS}
     assert counts == {"department": 19, "district": 15, "commune": 217}
-    assert len(hp) == 251
+    assert len(hp.units_in(LAST_DAY, LAST_DAY)) == 251  # era 2: test_registry_2025.py
 
 
 def test_default_registry_codes_parents_and_era(hp: UnitRegistry) -> None:
@@ -53,9 +55,8 @@ def test_default_registry_codes_parents_and_era(hp: UnitRegistry) -> None:
     assert {u.code for u in hp if u.level == "district"} == {f"HP-Q-{g}" for g in gso}
     for code in ("HP-SO-TUPHAP", "HP-BQLKKT", "HP-TTTP", "HP-SO-LDTBXH"):
         assert hp.get(code).level == "department"
-    for unit in hp:
-        assert (unit.valid_from, unit.valid_to) == (None, date(2025, 6, 30))
-        assert unit.successor_codes == ()
+    for unit in hp.units_in(LAST_DAY, LAST_DAY):
+        assert (unit.valid_from, unit.valid_to) == (None, LAST_DAY)
         if unit.level == "commune":
             assert unit.parent_code is not None
             assert re.fullmatch(rf"{unit.parent_code}-\d\d", unit.code)
@@ -84,14 +85,14 @@ def test_every_reference_csv_name_resolves(hp: UnitRegistry) -> None:
             parent = None
             if row["district_as_printed"]:
                 parent = hp.resolve(row["district_as_printed"], level="district").code
-            unit = hp.resolve(row["unit_name"], parent_code=parent)
+            unit = hp.resolve(row["unit_name"], on=REPORT_DAY, parent_code=parent)
             if unit.level != level:
                 failures.append(f"{row['unit_name']} -> {unit.code}")
     with need(REFERENCE / "online-rates.csv").open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             # Bảng 3 (commune_by_district) names a district meaning "its communes".
             expected = "department" if row["table_level"] == "department" else "district"
-            if hp.resolve(row["unit_name"]).level != expected:
+            if hp.resolve(row["unit_name"], on=REPORT_DAY).level != expected:
                 failures.append(row["unit_name"])
     assert failures == []
 
@@ -125,7 +126,7 @@ def test_every_unit_name_printed_in_seed_000_resolves(hp: UnitRegistry) -> None:
     for name, level, district in names:
         parent = hp.resolve(district, level="district").code if district else None
         try:
-            unit = hp.resolve(name, level=level, parent_code=parent)
+            unit = hp.resolve(name, on=REPORT_DAY, level=level, parent_code=parent)
         except LookupError as exc:
             failures.append(str(exc))
             continue
@@ -149,7 +150,7 @@ def test_every_unit_name_printed_in_seed_000_resolves(hp: UnitRegistry) -> None:
     ],
 )
 def test_prose_names_of_seed_000_resolve(hp: UnitRegistry, prose: str, code: str) -> None:
-    assert hp.resolve(prose).code == code
+    assert hp.resolve(prose, on=REPORT_DAY).code == code
 
 
 # --- normalization -------------------------------------------------------------------------
@@ -267,14 +268,14 @@ def test_names_without_administrative_prefix(hp: UnitRegistry) -> None:
         hp.resolve("An Dương")
     assert hp.resolve("An Dương", level="district").code == "HP-Q-312"
     with pytest.raises(UnknownUnitName):  # an explicit "xã" never falls back to a district
-        hp.resolve("Xã Kiến Thụy")
+        hp.resolve("Xã Kiến Thụy", on=LAST_DAY)  # (from 2025-07-01 a commune has this name)
 
 
 def test_resolve_filters_report_what_excluded_the_match(hp: UnitRegistry) -> None:
     with pytest.raises(UnknownUnitName, match="level=commune"):
         hp.resolve("Ủy ban nhân dân quận Hải An", level="commune")
     with pytest.raises(UnknownUnitName, match="on=2025-07-01"):
-        hp.resolve("Sở Tư pháp", on=date(2025, 7, 1))
+        hp.resolve("Sở Kế hoạch và Đầu tư", on=date(2025, 7, 1))
     with pytest.raises(UnknownUnitName):  # the hint names An Lão, the filter An Dương
         hp.resolve("Xã Quốc Tuấn (An Lão)", parent_code="HP-Q-312")
     assert hp.resolve("Sở Tư pháp", on=date(2025, 6, 30)).code == "HP-SO-TUPHAP"

@@ -188,7 +188,8 @@ def test_engine_turns_a_stream_into_the_report(
     assert ind["synchronisation"]["units"][UNIT]["rate_text"] == "50%"
     assert r["online_payment_transactions"]["count"] == 1
     assert r["online_payment_transactions"]["amount_vnd"] == 200_000
-    assert r["online_payment_transactions"]["units_with_transactions"]["department"] == [1, 19]
+    # [units with transactions, units offering online services]: only UNIT received any
+    assert r["online_payment_transactions"]["units_with_transactions"]["department"] == [1, 1]
     assert r["e_signed"]["city"] == 1
     assert r["open_past_due"] == {}
     assert r["average_days_ahead"]["units"][UNIT]["working_days"] == 1
@@ -219,7 +220,9 @@ def test_replay_command_prints_the_json_report(tmp_path: Path) -> None:
     assert report["period"] == {"from": "2024-09-15", "to": "2024-10-14"}
     assert report["pipeline"]["deadletter"] == 2
     text = CliRunner().invoke(main, ["replay", str(events), "--period", "2024-10"])
-    assert "Tổng số hồ sơ tiếp nhận: 2 hồ sơ" in text.stdout
+    assert "được cập nhật trên hệ thống là 2 hồ sơ" in text.stdout  # the monthly form
+    args = ["replay", str(events), "--period", "2024-10", "--template", "summary"]
+    assert "Tổng số hồ sơ tiếp nhận: 2 hồ sơ" in CliRunner().invoke(main, args).stdout
 
 
 def test_help_explains_every_command() -> None:

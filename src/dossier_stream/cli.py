@@ -7,11 +7,13 @@ so ``dossier-stream --help`` starts fast.
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from dossier_stream.cli_stream import PERIOD_OPTIONS, _period, _with, emit_report
 
 if TYPE_CHECKING:
     from dossier_stream.registry import UnitRegistry
@@ -170,13 +172,7 @@ def _read_lines(path: Path) -> list[bytes]:
 
 @main.command("replay")
 @click.argument("events_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="First day.")
-@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last day (inclusive).")
-@click.option("--period", help="Instead of --from/--to: 2024-10 (monthly), week:2025-09-12, ...")
-@click.option(
-    "--format", "fmt", type=click.Choice(["json", "text"]), default="text", show_default=True
-)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@_with(PERIOD_OPTIONS)
 @UNITS_OPTION
 @CALENDAR_OPTION
 def replay(
@@ -185,6 +181,7 @@ def replay(
     date_to: datetime | None,
     period: str | None,
     fmt: str,
+    template: str,
     out: Path | None,
     units_file: Path | None,
     calendar_file: Path | None,
@@ -198,27 +195,88 @@ def replay(
     from tqdm import tqdm  # noqa: PLC0415
 
     from dossier_stream.engine import Engine  # noqa: PLC0415
-    from dossier_stream.periods import Period, parse_period  # noqa: PLC0415
 
-    engine = Engine(_registry(units_file), _calendar(calendar_file))
+    registry = _registry(units_file)
+    engine = Engine(registry, _calendar(calendar_file))
     lines = _read_lines(events_file)
     for raw in tqdm(lines, desc="events", unit="ev", disable=None, file=sys.stderr):
         engine.process(raw)
-    try:
-        if period:
-            chosen = parse_period(period)
-        elif date_from and date_to:
-            chosen = Period(date_from.date(), date_to.date())
-        else:
-            days = [day for (_, day, _) in engine.counters] or [date.today()]  # noqa: DTZ011
-            chosen = Period(
-                date_from.date() if date_from else min(days),
-                date_to.date() if date_to else max(days),
-            )
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    days = sorted({day for (_, day, _) in engine.counters})
+    chosen = _period(date_from, date_to, period, days)
     report: dict[str, Any] = engine.report(chosen)
     report["pipeline"] = engine.stats.to_json()
-    from dossier_stream.cli_stream import emit_report  # noqa: PLC0415
+    emit_report(report, registry, fmt, out, template)
 
-    emit_report(report, fmt, out)
+
+@main.command("simulate")
+@click.option(
+    "--month",
+    required=True,
+    help="The city's monthly report period to simulate: 2024-10 is 15/09/2024-14/10/2024.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--dossiers",
+    type=click.IntRange(min=0),
+    help="Dossiers received in the period, spread at random over the units. Default: the "
+    "published counts when the month has a bundled calibration (2024-10), else 20000.",
+)
+@click.option("--feedback", type=click.IntRange(min=0), default=1_000, show_default=True,
+              help="Citizen feedback items.")  # fmt: skip
+@click.option("--duplicates", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+              help="Share of valid lines re-sent byte for byte.")  # fmt: skip
+@click.option("--invalid", type=click.FloatRange(0, 1), default=0.002, show_default=True,
+              help="Share of invalid lines (every defect of the contract).")  # fmt: skip
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSONL file to write (one event per line, in publish order).",
+)
+@UNITS_OPTION
+@CALENDAR_OPTION
+def simulate_cmd(
+    month: str,
+    seed: int,
+    dossiers: int | None,
+    feedback: int,
+    duplicates: float,
+    invalid: float,
+    out: Path,
+    units_file: Path | None,
+    calendar_file: Path | None,
+) -> None:
+    """Write a simulated month of contract events with realistic dossier lives.
+
+    For 2024-10 the simulator is calibrated to Hải Phòng's published report of
+    tháng 10/2024: replaying the file gives every count and rate of its tables.
+    The same --seed gives byte-identical output. The expected counters (the
+    ground truth) are computed from the simulated facts, independently of the
+    engine.
+    """
+    from dossier_stream.periods import parse_period  # noqa: PLC0415
+    from dossier_stream.quotas import calibration_for  # noqa: PLC0415
+    from dossier_stream.simulate import SimConfig, simulate  # noqa: PLC0415
+
+    try:
+        chosen = parse_period(month)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--month") from None
+    calibration = None if dossiers is not None or units_file else calibration_for(chosen)
+    config = SimConfig(
+        chosen,
+        seed=seed,
+        dossiers=20_000 if dossiers is None else dossiers,
+        calibration=calibration,
+        duplicate_rate=duplicates,
+        invalid_rate=invalid,
+        feedback=feedback,
+    )
+    sim = simulate(config, _registry(units_file), _calendar(calendar_file))
+    sim.write(out)
+    what = f"calibrated to {calibration}" if calibration else f"{config.dossiers} dossiers"
+    click.echo(
+        f"wrote {len(sim.lines)} events to {out} ({what}; {sim.duplicates} duplicates, "
+        f"{sim.invalid} invalid)",
+        err=True,
+    )

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import orjson
 
 from dossier_stream.settings import ConfigError, Settings, load_settings
 
@@ -77,16 +76,21 @@ def _period(
         raise click.BadParameter(str(exc)) from None
 
 
-def emit_report(report: dict[str, Any], fmt: str, out: Path | None) -> None:
-    from dossier_stream.render import render_text  # noqa: PLC0415
+def emit_report(
+    report: dict[str, Any],
+    registry: Any,
+    fmt: str,
+    out: Path | None,
+    template: str = "auto",
+) -> None:
+    """Print or write ``report`` in ``fmt`` with ``template`` (see :mod:`dossier_stream.output`)."""
+    from dossier_stream.output import render_report  # noqa: PLC0415
 
-    if fmt == "json":
-        text = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
-        text += "\n"
-    else:
-        text = render_text(report)
-    if out:
-        out.write_text(text, encoding="utf-8")
+    try:
+        text = render_report(report, registry, fmt, out, template)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if text is None:
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(text, nl=False)
@@ -96,8 +100,15 @@ PERIOD_OPTIONS = [
     click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="First day."),
     click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last day."),
     click.option("--period", help="Instead of --from/--to: 2024-10 (monthly), week:2025-09-12…"),
-    click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                 show_default=True, help="Vietnamese text summary or the JSON report structure."),
+    click.option("--format", "fmt", default="text", show_default=True,
+                 type=click.Choice(["text", "json", "md", "csv", "xlsx", "docx"]),
+                 help="text: as the province prints it; json: the report structure and the "
+                      "tables; md/csv; xlsx/docx need --out."),
+    click.option("--template", default="auto", show_default=True,
+                 type=click.Choice(["auto", "monthly", "weekly", "summary"]),
+                 help="Report form: monthly (Bảng 1-3, payments, digitization appendix), "
+                      "weekly (targets, lowest units), summary (short operator view); auto = "
+                      "weekly for a Friday-Thursday week, else monthly."),
     click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."),
 ]  # fmt: skip
 
@@ -117,15 +128,18 @@ def _with(options: list[Any]) -> Callable[[_F], _F]:
 @click.command("init-db")
 @click.option("--dsn", help="ClickHouse DSN (env DOSSIER_CLICKHOUSE_DSN).")
 def init_db(dsn: str | None) -> None:
-    """Create or migrate the ClickHouse tables (idempotent)."""
+    """Create or migrate the ClickHouse tables and load the unit registry (idempotent)."""
     from pydantic import SecretStr  # noqa: PLC0415
 
     from dossier_stream.settings import mask_dsn  # noqa: PLC0415
+    from dossier_stream.views import write_units  # noqa: PLC0415
 
     settings = _settings(clickhouse_dsn=SecretStr(dsn) if dsn else None)
-    _store(settings)  # connects and applies pending migrations
+    registry, _, _ = _core(settings)
+    store = _store(settings)  # connects and applies pending migrations
+    n = write_units(store, registry)
     where = mask_dsn(settings.clickhouse_dsn.get_secret_value())
-    click.echo(f"ClickHouse schema up to date at {where}")
+    click.echo(f"ClickHouse schema up to date at {where}; {n} units of the registry loaded")
 
 
 @click.group("topics")
@@ -173,10 +187,12 @@ def produce(events_file: Path, rate: float | None, bootstrap_servers: str | None
 def worker() -> None:
     """Run the stream worker against the configured broker and ClickHouse until stopped."""
     from dossier_stream.runner import Worker  # noqa: PLC0415
+    from dossier_stream.views import write_units  # noqa: PLC0415
 
     settings = _settings()
     registry, calendar, catalog = _core(settings)
     store = _store(settings)
+    write_units(store, registry)  # names and levels for SQL views and Grafana
 
     async def run() -> None:
         w = Worker(settings, catalog, registry, calendar, store)
@@ -196,17 +212,52 @@ def worker() -> None:
 
 @click.command("report")
 @_with(PERIOD_OPTIONS)
+@click.option(
+    "--rolling",
+    type=click.Choice(["7d", "30d", "ptd"]),
+    help="Live monitoring window ending today (Asia/Ho_Chi_Minh): the last 7 or 30 days, "
+    "or the monthly report period to date. Instead of --from/--to/--period.",
+)
+@click.option(
+    "--as-of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="With --rolling: the last day of the window (default: today).",
+)
 def report(
     date_from: datetime | None, date_to: datetime | None, period: str | None, fmt: str,
-    out: Path | None,
+    template: str, out: Path | None, rolling: str | None, as_of: datetime | None,
 ) -> None:  # fmt: skip
-    """Print the report of a period from ClickHouse (zeros, not an error, when empty)."""
+    """Print the report of a period from ClickHouse (zeros, not an error, when empty).
+
+    \b
+    Examples:
+      dossier-stream report --period 2024-10                  # tháng 10/2024, as printed
+      dossier-stream report --period 2024-10 --format xlsx --out t10.xlsx
+      dossier-stream report --from 2025-09-12 --to 2025-09-18 # the weekly notice
+      dossier-stream report --rolling 7d --template weekly    # live: the last 7 days
+    """
     from dossier_stream.runner import report_from_store  # noqa: PLC0415
 
     settings = _settings()
     registry, _, _ = _core(settings)
-    chosen = _period(date_from, date_to, period, [])
-    emit_report(report_from_store(_store(settings), registry, chosen), fmt, out)
+    if rolling:
+        chosen = _rolling(rolling, as_of.date() if as_of else None)
+    else:
+        chosen = _period(date_from, date_to, period, [])
+    emit_report(report_from_store(_store(settings), registry, chosen), registry, fmt, out, template)
+
+
+def _rolling(window: str, as_of: date | None) -> Any:
+    from dossier_stream.periods import Period, monthly_report, rolling  # noqa: PLC0415
+    from dossier_stream.workdays import VN_TZ  # noqa: PLC0415
+
+    today = as_of or datetime.now(VN_TZ).date()
+    if window == "ptd":
+        month = today.month + (today.day >= 15)
+        year = today.year + (month == 13)
+        current = monthly_report(year, 1 if month == 13 else month)
+        return Period(current.start, today)
+    return rolling(int(window.rstrip("d")), today)
 
 
 def _read(path: Path) -> list[bytes]:
@@ -230,7 +281,7 @@ def _read(path: Path) -> list[bytes]:
 @_with(PERIOD_OPTIONS)
 def demo(
     events_file: Path | None, units_file: Path | None, date_from: datetime | None,
-    date_to: datetime | None, period: str | None, fmt: str, out: Path | None,
+    date_to: datetime | None, period: str | None, fmt: str, template: str, out: Path | None,
 ) -> None:  # fmt: skip
     """The embedded one-command run: broker, topics, worker, events, report, stop.
 
@@ -238,7 +289,11 @@ def demo(
     creates the topics, publishes the events, runs the worker in-process into
     an embedded ClickHouse (chdb) under DOSSIER_DATA_DIR/demo, waits until
     every event is processed and flushed, and prints the report of the period
-    (default: the whole span of the events) with a "pipeline" section.
+    (default: the built-in month's period, tháng 10/2024, or the whole span of
+    --events) with a "pipeline" summary on stderr (and in --format json).
+
+    The built-in month is the simulator calibrated to Hải Phòng's published
+    report of tháng 10/2024 (``dossier-stream simulate --month 2024-10``).
     """
     from dossier_stream.demo import run_demo  # noqa: PLC0415
 
@@ -247,8 +302,19 @@ def demo(
     run_dir = settings.data_dir / "demo"
     shutil.rmtree(run_dir, ignore_errors=True)
     result = run_demo(settings, registry, calendar, catalog, run_dir, events_file)
-    report_period = _period(date_from, date_to, period, result.days)
-    emit_report(result.report(report_period), fmt, out)
+    if events_file is None and not (date_from or date_to or period):
+        from dossier_stream.demo import DEFAULT_PERIOD  # noqa: PLC0415
+
+        report_period = DEFAULT_PERIOD
+    else:
+        report_period = _period(date_from, date_to, period, result.days)
+    emit_report(result.report(report_period), registry, fmt, out, template)
+    p = result.stats
+    click.echo(
+        f"pipeline: {p.events_in} events, {p.valid} valid, {p.duplicates} duplicates, "
+        f"{p.deadletter} dead letters, {result.seconds:.1f} s",
+        err=True,
+    )
 
 
 STREAM_COMMANDS = (init_db, topics, produce, worker, report, demo)

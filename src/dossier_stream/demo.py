@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from dossier_stream.embedded import EmbeddedBroker
 from dossier_stream.engine import PipelineStats
-from dossier_stream.periods import Period
+from dossier_stream.periods import Period, monthly_report
 from dossier_stream.registry import UnitRegistry
 from dossier_stream.runner import (
     Worker,
@@ -33,9 +33,13 @@ from dossier_stream.runner import (
 from dossier_stream.settings import Settings
 from dossier_stream.sink import ClickHouseStore
 from dossier_stream.topics import TopicCatalog
+from dossier_stream.views import write_units
 from dossier_stream.workdays import WorkCalendar
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DEFAULT_PERIOD", "DemoResult", "run_demo"]
+
+DEFAULT_PERIOD = monthly_report(2024, 10)
+"""The built-in month: Hải Phòng's tháng 10/2024 (15/09/2024-14/10/2024)."""
 
 
 @dataclass(slots=True)
@@ -56,10 +60,12 @@ class DemoResult:
 
 
 def _default_events(registry: UnitRegistry, calendar: WorkCalendar) -> list[bytes]:
-    from dossier_stream.periods import monthly_report  # noqa: PLC0415
+    from dossier_stream.quotas import calibration_for  # noqa: PLC0415
     from dossier_stream.simulate import SimConfig, simulate  # noqa: PLC0415
 
-    return simulate(SimConfig(period=monthly_report(2024, 10)), registry, calendar).lines
+    config = SimConfig(DEFAULT_PERIOD, calibration=calibration_for(DEFAULT_PERIOD), feedback=1_000)
+    print("simulating tháng 10/2024 of Hải Phòng ...", file=sys.stderr)
+    return simulate(config, registry, calendar).lines
 
 
 def _read(path: Path) -> list[bytes]:
@@ -91,6 +97,7 @@ def run_demo(
             }
         )
         store = open_store(s)
+        write_units(store, registry)
         stats = asyncio.run(_run(s, catalog, registry, calendar, store, lines, timeout_s))
     days = store.day_span()
     return DemoResult(store, registry, stats, days, time.monotonic() - t0)

@@ -63,6 +63,11 @@ class Period:
         """``{"from": "2024-09-15", "to": "2024-10-14"}``."""
         return {"from": self.start.isoformat(), "to": self.end.isoformat()}
 
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Period:
+        """The inverse of :meth:`to_json`."""
+        return cls(date.fromisoformat(data["from"]), date.fromisoformat(data["to"]))
+
 
 def monthly_report(year: int, month: int) -> Period:
     """The city's monthly period: the 15th of the previous month to the 14th."""

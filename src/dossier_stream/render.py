@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Final
 
+from dossier_stream.document import Document, Heading, Paragraph, Table, cell_text
 from dossier_stream.formatting import format_count, format_date
 
-__all__ = ["render_text"]
+__all__ = ["render_document_text", "render_text"]
 
 LEVEL_NAMES: Final = {
     "department": "các Sở, ban, ngành",
@@ -76,3 +77,23 @@ def render_text(report: dict[str, Any]) -> str:
             "(dead-letter).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def render_document_text(doc: Document) -> str:
+    """A document as the province's plain-text reports print it (seed 000).
+
+    Title lines, headings and paragraphs separated by blank lines; tables as
+    tab-separated rows under their caption, footnotes after them.
+    """
+    out = [doc.title, doc.subtitle, ""] if doc.subtitle else [doc.title, ""]
+    for block in doc.blocks:
+        if isinstance(block, Heading | Paragraph):
+            out += [block.text, ""]
+        elif isinstance(block, Table):
+            out += [block.title, ""]
+            out.append("\t".join(block.columns))
+            out += ["\t".join(cell_text(c) for c in row) for row in block.rows]
+            out.append("")
+            if block.notes:
+                out += [*block.notes, ""]
+    return "\n".join(out).rstrip("\n") + "\n"

@@ -226,6 +226,12 @@ def _count_section(units: list[Unit], totals: UnitTotals, counter: str) -> dict[
 
 
 def _payments(units: list[Unit], totals: UnitTotals) -> dict[str, Any]:
+    """Online payment transactions; ``units_with_transactions`` is ``[paying, offering]``.
+
+    ``offering`` counts the units that received dossiers of online services
+    (or took an online payment anyway) — the units that could take online
+    payments; the city prints "11/18 đơn vị" with that denominator.
+    """
     by_method: dict[str, dict[str, int]] = {}
     for method in ("online", "cashless", "cash"):
         by_method[method] = {
@@ -235,11 +241,18 @@ def _payments(units: list[Unit], totals: UnitTotals) -> dict[str, Any]:
             ),
         }
     online = _count_section(units, totals, "payment_tx_online")
+    with_tx: dict[str, list[int]] = {}
+    for unit in units:
+        paying = online["units"][unit.code] > 0
+        offering = paying or totals.get(unit.code, {}).get("received_oos", 0) > 0
+        counts = with_tx.setdefault(unit.level, [0, 0])
+        counts[0] += paying
+        counts[1] += offering
     return {
         **by_method["online"],
         "levels": online["levels"],
         "units": {code: n for code, n in online["units"].items() if n},
-        "units_with_transactions": online["units_with_any"],
+        "units_with_transactions": {lvl: with_tx[lvl] for lvl in LEVELS if lvl in with_tx},
         "by_method": by_method,
     }
 

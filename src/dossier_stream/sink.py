@@ -18,17 +18,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from dossier_stream.counters import CounterKey
+from dossier_stream.views import MIGRATION as VIEWS_MIGRATION
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["MIGRATIONS", "BatchingSink", "ClickHouseStore", "SinkBackpressure", "connect"]
+__all__ = [
+    "MIGRATIONS",
+    "BatchingSink",
+    "ClickHouseStore",
+    "FlushHook",
+    "SinkBackpressure",
+    "connect",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -103,8 +111,13 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             ORDER BY (topic, partition, offset)""",
         ),
     ),
+    VIEWS_MIGRATION,
 )
 """``(version, description, statements)``; applied in order, once each."""
+
+
+FlushHook = Callable[[int, float, BaseException | None], object]
+"""Called after each flush that had rows to write: ``(rows written, seconds, error or None)``."""
 
 
 class SinkBackpressure(RuntimeError):
@@ -175,6 +188,17 @@ class ClickHouseStore:
                 )
                 applied.append(version)
             return applied
+
+    def insert_versioned(
+        self, table: str, rows: Iterable[tuple[object, ...]], column_names: list[str]
+    ) -> int:
+        """Insert rows into a ``ReplacingMergeTree(version)`` table, stamping a new version."""
+        version = _version()
+        data = [(*row, version) for row in rows]
+        if data:
+            with self._lock:
+                self.client.insert(table, data, column_names=[*column_names, "version"])
+        return len(data)
 
     def write_counters(self, rows: Iterable[tuple[str, str, date, str, int]]) -> int:
         """Upsert ``(source, unit, day, counter, absolute value)`` rows."""
@@ -312,12 +336,28 @@ class BatchingSink:
 
     Rows of the same key replace each other in the buffer (the latest wins),
     which is what the absolute-total tables want.
+
+    Args:
+        store: where rows go.
+        max_rows: flush size (and a quarter of the backpressure bound).
+        interval_s: flush interval.
+        on_flush: timing hook (:data:`FlushHook`), e.g. for metrics; a flush
+            with nothing buffered does not call it, a failed one does (with
+            the error) before the error propagates.
     """
 
-    def __init__(self, store: ClickHouseStore, *, max_rows: int, interval_s: float) -> None:
+    def __init__(
+        self,
+        store: ClickHouseStore,
+        *,
+        max_rows: int,
+        interval_s: float,
+        on_flush: FlushHook | None = None,
+    ) -> None:
         self.store = store
         self.max_rows = max_rows
         self.interval_s = interval_s
+        self.on_flush = on_flush
         self._counters: dict[tuple[str, str, date, str], int] = {}
         self._facts: dict[str, dict[Any, Sequence[Any]]] = {}
         self._columns: dict[str, Sequence[str]] = {}
@@ -357,21 +397,35 @@ class BatchingSink:
 
     def flush(self) -> int:
         """Write everything buffered; on failure the buffer is kept for the next try."""
-        rows = 0
+        if self.on_flush is None or not len(self):
+            return self._write([0])
+        written = [0]
+        t0 = time.perf_counter()
+        try:
+            rows = self._write(written)
+        except Exception as exc:
+            self.on_flush(written[0], time.perf_counter() - t0, exc)
+            raise
+        self.on_flush(rows, time.perf_counter() - t0, None)
+        return rows
+
+    def _write(self, written: list[int]) -> int:
+        """Write the buffers; ``written[0]`` counts rows as tables succeed."""
         if self._counters:
-            rows += self.store.write_counters(
+            written[0] += self.store.write_counters(
                 (s, u, d, c, v) for (s, u, d, c), v in self._counters.items()
             )
             self._counters = {}
         for table in list(self._facts):
-            rows += self.store.write_rows(
+            written[0] += self.store.write_rows(
                 table, self._columns[table], list(self._facts[table].values())
             )
             del self._facts[table]
         if self._dead:
-            rows += self.store.write_dead_letters(self._dead)
+            written[0] += self.store.write_dead_letters(self._dead)
             self._dead = []
         self._last_flush = time.monotonic()
+        rows = written[0]
         if rows:
             _LOG.debug("flushed %s rows to ClickHouse", rows)
         return rows
