@@ -11,7 +11,8 @@ Agents:
 
 Each agent takes batches (``take_events``), folds them, flushes the sink and
 only then returns, so Faust acknowledges (and commits) offsets of events
-whose states and counters are already stored.
+whose states and counters are already stored. What the processor did with
+each batch goes to ``on_handled`` (the worker's metrics) before the flush.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import faust
 
-from dossier_stream.processor import Message, Processor, source_of
+from dossier_stream.processor import Handled, Message, Processor, source_of
 from dossier_stream.settings import Settings
 from dossier_stream.topics import TopicCatalog
 
@@ -72,6 +73,7 @@ def build_app(
     processor: Processor,
     *,
     on_batch: Callable[[int], object] | None = None,
+    on_handled: Callable[[list[Handled]], object] | None = None,
 ) -> faust.App:
     """Build the Faust app around a processor.
 
@@ -80,6 +82,8 @@ def build_app(
         catalog: the topic catalog.
         processor: folds batches and feeds the sink.
         on_batch: called with the size of every processed batch (progress).
+        on_handled: called with what the processor did with every batch
+            (and with lines ``produce`` dead-lettered), before the flush.
     """
     kafka = settings.kafka_options()
     app = faust.App(
@@ -122,9 +126,11 @@ def build_app(
                 Message(e.message.topic, e.message.partition, e.message.offset, e.value or b"")
                 for e in events
             ]
-            dead = processor.handle(batch)
+            handled = processor.handle(batch)
+            if on_handled is not None:
+                on_handled(handled)
             processor.sink.flush()
-            await publish_dead(dead)
+            await publish_dead([h.outcome.dead_letter for h in handled if h.outcome.dead_letter])
             if on_batch is not None:
                 on_batch(len(batch))
 
@@ -140,11 +146,13 @@ def build_app(
     async def log_dead(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size, within=within):
             now = datetime.now(UTC)
+            unroutable: list[Handled] = []
             for e in events:
                 h = e.message.headers
                 origin = _header(h, "origin")
                 if origin == "producer":
-                    processor.count_producer_dead_letter(_header(h, "code") or "unroutable")
+                    code = _header(h, "code") or "unroutable"
+                    unroutable.append(processor.count_producer_dead_letter(code, e.message.topic))
                 processor.sink.add_dead_letter((
                     _header(h, "source_topic") or e.message.topic,
                     int(_header(h, "source_partition") or e.message.partition),
@@ -155,6 +163,8 @@ def build_app(
                     (e.value or b"").decode("utf-8", errors="replace"),
                     now,
                 ))  # fmt: skip
+            if on_handled is not None and unroutable:
+                on_handled(unroutable)
             processor.sink.flush()
 
     app.agent(dead_topic, name="deadletters")(log_dead)

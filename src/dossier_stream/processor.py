@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from dossier_stream.codec import dumps_dossier, dumps_feedback, loads_dossier, loads_feedback
 from dossier_stream.counters import CounterKey, accumulate, dossier_counters, feedback_counters
-from dossier_stream.engine import DeadLetter, Engine, PipelineStats
+from dossier_stream.engine import DeadLetter, Engine, Outcome, PipelineStats
 from dossier_stream.events import DossierEvent, UnitReportedTotals
 from dossier_stream.lifecycle import DossierState, FeedbackState
 from dossier_stream.registry import UnitRegistry
@@ -34,7 +34,7 @@ from dossier_stream.sink import BatchingSink, ClickHouseStore
 from dossier_stream.topics import TopicCatalog
 from dossier_stream.workdays import WorkCalendar
 
-__all__ = ["DOSSIER_FACT_COLUMNS", "Message", "Processor", "source_of"]
+__all__ = ["DOSSIER_FACT_COLUMNS", "Handled", "Message", "Processor", "source_of"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -64,6 +64,23 @@ class Message:
     partition: int
     offset: int
     value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What the processor did with one message (for metrics; the shell acts on it).
+
+    Attributes:
+        source: the source whose engine handled it (``dossier:3``); empty for
+            a line ``produce`` could not route.
+        topic: the topic it was consumed from.
+        outcome: applied, duplicate or dead-lettered, with the event and its
+            counter changes.
+    """
+
+    source: str
+    topic: str
+    outcome: Outcome
 
 
 def source_of(topic: str, partition: int) -> str:
@@ -125,12 +142,20 @@ class Processor:
             engine = self.engines[source]
         return engine
 
-    def count_producer_dead_letter(self, code: str) -> None:
-        """Count a line that ``produce`` could not route (it never reached an input topic)."""
+    def count_producer_dead_letter(self, code: str, topic: str | None = None) -> Handled:
+        """Count a line that ``produce`` could not route (it never reached an input topic).
+
+        Args:
+            code: the reason code from the dead letter's headers.
+            topic: the topic it was read from (default: the dead-letter topic).
+        """
         r = self._retired
         r.events_in += 1
         r.deadletter += 1
         r.deadletter_by_code[code] = r.deadletter_by_code.get(code, 0) + 1
+        topic = topic or self.catalog.deadletter.name
+        dead = DeadLetter(code, code, "", b"", topic)
+        return Handled("", topic, Outcome("deadletter", dead_letter=dead))
 
     @property
     def stats(self) -> PipelineStats:
@@ -177,18 +202,22 @@ class Processor:
             if engine is not None:
                 self._retired.add(engine.stats)
 
-    def handle(self, messages: Sequence[Message]) -> list[DeadLetter]:
-        """Process a batch; returns its dead letters (to publish to the dead-letter topic)."""
-        dead: list[DeadLetter] = []
+    def handle(self, messages: Sequence[Message]) -> list[Handled]:
+        """Process a batch; returns what happened to each message, in order.
+
+        Dead letters are among the outcomes (the shell publishes them to the
+        dead-letter topic, from which they are logged).
+        """
+        handled: list[Handled] = []
         for msg in messages:
             source = source_of(msg.topic, msg.partition)
             engine = self._engine(source)
             out = engine.process(
                 msg.value, topic=msg.topic, partition=msg.partition, offset=msg.offset
             )
+            handled.append(Handled(source, msg.topic, out))
             if out.dead_letter is not None:
                 engine.dead_letters.clear()
-                dead.append(out.dead_letter)  # logged when read back from the topic
                 continue
             if out.kind != "applied" or out.event is None:
                 continue
@@ -218,4 +247,4 @@ class Processor:
                     (fb.feedback_id, source, fb.unit_code or "", fb.due_at, fb.resolved_at,
                      dumps_feedback(fb).decode()),
                 )  # fmt: skip
-        return dead
+        return handled

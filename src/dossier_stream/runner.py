@@ -7,18 +7,21 @@ Kept apart from :mod:`dossier_stream.cli` so the same steps serve ``demo``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from dossier_stream.codec import loads_dossier
 from dossier_stream.counters import open_past_due
+from dossier_stream.metrics import LiveFigures, Metrics, MetricsServer, consumer_lag
 from dossier_stream.periods import Period
-from dossier_stream.processor import Processor
+from dossier_stream.processor import Handled, Processor
 from dossier_stream.registry import UnitRegistry
 from dossier_stream.report import build_report
 from dossier_stream.settings import Settings, mask_dsn
@@ -178,7 +181,13 @@ async def produce_lines(
 
 
 class Worker:
-    """The stream worker in this process: Faust app + processor + ClickHouse sink.
+    """The stream worker in this process: Faust app + processor + ClickHouse sink + metrics.
+
+    Metrics (:mod:`dossier_stream.metrics`) are served on
+    ``settings.metrics_host:settings.metrics_port`` from :meth:`start` to
+    :meth:`stop` (an ephemeral port when the port is the default and busy);
+    counters move with every batch, the per-unit and lag gauges every
+    ``metrics_refresh_s`` seconds (and on :meth:`refresh_metrics`).
 
     Args:
         settings: configuration.
@@ -187,6 +196,9 @@ class Worker:
         calendar: working-day calendar.
         store: the ClickHouse store (migrated).
         on_batch: progress callback (events per processed batch).
+        metrics: the metrics object (default: a new one on a private registry).
+        clock: the time the per-unit gauges are computed at (default: now).
+        metrics_refresh_s: seconds between refreshes of the gauges.
     """
 
     def __init__(
@@ -198,26 +210,85 @@ class Worker:
         store: ClickHouseStore,
         *,
         on_batch: Callable[[int], object] | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], datetime] | None = None,
+        metrics_refresh_s: float = 5.0,
     ) -> None:
         from dossier_stream.app import build_app, patch_tansu_leave_group  # noqa: PLC0415
 
         patch_tansu_leave_group()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = store
+        self.metrics = Metrics() if metrics is None else metrics
+        self.live = LiveFigures(registry, clock=clock)
         self.sink = BatchingSink(
-            store, max_rows=settings.flush_max_rows, interval_s=settings.flush_interval_s
+            store,
+            max_rows=settings.flush_max_rows,
+            interval_s=settings.flush_interval_s,
+            on_flush=self.metrics.observe_flush,
         )
         self.processor = Processor(registry, calendar, catalog, self.sink, store)
-        self.app = build_app(settings, catalog, self.processor, on_batch=on_batch)
+        self.app = build_app(
+            settings, catalog, self.processor, on_batch=on_batch, on_handled=self._handled
+        )
+        self.metrics_server = MetricsServer(
+            self.metrics.registry,
+            host=settings.metrics_host,
+            port=settings.metrics_port,
+            # the default port may be taken (a demo beside a worker): an explicit one may not
+            fallback="metrics_port" not in settings.model_fields_set,
+        )
+        self._refresh_s = metrics_refresh_s
+        self._refresher: asyncio.Task[None] | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port ``/metrics`` is served on (``None`` when not started)."""
+        return self.metrics_server.port
+
+    def _handled(self, handled: list[Handled]) -> None:
+        self.metrics.observe(handled)
+        self.live.update(handled, self.processor.engines)
+
+    async def refresh_metrics(self) -> None:
+        """Recompute the per-unit and lag gauges now."""
+        self.metrics.set_live(self.live.snapshot(self.processor.engines))
+        self.metrics.set_lag(await consumer_lag(self.app.consumer))
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            try:
+                await self.refresh_metrics()
+            except Exception as exc:  # a metrics problem must not stop the worker
+                _LOG.warning("metrics refresh failed: %s", exc)
+            await asyncio.sleep(self._refresh_s)
 
     async def start(self) -> None:
-        """Start consuming."""
-        await self.app.start()
+        """Serve the metrics and start consuming.
+
+        Raises:
+            OSError: the metrics port cannot be bound.
+        """
+        self.metrics_server.start()
+        try:
+            await self.app.start()
+        except BaseException:
+            self.metrics_server.stop()
+            raise
+        self._refresher = asyncio.create_task(self._refresh_forever())
 
     async def stop(self) -> None:
-        """Flush and stop."""
-        self.sink.flush()
-        await self.app.stop()
+        """Flush, stop, and stop serving the metrics."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+        try:
+            self.sink.flush()
+            await self.app.stop()
+        finally:
+            self.metrics_server.stop()
 
     async def wait_for(self, events: int, *, timeout: float, idle: float = 30.0) -> bool:
         """Wait until ``events`` messages were processed (True) or time runs out."""

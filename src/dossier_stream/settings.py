@@ -64,7 +64,12 @@ class Settings(BaseSettings):
     flush_max_rows: Annotated[int, Field(ge=1)] = 50_000
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2_000
     session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 6.0
-    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9108
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        9108,
+        description="port of the worker's /metrics; 0 = an ephemeral port (logged); "
+        "if left at the default and busy, an ephemeral port with a warning",
+    )
+    metrics_host: str = Field("0.0.0.0", description="bind address of the worker's /metrics")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("bootstrap_servers")
