@@ -11,7 +11,7 @@
   lowest units; for on-time, the units with most completed dossiers at 100 %
   and those with the highest overdue rate.
 
-Decisions the seeds imply (see ``docs/reports.md``):
+Decisions the seeds imply:
 
 * Rows are sorted as the seed sorts them: by the exact rate, highest first,
   then by name in code-point order (the seed's order of equal rates).
