@@ -81,10 +81,12 @@ def _pdf_text(cwd: Path, names: list[str]) -> dict[str, str]:
     office = shutil.which("soffice") or shutil.which("libreoffice")
     assert office, "LibreOffice is missing: run ./scripts/setup (installs libreoffice-*)"
     profile = (cwd / "lo-profile").as_uri()
+    # Calc formats numbers by locale: the Vietnamese one prints 8.551 and 92,08%
+    env = {**os.environ, "LC_ALL": "vi_VN.UTF-8", "LANG": "vi_VN.UTF-8"}
     subprocess.run(
         [office, f"-env:UserInstallation={profile}", "--headless", "--convert-to", "pdf",
          "--outdir", str(cwd), *names],
-        cwd=cwd, capture_output=True, timeout=300, check=True,
+        cwd=cwd, capture_output=True, timeout=300, check=True, env=env,
     )  # fmt: skip
     return {
         name: subprocess.run(

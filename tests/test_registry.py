@@ -22,17 +22,16 @@ from dossier_stream.registry import (
     normalize_name,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REFERENCE = SHARED / "reference" / "haiphong-2024-10"
-SEED_000 = SHARED / "seeds" / "000_9f91dcfb64cb2f43.txt"
+DATA = Path(__file__).resolve().parent / "data"  # copies of ../shared (test_reference_copies)
+REFERENCE = DATA / "haiphong-2024-10"
+SEED_000 = DATA / "seeds" / "000_9f91dcfb64cb2f43.txt"
 HEADER = "code,name,level,parent_code,valid_from,valid_to,aliases,successor_codes\n"
 REPORT_DAY = date(2024, 10, 14)  # last day of the October 2024 report period
 LAST_DAY = date(2025, 6, 30)  # last day of the era with districts
 
 
 def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the shared reference checkout is not next to the repo")
+    assert path.exists(), f"{path} is missing: it is a committed copy of ../shared"
     return path
 
 

@@ -1,8 +1,8 @@
 """Build ``src/dossier_stream/data/units_haiphong.csv``: both eras of Hải Phòng's registry.
 
-Era 1 (until 2025-06-30) is read from ``../shared/reference/haiphong-2024-10/
-{digitization,online-rates}.csv`` (relative to the repository): 19 department-level
-units, 15 districts and 217 communes. Era 2 (from 2025-07-01, after the merger with
+Era 1 (until 2025-06-30) is read from ``tests/data/haiphong-2024-10/{digitization,
+online-rates}.csv`` (a committed copy of ``../shared/reference/haiphong-2024-10/``):
+19 department-level units, 15 districts and 217 communes. Era 2 (from 2025-07-01, after the merger with
 Hải Dương and the end of the district level) is data in this file: 12 departments
 and the 114 commune-level units of resolution 1669/NQ-UBTVQH15 (45 phường, 67 xã,
 2 đặc khu). The output is deterministic; the data file is committed, so the package
@@ -99,7 +99,7 @@ from datetime import date
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO.parent / "shared" / "reference" / "haiphong-2024-10"
+REFERENCE = REPO / "tests" / "data" / "haiphong-2024-10"  # copy of ../shared/reference/...
 OUTPUT = REPO / "src" / "dossier_stream" / "data" / "units_haiphong.csv"
 VALID_TO = "2025-06-30"
 ERA2_FROM = "2025-07-01"
