@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from dossier_stream.cli_reconcile import reconcile
 from dossier_stream.settings import ConfigError, Settings, load_settings
 
 __all__ = ["STREAM_COMMANDS", "emit_report"]
@@ -317,4 +318,4 @@ def demo(
     )
 
 
-STREAM_COMMANDS = (init_db, topics, produce, worker, report, demo)
+STREAM_COMMANDS = (init_db, topics, produce, worker, report, demo, reconcile)
