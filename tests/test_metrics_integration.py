@@ -341,3 +341,53 @@ def test_prometheus_scrapes_the_pipeline_and_a_units_rate(
     assert values["rate"] == pytest.approx(num / den)
     assert len(values["rules"]) == 8 and set(values["rules"].values()) == {"ok"}
     assert values["down"]["result"] == []
+
+
+def test_consumer_lag_is_positive_while_behind_and_zero_once_caught_up(
+    tmp_path: Path, broker: EmbeddedBroker, registry: UnitRegistry, sim: Simulation
+) -> None:
+    """A worker started behind a backlog shows it per partition, then catches up to 0."""
+    settings = Settings(
+        bootstrap_servers=broker.bootstrap,
+        clickhouse_dsn=SecretStr(f"chdb://{tmp_path / 'ch'}"),
+        data_dir=tmp_path / "data",
+        app_id="metrics-lag-test",
+        metrics_port=0,
+        metrics_host="127.0.0.1",
+        batch_size=50,  # small batches: the backlog takes several fetches
+    )
+    catalog = load_catalog()
+    store = open_store(settings)
+    calendar = WorkCalendar.default()
+
+    async def scenario() -> tuple[float, float]:
+        await create_topics(settings, catalog)
+        await produce_lines(settings, catalog, sim.lines, source="lag-test")  # the backlog
+        worker = Worker(
+            settings, catalog, registry, calendar, store, clock=lambda: NOW, metrics_refresh_s=0.1
+        )
+        await worker.start()
+        try:
+            url = f"http://127.0.0.1:{worker.metrics_port}/metrics"
+            behind = 0.0
+            deadline = time.monotonic() + 60
+            while worker.processor.stats.events_in < len(sim.lines):
+                assert time.monotonic() < deadline, "the worker did not catch up in 60 s"
+                behind = max(behind, _lag(await asyncio.to_thread(_get, url)))
+                await asyncio.sleep(0.05)
+            await worker.refresh_metrics()
+            return behind, _lag(await asyncio.to_thread(_get, url))
+        finally:
+            await worker.stop()
+
+    try:
+        behind, caught_up = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert behind > 0, "no positive lag was seen while the backlog was being read"
+    assert caught_up == 0
+
+
+def _lag(body: bytes) -> float:
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    return float(sum(s.value for s in families["dossier_stream_consumer_lag_messages"].samples))
