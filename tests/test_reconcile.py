@@ -202,8 +202,8 @@ def test_units_whose_report_differs_are_listed(loaded: Loaded, store: ClickHouse
     low = min(u for u, n in reports.items() if n == received.get(u, 0) and n > 0)
     other = next(u for u in sorted(received) if u not in reports and received[u] > 0)
     store.write_rows("unit_reports", REPORT_COLUMNS, [
-        (low, OCTOBER.start, OCTOBER.end, received[low] - 1, "ev-low"),
-        (other, OCTOBER.start, date(2024, 10, 13), 10_000, "ev-other-period"),
+        _report(low, OCTOBER.start, OCTOBER.end, received[low] - 1, "ev-low"),
+        _report(other, OCTOBER.start, date(2024, 10, 13), 10_000, "ev-other-period"),
     ])  # fmt: skip
     try:
         result = reconcile(store, OCTOBER, expected_units=["HP-SILENT"], names={low: "Low"})
@@ -227,8 +227,16 @@ def test_units_whose_report_differs_are_listed(loaded: Loaded, store: ClickHouse
         assert not any(d.indicator == "synchronisation" for d in result.differences)
     finally:
         store.write_rows(
-            "unit_reports", REPORT_COLUMNS, [(low, OCTOBER.start, OCTOBER.end, reports[low], "r")]
+            "unit_reports",
+            REPORT_COLUMNS,
+            [_report(low, OCTOBER.start, OCTOBER.end, reports[low], "r")],
         )
+
+
+def _report(unit: str, start: date, end: date, total: int, event_id: str) -> tuple[object, ...]:
+    """A ``unit_reports`` row in :data:`REPORT_COLUMNS` order (a test partition, a fixed time)."""
+    at = datetime(2024, 10, 15, 1, tzinfo=UTC)
+    return (unit, "unit:test", start, end, total, event_id, at)
 
 
 def test_edge_cases_of_the_definitions(

@@ -13,17 +13,26 @@ Each agent takes batches (``take_events``), folds them, flushes the sink and
 only then returns, so Faust acknowledges (and commits) offsets of events
 whose states and counters are already stored. What the processor did with
 each batch goes to ``on_handled`` (the worker's metrics) before the flush.
+
+When ClickHouse fails, the agent retries the read or the flush in place with
+a bounded exponential backoff (:mod:`dossier_stream.durable`) and takes
+nothing new meanwhile: consumption pauses once Faust's stream buffers are
+full. A batch that could not be stored when the worker stops or a rebalance
+begins is held back: never acknowledged, read again later. On revocation the
+sink is flushed; if ClickHouse is down, the revoked partitions' buffered rows
+are dropped (their events were not acknowledged; the next owner reads them).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 
+from dossier_stream.durable import Backoff, GiveUp, hold_back, until_done
 from dossier_stream.processor import Handled, Message, Processor, source_of
 from dossier_stream.settings import Settings
 from dossier_stream.topics import TopicCatalog
@@ -31,6 +40,8 @@ from dossier_stream.topics import TopicCatalog
 __all__ = ["build_app", "patch_tansu_leave_group"]
 
 _LOG = logging.getLogger(__name__)
+_CHUNK = 500
+"""Messages folded between two checks of the sink's size within a batch."""
 
 
 def patch_tansu_leave_group() -> None:
@@ -78,7 +89,7 @@ def build_app(
     """Build the Faust app around a processor.
 
     Args:
-        settings: configuration (broker, security, batch size, ...).
+        settings: configuration (broker, security, batch size, retry bounds, ...).
         catalog: the topic catalog.
         processor: folds batches and feeds the sink.
         on_batch: called with the size of every processed batch (progress).
@@ -98,15 +109,90 @@ def build_app(
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         producer_acks=1,
+        # No Faust table has a standby here (there are no tables: the states live in
+        # ClickHouse). What this setting does decide: with 0 standbys and no changelog,
+        # faust-streaming gives aiokafka the round-robin assignor instead of its own
+        # co-partitioning one, and dossier.submissions.v1[3] and dossier.payments.v1[3]
+        # could land on two workers that would then both fold (and overwrite) dossier:3.
+        table_standby_replicas=1,
         datadir=str(settings.data_dir / "faust"),
         **({"ssl_context": kafka["ssl_context"]} if "ssl_context" in kafka else {}),
     )
-    dead_topic = app.topic(catalog.deadletter.name, value_serializer="raw", key_serializer="raw")
-    within = settings.flush_interval_s
+    wiring = _Wiring(app, settings, catalog, processor, on_batch, on_handled)
+    names = [t.name for t in catalog.dossier_topics]
+    for agent_name, topics in (
+        ("dossiers", names),
+        ("feedback", [catalog.topic_for("feedback.received")]),
+        ("reports", [catalog.topic_for("unit.reported_totals")]),
+    ):
+        topic = app.topic(*topics, value_serializer="raw", key_serializer="raw")
+        app.agent(topic, name=agent_name)(wiring.agent(wiring.fold_batch))
+    app.agent(wiring.dead_topic, name="deadletters")(wiring.agent(wiring.log_dead_batch))
+    app.on_partitions_revoked.connect(wiring.revoked)
+    app.on_partitions_assigned.connect(wiring.assigned)
+    return app
 
-    async def publish_dead(dead: list[Any]) -> None:
+
+class _Wiring:
+    """The agents' bodies and the rebalance handlers of one app (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        catalog: TopicCatalog,
+        processor: Processor,
+        on_batch: Callable[[int], object] | None,
+        on_handled: Callable[[list[Handled]], object] | None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.processor = processor
+        self.sink = processor.sink
+        self.on_batch = on_batch
+        self.on_handled = on_handled
+        self.dead_topic = app.topic(
+            catalog.deadletter.name, value_serializer="raw", key_serializer="raw"
+        )
+        self.backoff = Backoff(settings.flush_retry_min_s, settings.flush_retry_max_s)
+
+    def _give_up(self) -> str | None:
+        if self.app.should_stop:
+            return "stopping"
+        if self.app.rebalancing:
+            return "rebalancing"
+        return None
+
+    async def _store(self, what: str, action: Callable[[], object]) -> None:
+        await until_done(action, what=what, backoff=self.backoff, give_up=self._give_up)
+
+    def agent(
+        self, body: Callable[[list[Any]], Awaitable[None]]
+    ) -> Callable[[Any], Awaitable[None]]:
+        """An agent that runs ``body`` on each batch and holds back what it did not store."""
+
+        async def run(stream: Any) -> None:
+            batches = stream.take_events(
+                self.settings.batch_size, within=self.settings.flush_interval_s
+            )
+            async for events in batches:
+                try:
+                    await body(events)
+                except GiveUp as exc:
+                    _LOG.warning(
+                        "%s events left unacknowledged, to be read again: %s",
+                        hold_back(events),
+                        exc,
+                    )
+                except BaseException:
+                    hold_back(events)  # take_events acknowledges whatever we leave
+                    raise
+
+        return run
+
+    async def _publish_dead(self, dead: list[Any]) -> None:
         for dl in dead:
-            await dead_topic.send(
+            await self.dead_topic.send(
                 key=None,
                 value=dl.raw,
                 headers=[
@@ -120,60 +206,72 @@ def build_app(
                 ],
             )
 
-    async def fold(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=within):
-            batch = [
-                Message(e.message.topic, e.message.partition, e.message.offset, e.value or b"")
-                for e in events
-            ]
-            handled = processor.handle(batch)
-            if on_handled is not None:
-                on_handled(handled)
-            processor.sink.flush()
-            await publish_dead([h.outcome.dead_letter for h in handled if h.outcome.dead_letter])
-            if on_batch is not None:
-                on_batch(len(batch))
+    async def fold_batch(self, events: list[Any]) -> None:
+        """Fold a batch of input events, store it, then publish its dead letters."""
+        processor, sink = self.processor, self.sink
+        batch = [
+            Message(e.message.topic, e.message.partition, e.message.offset, e.value or b"")
+            for e in events
+        ]
+        sources = {source_of(m.topic, m.partition) for m in batch}
+        await self._store("read of stored states", lambda: processor.recover(sources))
+        handled: list[Handled] = []
+        for start in range(0, len(batch), _CHUNK):
+            handled += processor.handle(batch[start : start + _CHUNK])
+            if len(sink) >= sink.max_rows:  # a big batch: store by size as it goes
+                await self._store("flush", sink.flush)
+        if self.on_handled is not None:
+            self.on_handled(handled)
+        await self._store("flush", sink.flush)
+        await self._publish_dead([h.outcome.dead_letter for h in handled if h.outcome.dead_letter])
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
 
-    names = [t.name for t in catalog.dossier_topics]
-    for agent_name, topics in (
-        ("dossiers", names),
-        ("feedback", [catalog.topic_for("feedback.received")]),
-        ("reports", [catalog.topic_for("unit.reported_totals")]),
-    ):
-        topic = app.topic(*topics, value_serializer="raw", key_serializer="raw")
-        app.agent(topic, name=agent_name)(fold)
+    async def log_dead_batch(self, events: list[Any]) -> None:
+        """Log a batch of the dead-letter topic into ClickHouse."""
+        now = datetime.now(UTC)
+        unroutable: list[Handled] = []
+        for e in events:
+            h = e.message.headers
+            if _header(h, "origin") == "producer":
+                code = _header(h, "code") or "unroutable"
+                unroutable.append(self.processor.count_producer_dead_letter(code, e.message.topic))
+            self.sink.add_dead_letter((
+                _header(h, "source_topic") or e.message.topic,
+                int(_header(h, "source_partition") or e.message.partition),
+                int(_header(h, "source_offset") or e.message.offset),
+                _header(h, "reason") or "unknown",
+                _header(h, "code") or "unknown",
+                _header(h, "detail") or "",
+                (e.value or b"").decode("utf-8", errors="replace"),
+                now,
+            ))  # fmt: skip
+        if self.on_handled is not None and unroutable:
+            self.on_handled(unroutable)
+        await self._store("flush", self.sink.flush)
 
-    async def log_dead(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=within):
-            now = datetime.now(UTC)
-            unroutable: list[Handled] = []
-            for e in events:
-                h = e.message.headers
-                origin = _header(h, "origin")
-                if origin == "producer":
-                    code = _header(h, "code") or "unroutable"
-                    unroutable.append(processor.count_producer_dead_letter(code, e.message.topic))
-                processor.sink.add_dead_letter((
-                    _header(h, "source_topic") or e.message.topic,
-                    int(_header(h, "source_partition") or e.message.partition),
-                    int(_header(h, "source_offset") or e.message.offset),
-                    _header(h, "reason") or "unknown",
-                    _header(h, "code") or "unknown",
-                    _header(h, "detail") or "",
-                    (e.value or b"").decode("utf-8", errors="replace"),
-                    now,
-                ))  # fmt: skip
-            if on_handled is not None and unroutable:
-                on_handled(unroutable)
-            processor.sink.flush()
-
-    app.agent(dead_topic, name="deadletters")(log_dead)
-
-    @app.on_partitions_revoked.connect
-    async def _revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    async def revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Store what is buffered (or drop the revoked partitions' part) and forget them."""
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
-        processor.sink.flush()
-        processor.release({source_of(tp.topic, tp.partition) for tp in revoked})
+        sources = {source_of(tp.topic, tp.partition) for tp in revoked}
+        try:
+            self.sink.flush()
+        except Exception as exc:
+            # Faust waited for every batch to be stored or held back: what is left of these
+            # partitions belongs to unacknowledged events, which their next owner reads again;
+            # writing it later would replace that owner's newer totals.
+            _LOG.warning(
+                "ClickHouse flush failed during a rebalance (%s): dropped %s buffered rows of "
+                "revoked partitions",
+                exc,
+                self.sink.discard(sources),
+            )
+        self.processor.release(sources)
 
-    _ = _revoked
-    return app
+    async def assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Log the new assignment."""
+        assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
+        _LOG.info(
+            "partitions assigned: %s",
+            " ".join(sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)) or "none",
+        )

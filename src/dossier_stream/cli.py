@@ -156,10 +156,12 @@ def calendar_due(received_at: str, working_days: int, calendar_file: Path | None
 
 
 def _register_stream_commands() -> None:
+    from dossier_stream.cli_store import store_server  # noqa: PLC0415
     from dossier_stream.cli_stream import STREAM_COMMANDS  # noqa: PLC0415
 
     for command in STREAM_COMMANDS:
         main.add_command(command)
+    main.add_command(store_server)
 
 
 _register_stream_commands()

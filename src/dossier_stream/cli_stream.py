@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from dossier_stream.cli_ops import deadletter
 from dossier_stream.cli_reconcile import reconcile
 from dossier_stream.settings import ConfigError, Settings, load_settings
 
@@ -318,4 +319,4 @@ def demo(
     )
 
 
-STREAM_COMMANDS = (init_db, topics, produce, worker, report, demo, reconcile)
+STREAM_COMMANDS = (init_db, topics, produce, worker, report, demo, reconcile, deadletter)

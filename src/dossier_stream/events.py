@@ -13,11 +13,11 @@ models or raises :class:`InvalidEvent`, whose ``reason`` is machine readable:
 reason                            meaning
 ================================  ==============================================
 ``too_large``                     the message is over 64 KiB
-``not_json``                      not UTF-8 JSON (or nested too deeply)
+``not_json``                      not UTF-8 JSON (nested too deeply, ``NaN``...)
 ``not_object``                    JSON, but not an object
 ``missing_field:<f>``             a required field is absent
 ``unknown_event_type``            ``event_type`` names no contract type
-``unsupported_schema_version``    ``schema_version`` is not ``1``
+``unsupported_schema_version``    ``schema_version`` is not the integer ``1``
 ``naive_timestamp:<f>``           a timestamp without a UTC offset
 ``bad_timestamp:<f>``             not an RFC 3339 timestamp / date
 ``timestamp_out_of_range:<f>``    before 2000-01-01 or from 2100-01-01 on
@@ -41,6 +41,22 @@ Decisions where the contract is silent:
   ``feedback_id``) are 1..128 characters, ``unit_code`` 1..64.
 * ``unit.reported_totals`` with ``period_end`` before ``period_start`` is
   ``bad_value:period_end``.
+* ``amount_vnd`` is at most :data:`MAX_AMOUNT_VND` (10^13 đồng, more than
+  any fee): amounts are summed into signed 64-bit counters per unit and day,
+  and a larger value would stop every write of the worker instead of being
+  one dead letter. ``received_total`` is at most :data:`MAX_REPORTED_TOTAL`
+  (10^9 dossiers in one report) for the same reason.
+* ``schema_version`` must be the JSON integer ``1``: ``true``, ``1.0`` and
+  ``"1"`` are ``unsupported_schema_version`` like ``2`` (a strict reading of
+  "integer"; pydantic alone would take ``true`` and ``1.0`` for ``1``).
+* ``NaN``, ``Infinity``, ``-Infinity`` and numbers beyond a double (``1e400``)
+  are not JSON (RFC 8259), even in an ignored extra field: ``not_json``. A
+  valid event is also read by orjson, as ``produce`` and ``deadletter replay``
+  route it, so every event the worker accepts can be routed the same way.
+* A key given twice counts with its last value, as every JSON parser of the
+  pipeline (pydantic's and orjson, which ``produce`` routes with) reads it.
+* A byte order mark before the object is ``not_json`` (RFC 8259 forbids
+  sending one).
 """
 
 from __future__ import annotations
@@ -49,6 +65,7 @@ import functools
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
+import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -67,7 +84,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DOSSIER_EVENT_TYPES",
     "EVENT_TYPES",
+    "MAX_AMOUNT_VND",
     "MAX_EVENT_BYTES",
+    "MAX_REPORTED_TOTAL",
     "DossierCompleted",
     "DossierDigitized",
     "DossierEvent",
@@ -88,6 +107,10 @@ __all__ = [
 ]
 
 MAX_EVENT_BYTES: Final = 64 * 1024
+MAX_AMOUNT_VND: Final = 10**13
+"""The largest ``amount_vnd`` of one payment (the Int64 counters sum them)."""
+MAX_REPORTED_TOTAL: Final = 10**9
+"""The largest ``received_total`` of one ``unit.reported_totals``."""
 _MIN_TS: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _MAX_TS: Final = datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -127,6 +150,14 @@ class _Envelope(BaseModel):
     schema_version: Literal[1]
     occurred_at: AwareDatetime
     unit_code: UnitCode
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _integer_version(cls, value: Any) -> Any:
+        # Literal[1] alone also matches JSON ``true``, ``1.0`` and ``1e0``
+        if type(value) is not int:
+            raise PydanticCustomError("literal_error", "schema_version must be the JSON integer 1")
+        return value
 
     @field_validator("*", mode="after")
     @classmethod
@@ -180,7 +211,7 @@ class DossierPayment(_Envelope):
     event_type: Literal["dossier.payment"]
     dossier_id: Id
     transaction_id: Id
-    amount_vnd: Annotated[int, Field(ge=0)]
+    amount_vnd: Annotated[int, Field(ge=0, le=MAX_AMOUNT_VND)]
     method: PaymentMethod
     paid_at: AwareDatetime
 
@@ -247,7 +278,7 @@ class UnitReportedTotals(_Envelope):
     event_type: Literal["unit.reported_totals"]
     period_start: date
     period_end: date
-    received_total: Annotated[int, Field(ge=0)]
+    received_total: Annotated[int, Field(ge=0, le=MAX_REPORTED_TOTAL)]
 
     @model_validator(mode="after")
     def _ordered_period(self) -> UnitReportedTotals:
@@ -345,7 +376,7 @@ def _reason_of(error: Any, raw: bytes) -> InvalidEvent:
         return InvalidEvent("missing_field", "processing_working_days", msg)
     if kind == "period_order":
         return InvalidEvent("bad_value", "period_end", msg)
-    if field == "schema_version" and kind == "literal_error":
+    if field == "schema_version" and kind != "missing":
         return InvalidEvent(
             "unsupported_schema_version", detail=f"this processor reads schema_version 1; {msg}"
         )
@@ -357,8 +388,6 @@ def _reason_of(error: Any, raw: bytes) -> InvalidEvent:
 
 
 def _event_type_is_string(raw: bytes) -> bool:
-    import orjson  # noqa: PLC0415  (only on the error path)
-
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -367,6 +396,19 @@ def _event_type_is_string(raw: bytes) -> bool:
 
 
 _PRIORITY: Final = ("union_tag_not_found", "union_tag_invalid", "json_invalid")
+
+
+def _require_plain_json(raw: bytes) -> None:
+    """Raise ``not_json`` for what pydantic's parser takes but JSON does not have.
+
+    pydantic reads ``NaN``, ``Infinity`` and ``1e400`` (as an infinite float)
+    in fields it then ignores; orjson, which routes events in ``produce`` and
+    ``deadletter replay``, refuses them. Checked on valid events only.
+    """
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("not_json", detail=f"not plain JSON (RFC 8259): {exc}") from None
 
 
 def parse_event(raw: bytes) -> Event:
@@ -386,11 +428,14 @@ def parse_event(raw: bytes) -> Event:
             "too_large", detail=f"{len(raw)} bytes, the contract allows {MAX_EVENT_BYTES}"
         )
     try:
-        return event_adapter().validate_json(raw, strict=True)
+        event = event_adapter().validate_json(raw, strict=True)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
     except RecursionError:
         raise InvalidEvent("not_json", detail="JSON nested too deeply") from None
+    else:
+        _require_plain_json(raw)
+        return event
     # schema_version first: a future version is reported as such, not as the
     # missing/renamed fields that version may have.
     for err in errors:

@@ -7,10 +7,12 @@ absolute totals of that source, which the sink upserts; its states are
 written to the fact tables in the same flush.
 
 Durability without a changelog: on assignment of a partition the states of
-its source are read back from ``dossier_facts`` / ``feedback_facts`` and the
-counters are *recomputed* from them (they are a pure function of state) and
-written again, so the counters always agree with the stored states, whatever
-point a crash interrupted. Messages after the last flush are redelivered
+its source are read back from ``dossier_facts`` / ``feedback_facts`` (and the
+latest ``unit.reported_totals`` per unit and period with its event order from
+``unit_reports``, so a late, older report cannot replace a newer one after a
+restart) and the counters are *recomputed* from them (they are a pure
+function of state) and written again, so the counters always agree with the
+stored states, whatever point a crash interrupted. Messages after the last flush are redelivered
 (offsets are acknowledged only after their batch is flushed) and the fold
 ignores those it already holds. This is what the embedded broker needs (its
 end-offset reporting breaks Faust's changelog recovery) and works the same on
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, Final
 
 from dossier_stream.codec import dumps_dossier, dumps_feedback, loads_dossier, loads_feedback
@@ -53,7 +56,15 @@ FEEDBACK_FACT_COLUMNS: Final = (
     "resolved_at",
     "state",
 )
-REPORT_COLUMNS: Final = ("unit_code", "period_start", "period_end", "received_total", "event_id")
+REPORT_COLUMNS: Final = (
+    "unit_code",
+    "source",
+    "period_start",
+    "period_end",
+    "received_total",
+    "event_id",
+    "occurred_at",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +177,16 @@ class Processor:
         return total
 
     def recover(self, sources: Iterable[str]) -> None:
-        """Load the stored states of newly assigned sources and rewrite their counters."""
+        """Load the stored states of newly assigned sources and rewrite their counters.
+
+        A source is registered only once all of it is read, so a read that
+        fails (ClickHouse down) leaves no half-loaded engine behind: calling
+        this again retries it. Sources already held are skipped.
+        """
         for source in sources:
             if source in self.engines:
                 continue
-            engine = self.engines[source] = Engine(
-                self.registry, self.calendar, catalog=self.catalog
-            )
+            engine = Engine(self.registry, self.calendar, catalog=self.catalog)
             counters: dict[CounterKey, int] = {}
             for raw in self.store.source_states("dossier_facts", source):
                 state = loads_dossier(raw)
@@ -182,17 +196,27 @@ class Processor:
                 fb = loads_feedback(raw)
                 engine.feedback[fb.feedback_id] = fb
                 accumulate(counters, feedback_counters(fb))
+            for unit, start, end, total, event_id, at in self.store.source_reports(source):
+                order = (at if at.tzinfo else at.replace(tzinfo=UTC), event_id)
+                engine.reported[(unit, start, end)] = (order, total)
             engine.counters = counters
             stored = self.store.source_counters(source)
-            for key in stored.keys() | counters.keys():
-                if stored.get(key, 0) != counters.get(key, 0):
-                    self.sink.add_counter(source, key, counters.get(key, 0))
+            # counters are a pure function of the states: whatever a crash left in the
+            # table (totals of states never stored, keys no state gives any more: 0) goes
+            stale = [
+                k for k in stored.keys() | counters.keys() if stored.get(k, 0) != counters.get(k, 0)
+            ]
+            for key in stale:
+                self.sink.add_counter(source, key, counters.get(key, 0))
+            self.engines[source] = engine
             _LOG.info(
-                "recovered %s: %s dossiers, %s feedback, %s counters",
+                "recovered %s: %s dossiers, %s feedback, %s reports, %s counters (%s rewritten)",
                 source,
                 len(engine.dossiers),
                 len(engine.feedback),
+                len(engine.reported),
                 len(counters),
+                len(stale),
             )
 
     def release(self, sources: Iterable[str]) -> None:
@@ -225,12 +249,13 @@ class Processor:
             for key in out.delta:
                 self.sink.add_counter(source, key, engine.counters.get(key, 0))
             if isinstance(event, UnitReportedTotals):
+                rkey = (event.unit_code, event.period_start, event.period_end)
+                (occurred_at, event_id), total = engine.reported[rkey]
                 self.sink.add_fact(
-                    "unit_reports", REPORT_COLUMNS,
-                    (event.unit_code, event.period_start, event.period_end),
-                    (event.unit_code, event.period_start, event.period_end,
-                     engine.reported[(event.unit_code, event.period_start, event.period_end)][1],
-                     event.event_id),
+                    "unit_reports", REPORT_COLUMNS, rkey,
+                    (event.unit_code, source, event.period_start, event.period_end, total,
+                     event_id, occurred_at),
+                    source=source,
                 )  # fmt: skip
             elif isinstance(event, DossierEvent):
                 state = engine.dossiers[event.dossier_id]
@@ -239,6 +264,7 @@ class Processor:
                     DOSSIER_FACT_COLUMNS,
                     state.dossier_id,
                     dossier_fact(state, source),
+                    source=source,
                 )
             else:
                 fb: FeedbackState = engine.feedback[event.feedback_id]
@@ -246,5 +272,6 @@ class Processor:
                     "feedback_facts", FEEDBACK_FACT_COLUMNS, fb.feedback_id,
                     (fb.feedback_id, source, fb.unit_code or "", fb.due_at, fb.resolved_at,
                      dumps_feedback(fb).decode()),
+                    source=source,
                 )  # fmt: skip
         return handled

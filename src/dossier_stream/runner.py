@@ -240,6 +240,7 @@ class Worker:
         )
         self._refresh_s = metrics_refresh_s
         self._refresher: asyncio.Task[None] | None = None
+        self._refreshing = False
 
     @property
     def metrics_port(self) -> int | None:
@@ -256,12 +257,15 @@ class Worker:
         self.metrics.set_lag(await consumer_lag(self.app.consumer))
 
     async def _refresh_forever(self) -> None:
-        while True:
+        # a flag, not only cancellation: Python 3.11's asyncio.wait_for (in consumer_lag) can
+        # swallow a cancellation that races with its inner call, and the loop would go on
+        while self._refreshing:
             try:
                 await self.refresh_metrics()
             except Exception as exc:  # a metrics problem must not stop the worker
                 _LOG.warning("metrics refresh failed: %s", exc)
-            await asyncio.sleep(self._refresh_s)
+            if self._refreshing:
+                await asyncio.sleep(self._refresh_s)
 
     async def start(self) -> None:
         """Serve the metrics and start consuming.
@@ -275,20 +279,40 @@ class Worker:
         except BaseException:
             self.metrics_server.stop()
             raise
+        self._refreshing = True
         self._refresher = asyncio.create_task(self._refresh_forever())
 
     async def stop(self) -> None:
-        """Flush, stop, and stop serving the metrics."""
+        """Flush, stop, and stop serving the metrics.
+
+        If ClickHouse refuses the last flush, the worker stops all the same:
+        the events of what is not stored were never acknowledged, so they
+        are not committed and the next worker reads them again.
+        """
+        self._refreshing = False
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
             self._refresher = None
         try:
-            self.sink.flush()
+            try:
+                self.sink.flush()
+            except Exception as exc:
+                _LOG.warning(
+                    "stopping with %s rows not stored (ClickHouse: %s); their events were not "
+                    "committed and will be read again",
+                    len(self.sink),
+                    exc,
+                )
             await self.app.stop()
         finally:
             self.metrics_server.stop()
+
+    @property
+    def rebalances(self) -> int:
+        """How many rebalances this worker's consumer went through since it started."""
+        return int(self.app.rebalancing_count)
 
     async def wait_for(self, events: int, *, timeout: float, idle: float = 30.0) -> bool:
         """Wait until ``events`` messages were processed (True) or time runs out."""

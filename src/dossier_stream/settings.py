@@ -1,22 +1,34 @@
 """Configuration: one pydantic-settings object, ``DOSSIER_`` environment prefix.
 
 Every setting can come from the environment (``DOSSIER_BOOTSTRAP_SERVERS``),
-from a ``.env`` file in the working directory, or from command-line options
-that override both. Secrets are :class:`~pydantic.SecretStr`: they never
-print in logs, reprs or ``--help``. A wrong value stops start-up with a
-message that names the setting (:func:`load_settings`).
+from a ``.env`` file in the working directory, from a secrets directory, or
+from command-line options that override them all. Secrets are
+:class:`~pydantic.SecretStr`: they never print in logs, reprs or ``--help``.
+A wrong value stops start-up with a message that names the setting
+(:func:`load_settings`).
+
+Secret files: when ``DOSSIER_SECRETS_DIR`` names a directory (Docker and
+Kubernetes mount secrets as files, e.g. ``/run/secrets``), each file in it
+named after a variable (``dossier_clickhouse_dsn``, ``DOSSIER_SASL_PASSWORD``;
+the case does not matter) holds that setting's value, surrounding whitespace
+removed. The environment and ``.env`` win over a file, so a secret never has
+to appear in the environment, a command line or a shell history.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ConfigError", "Settings", "load_settings", "mask_dsn"]
+__all__ = ["SECRETS_DIR_ENV", "ConfigError", "Settings", "load_settings", "mask_dsn"]
+
+SECRETS_DIR_ENV = "DOSSIER_SECRETS_DIR"
+"""The environment variable naming the directory of secret files."""
 
 
 class ConfigError(ValueError):
@@ -64,6 +76,14 @@ class Settings(BaseSettings):
     flush_max_rows: Annotated[int, Field(ge=1)] = 50_000
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2_000
     session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 6.0
+    flush_retry_min_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        0.5, description="first wait before retrying a failed ClickHouse flush (doubles each time)"
+    )
+    flush_retry_max_s: Annotated[float, Field(gt=0, le=600)] = Field(
+        30.0,
+        description="longest wait between retries of a failed ClickHouse flush; the worker "
+        "retries until the write succeeds and consumes nothing new meanwhile",
+    )
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         9108,
         description="port of the worker's /metrics; 0 = an ephemeral port (logged); "
@@ -92,6 +112,14 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("flush_retry_max_s")
+    @classmethod
+    def _retry_bounds(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("flush_retry_min_s")
+        if low is not None and value < low:
+            raise ValueError(f"must be at least DOSSIER_FLUSH_RETRY_MIN_S ({low})")
+        return value
+
     def kafka_options(self) -> dict[str, Any]:
         """Security options for aiokafka clients."""
         opts: dict[str, Any] = {"security_protocol": self.security_protocol}
@@ -110,15 +138,33 @@ class Settings(BaseSettings):
         return opts
 
 
+def _secrets_dir() -> Path | None:
+    """The directory of secret files (``DOSSIER_SECRETS_DIR``), checked, or ``None``."""
+    value = os.environ.get(SECRETS_DIR_ENV, "").strip()
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_dir():
+        raise ConfigError(
+            f"invalid configuration:\n  {SECRETS_DIR_ENV}={value!r}: not a directory "
+            "(the directory of secret files, one file per setting, e.g. /run/secrets)"
+        )
+    return path
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings; ``overrides`` (non-``None`` only) win over env and ``.env``.
+    """Build the settings; ``overrides`` (non-``None`` only) win over the other sources.
+
+    The sources, strongest first: ``overrides`` (command-line options), the
+    environment, ``.env``, the files of ``DOSSIER_SECRETS_DIR``, the defaults.
 
     Raises:
         ConfigError: naming each wrong setting by its environment variable.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
+    secrets = _secrets_dir()
     try:
-        return Settings(**given)
+        return Settings(**given, _secrets_dir=secrets)
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_url=False):

@@ -1,4 +1,4 @@
-"""ClickHouse storage: migrations, a batching writer, and the report reads.
+"""ClickHouse storage: migrations, the writes of the batching writer, and the reads.
 
 Written once against clickhouse-connect's client interface, so the same code
 drives the embedded engine (``chdb:///path``) and a ClickHouse server
@@ -8,9 +8,11 @@ Idempotence: the worker writes *absolute* totals, never increments.
 ``unit_day_counters`` holds, per source partition, the current total of each
 (unit, day, counter); ``dossier_facts`` one row per dossier with its latest
 state. Both are ``ReplacingMergeTree(version)`` tables whose version is the
-write time in nanoseconds, and reads use ``FINAL``: writing the same figures
-again, after a replay or a restart, replaces rows instead of adding to them.
-Dead letters are keyed by their source (topic, partition, offset).
+write time in nanoseconds (never going back within a process), and reads use
+``FINAL``: writing the same figures again, after a replay or a restart,
+replaces rows instead of adding to them. Dead letters are keyed by their
+source (topic, partition, offset). The batching writer is
+:class:`~dossier_stream.batching.BatchingSink` (re-exported here).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
+from dossier_stream.batching import BatchingSink, FlushHook, SinkBackpressure
 from dossier_stream.counters import CounterKey
 from dossier_stream.views import MIGRATION as VIEWS_MIGRATION
 
@@ -112,16 +115,31 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
         ),
     ),
     VIEWS_MIGRATION,
+    (
+        3,
+        "unit_reports: source partition and event time (recovery of the report order)",
+        (
+            "ALTER TABLE unit_reports ADD COLUMN IF NOT EXISTS "
+            "source LowCardinality(String) DEFAULT '' AFTER unit_code",
+            "ALTER TABLE unit_reports ADD COLUMN IF NOT EXISTS "
+            "occurred_at DateTime64(6, 'Asia/Ho_Chi_Minh') DEFAULT 0",
+        ),
+    ),
+    (
+        4,
+        "dead_letters: replayed_at (set by deadletter replay on what it re-published)",
+        (
+            "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS "
+            "replayed_at Nullable(DateTime64(3, 'UTC'))",
+        ),
+    ),
 )
 """``(version, description, statements)``; applied in order, once each."""
 
-
-FlushHook = Callable[[int, float, BaseException | None], object]
-"""Called after each flush that had rows to write: ``(rows written, seconds, error or None)``."""
-
-
-class SinkBackpressure(RuntimeError):
-    """The writer's buffer is full: stop consuming until a flush succeeds."""
+_DEAD_LETTER_COLUMNS: Final = (
+    "topic", "partition", "offset", "reason", "code", "detail", "value", "logged_at",
+    "replayed_at",
+)  # fmt: skip
 
 
 def connect(dsn: str) -> Client:
@@ -144,8 +162,25 @@ def connect(dsn: str) -> Client:
     return clickhouse_connect.get_client(dsn=dsn)
 
 
+class _VersionClock:
+    """Versions of ``ReplacingMergeTree(version)`` rows: the wall clock in ns, but never
+    going back within a process (a clock step back must not let an older row win)."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(time.time_ns(), self._last + 1)
+            return self._last
+
+
+_VERSIONS = _VersionClock()
+
+
 def _version() -> int:
-    return time.time_ns()
+    return _VERSIONS.next()
 
 
 class ClickHouseStore:
@@ -281,6 +316,15 @@ class ClickHouseStore:
         ).result_rows
         return {(u, s, e): int(n) for u, s, e, n in rows}
 
+    def source_reports(self, source: str) -> list[tuple[str, date, date, int, str, datetime]]:
+        """``(unit, start, end, total, event_id, occurred_at)`` last written for one source."""
+        rows = self.client.query(
+            "SELECT unit_code, period_start, period_end, received_total, event_id, occurred_at "
+            "FROM unit_reports FINAL WHERE source = {source:String}",
+            parameters={"source": source},
+        ).result_rows
+        return [(u, s, e, int(n), ev, at) for u, s, e, n, ev, at in rows]
+
     def open_states(self, at: datetime) -> list[bytes]:
         """Encoded states of dossiers received by ``at``, not completed or withdrawn by then."""
         rows = self.client.query(
@@ -312,6 +356,91 @@ class ClickHouseStore:
         )
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
+    @staticmethod
+    def _dead_letter_filter(
+        reason: str | None, topic: str | None, pending: bool
+    ) -> tuple[str, dict[str, Any]]:
+        """A ``WHERE`` clause of constant SQL text; the values go as bound parameters."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if reason:
+            clauses.append("(code = {reason:String} OR reason = {reason:String})")
+            params["reason"] = reason
+        if topic:
+            clauses.append("topic = {topic:String}")
+            params["topic"] = topic
+        if pending:
+            clauses.append("replayed_at IS NULL")
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def find_dead_letters(
+        self,
+        *,
+        reason: str | None = None,
+        topic: str | None = None,
+        pending: bool = False,
+        limit: int | None = None,
+        oldest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Logged dead letters with their replay time (``replayed_at``, or ``None``).
+
+        Args:
+            reason: a reason code (``unknown_unit``) or a whole reason
+                (``missing_field:unit_code``); ``None`` for every reason.
+            topic: only letters read from this source topic.
+            pending: only letters not replayed yet.
+            limit: at most this many rows (``None``: all).
+            oldest_first: in the order they were logged (for a replay)
+                instead of the newest first.
+
+        Returns:
+            One dict per letter, keyed by column name; ``logged_at`` and
+            ``replayed_at`` are aware (UTC) datetimes.
+        """
+        where, params = self._dead_letter_filter(reason, topic, pending)
+        order = "logged_at" if oldest_first else "logged_at DESC"
+        limit_clause = ""
+        if limit is not None:
+            limit_clause = " LIMIT {limit:UInt64}"
+            params["limit"] = limit
+        result = self.client.query(
+            f"SELECT {', '.join(_DEAD_LETTER_COLUMNS)} FROM dead_letters FINAL {where} "
+            f"ORDER BY {order}, topic, partition, offset{limit_clause}",
+            parameters=params,
+        )
+        letters = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+        for letter in letters:  # the columns are UTC; the client returns them naive
+            for column in ("logged_at", "replayed_at"):
+                at = letter[column]
+                if isinstance(at, datetime) and at.tzinfo is None:
+                    letter[column] = at.replace(tzinfo=UTC)
+        return letters
+
+    def dead_letter_counts(
+        self, *, reason: str | None = None, topic: str | None = None
+    ) -> list[tuple[str, int, int]]:
+        """``(reason, letters, of which replayed)`` per reason, the most frequent first."""
+        where, params = self._dead_letter_filter(reason, topic, pending=False)
+        rows = self.client.query(
+            "SELECT reason, count() AS n, countIf(replayed_at IS NOT NULL) "
+            f"FROM dead_letters FINAL {where} GROUP BY reason ORDER BY n DESC, reason",
+            parameters=params,
+        ).result_rows
+        return [(str(r), int(n), int(m)) for r, n, m in rows]
+
+    def mark_dead_letters_replayed(self, letters: Sequence[Mapping[str, Any]], at: datetime) -> int:
+        """Record that ``letters`` (rows of :meth:`find_dead_letters`) were re-published at ``at``.
+
+        Each row is written again with ``replayed_at`` set: ``dead_letters`` is
+        a ``ReplacingMergeTree`` keyed by (topic, partition, offset) without a
+        version column, in which the last insert wins.
+        """
+        rows = [(*(row[c] for c in _DEAD_LETTER_COLUMNS[:-1]), at) for row in letters]
+        if rows:
+            with self._lock:
+                self.client.insert("dead_letters", rows, column_names=list(_DEAD_LETTER_COLUMNS))
+        return len(rows)
+
     def count(self, table: str) -> int:
         """Rows of one of our tables (after replacement)."""
         if table not in {
@@ -323,109 +452,3 @@ class ClickHouseStore:
         }:
             raise ValueError(f"not a dossier-stream table: {table}")
         return int(self.client.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0])
-
-
-class BatchingSink:
-    """Buffers rows per table and writes them in one insert per table per flush.
-
-    ``add`` buffers, ``flush`` writes everything buffered (call it by size or
-    by time: :meth:`due`), ``write`` is the storage call. When more than
-    ``max_rows`` are waiting because writes keep failing, ``add`` raises
-    :class:`SinkBackpressure` so the caller pauses consumption instead of
-    exhausting memory.
-
-    Rows of the same key replace each other in the buffer (the latest wins),
-    which is what the absolute-total tables want.
-
-    Args:
-        store: where rows go.
-        max_rows: flush size (and a quarter of the backpressure bound).
-        interval_s: flush interval.
-        on_flush: timing hook (:data:`FlushHook`), e.g. for metrics; a flush
-            with nothing buffered does not call it, a failed one does (with
-            the error) before the error propagates.
-    """
-
-    def __init__(
-        self,
-        store: ClickHouseStore,
-        *,
-        max_rows: int,
-        interval_s: float,
-        on_flush: FlushHook | None = None,
-    ) -> None:
-        self.store = store
-        self.max_rows = max_rows
-        self.interval_s = interval_s
-        self.on_flush = on_flush
-        self._counters: dict[tuple[str, str, date, str], int] = {}
-        self._facts: dict[str, dict[Any, Sequence[Any]]] = {}
-        self._columns: dict[str, Sequence[str]] = {}
-        self._dead: list[Sequence[Any]] = []
-        self._last_flush = time.monotonic()
-
-    def __len__(self) -> int:
-        return len(self._counters) + sum(len(v) for v in self._facts.values()) + len(self._dead)
-
-    def add_counter(self, source: str, key: CounterKey, total: int) -> None:
-        """Buffer the new absolute total of (source, unit, day, counter)."""
-        self._check()
-        self._counters[(source, key[0], key[1], key[2])] = total
-
-    def add_fact(self, table: str, columns: Sequence[str], key: Any, row: Sequence[Any]) -> None:
-        """Buffer the latest row of ``key`` in a fact table."""
-        self._check()
-        self._columns[table] = columns
-        self._facts.setdefault(table, {})[key] = row
-
-    def add_dead_letter(self, row: Sequence[Any]) -> None:
-        """Buffer one dead-letter row."""
-        self._check()
-        self._dead.append(row)
-
-    def _check(self) -> None:
-        if len(self) >= self.max_rows * 4:
-            raise SinkBackpressure(
-                f"{len(self)} rows wait for ClickHouse; pausing until a flush succeeds"
-            )
-
-    def due(self) -> bool:
-        """Whether a flush is due by size or by time."""
-        return len(self) >= self.max_rows or (
-            len(self) > 0 and time.monotonic() - self._last_flush >= self.interval_s
-        )
-
-    def flush(self) -> int:
-        """Write everything buffered; on failure the buffer is kept for the next try."""
-        if self.on_flush is None or not len(self):
-            return self._write([0])
-        written = [0]
-        t0 = time.perf_counter()
-        try:
-            rows = self._write(written)
-        except Exception as exc:
-            self.on_flush(written[0], time.perf_counter() - t0, exc)
-            raise
-        self.on_flush(rows, time.perf_counter() - t0, None)
-        return rows
-
-    def _write(self, written: list[int]) -> int:
-        """Write the buffers; ``written[0]`` counts rows as tables succeed."""
-        if self._counters:
-            written[0] += self.store.write_counters(
-                (s, u, d, c, v) for (s, u, d, c), v in self._counters.items()
-            )
-            self._counters = {}
-        for table in list(self._facts):
-            written[0] += self.store.write_rows(
-                table, self._columns[table], list(self._facts[table].values())
-            )
-            del self._facts[table]
-        if self._dead:
-            written[0] += self.store.write_dead_letters(self._dead)
-            self._dead = []
-        self._last_flush = time.monotonic()
-        rows = written[0]
-        if rows:
-            _LOG.debug("flushed %s rows to ClickHouse", rows)
-        return rows
