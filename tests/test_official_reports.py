@@ -104,11 +104,7 @@ def _pdf_text(cwd: Path, names: list[str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def october(registry: UnitRegistry, calendar: WorkCalendar) -> dict[str, Any]:
-    sim = simulate(SimConfig(OCTOBER, seed=2, dossiers=3_000, feedback=50), registry, calendar)
-    engine = Engine(registry, calendar)
-    for raw in sim.lines:
-        engine.process(raw)
-    return engine.report(OCTOBER)
+    return _replayed(OCTOBER, registry, calendar, dossiers=3_000)
 
 
 def test_bang_1_to_3_sort_by_rate_then_name(
@@ -193,8 +189,11 @@ def test_weekly_notice(october: dict[str, Any], registry: UnitRegistry) -> None:
     assert "có tỷ lệ quá hạn cao nhất" in text
 
 
-def _replayed(period: Period, registry: UnitRegistry, calendar: WorkCalendar) -> Report:
-    sim = simulate(SimConfig(period, seed=9, dossiers=2_000, feedback=30), registry, calendar)
+def _replayed(
+    period: Period, registry: UnitRegistry, calendar: WorkCalendar, dossiers: int = 2_000
+) -> Report:
+    """The report of a simulated period, folded in memory."""
+    sim = simulate(SimConfig(period, seed=9, dossiers=dossiers, feedback=30), registry, calendar)
     engine = Engine(registry, calendar)
     for raw in sim.lines:
         engine.process(raw)

@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from dossier_stream.counters import COMPLETED_COUNTERS, FEEDBACK_COUNTERS, RECEIVED_COUNTERS
 from dossier_stream.periods import Period
 from dossier_stream.report import INDICATORS, sum_counters
 
@@ -90,25 +91,11 @@ __all__ = [
 
 SYNC: Final = "synchronisation"
 
+_NOT_FROM_FACTS: Final = ("completed_e_signed", "completed_ahead_working_days")
 RECOMPUTED_COUNTERS: Final[tuple[str, ...]] = (
-    "received",
-    "received_online",
-    "received_oos",
-    "received_oos_online",
-    "received_fee",
-    "received_fee_paid",
-    "received_fee_paid_online",
-    "received_fee_paid_noncash",
-    "received_reused",
-    "completed",
-    "completed_component",
-    "completed_result",
-    "completed_both",
-    "completed_on_time",
-    "completed_overdue",
-    "completed_first_time_valid",
-    "feedback_resolved",
-    "feedback_resolved_on_time",
+    *RECEIVED_COUNTERS,
+    *(c for c in COMPLETED_COUNTERS if c not in _NOT_FROM_FACTS),
+    *FEEDBACK_COUNTERS,
 )
 """The counters :data:`RECOMPUTE_SQL` returns, in its column order after ``unit_code``."""
 
