@@ -16,6 +16,16 @@ them in one insert per table per flush. It is what makes the worker's
 * :meth:`BatchingSink.discard` drops the buffered rows of partitions this
   worker lost: their events were not acknowledged, the new owner re-reads
   them, and a late write of ours would replace its newer totals.
+
+A fact row may be *lazy* (:data:`FactRow`): a zero-argument callable that
+builds the row. It is called only when the row is written, by the flush (in
+the flush's thread, outside the buffer lock), so a key replaced several times
+between two flushes builds its row once. A lazy row that a failed flush puts
+back is built again by the retry; a callable that raises fails the flush like
+a failed write, and its table's rows are kept for the retry.
+
+The sink counts the rows it holds as they are added, so ``len()``, the
+backpressure check of ``add_*`` and :meth:`BatchingSink.due` cost O(1).
 """
 
 from __future__ import annotations
@@ -23,9 +33,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from dossier_stream.counters import CounterKey
@@ -33,28 +44,78 @@ from dossier_stream.counters import CounterKey
 if TYPE_CHECKING:
     from dossier_stream.sink import ClickHouseStore
 
-__all__ = ["BatchingSink", "FlushHook", "SinkBackpressure"]
+__all__ = ["BatchingSink", "CounterRows", "FactRow", "FlushHook", "SinkBackpressure"]
 
 _LOG = logging.getLogger(__name__)
 
 FlushHook = Callable[[int, float, BaseException | None], object]
 """Called after each flush that had rows to write: ``(rows written, seconds, error or None)``."""
 
+FactRow = Sequence[Any] | Callable[[], Sequence[Any]]
+"""A fact row, or a zero-argument callable that returns it when the row is written.
+
+The callable runs at flush time, possibly in another thread and after later
+events were folded: it should build the row from what it captured (an
+immutable state), not from mutable state it looks up when called.
+"""
+
 
 class SinkBackpressure(RuntimeError):
     """The writer's buffer is full: stop consuming until a flush succeeds."""
 
 
-@dataclass(slots=True)
-class _Buffers:
-    """Rows waiting for ClickHouse; facts are ``{table: {key: (source, row)}}``."""
+CounterRow = tuple[str, str, date, str, int]
+"""``(source, unit, day, counter, absolute total)``."""
 
-    counters: dict[tuple[str, str, date, str], int] = field(default_factory=dict)
-    facts: dict[str, dict[Any, tuple[str, Sequence[Any]]]] = field(default_factory=dict)
-    dead: list[Sequence[Any]] = field(default_factory=list)
+
+class CounterRows:
+    """Buffered counters as :data:`CounterRow` rows, without a tuple per row.
+
+    What a flush hands to ``ClickHouseStore.write_counters``: the store reads
+    :meth:`columns` straight from the buffer; anything else that iterates it
+    gets the rows, built one by one.
+
+    Args:
+        totals: ``{(source, unit, day, counter): total}``.
+    """
+
+    __slots__ = ("_totals",)
+
+    def __init__(self, totals: Mapping[tuple[str, str, date, str], int]) -> None:
+        self._totals = totals
 
     def __len__(self) -> int:
-        return len(self.counters) + sum(len(v) for v in self.facts.values()) + len(self.dead)
+        return len(self._totals)
+
+    def __iter__(self) -> Iterator[CounterRow]:
+        return ((*k, v) for k, v in self._totals.items())
+
+    def columns(self) -> list[list[Any]]:
+        """The five columns (source, unit, day, counter, total), in the rows' order."""
+        totals = self._totals
+        return [*(list(map(itemgetter(i), totals)) for i in range(4)), list(totals.values())]
+
+
+@dataclass(slots=True)
+class _Buffers:
+    """Rows waiting for ClickHouse; facts are ``{table: {key: (source, row)}}``.
+
+    ``n`` is the number of rows held: :class:`BatchingSink` keeps it as it
+    adds rows, and :meth:`recount` sets it after bulk changes.
+    """
+
+    counters: dict[tuple[str, str, date, str], int] = field(default_factory=dict)
+    facts: dict[str, dict[Any, tuple[str, FactRow]]] = field(default_factory=dict)
+    dead: list[Sequence[Any]] = field(default_factory=list)
+    n: int = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def recount(self) -> int:
+        """Count the rows held again (after a bulk change); returns the count."""
+        self.n = len(self.counters) + sum(map(len, self.facts.values())) + len(self.dead)
+        return self.n
 
     def merge_newer(self, newer: _Buffers) -> None:
         """Add ``newer``'s rows into these; on the same key ``newer`` wins."""
@@ -62,6 +123,12 @@ class _Buffers:
         for table, rows in newer.facts.items():
             self.facts.setdefault(table, {}).update(rows)
         self.dead.extend(newer.dead)
+        self.recount()
+
+
+def _built(rows: Iterable[tuple[str, FactRow]]) -> list[Sequence[Any]]:
+    """The rows of a fact table, lazy rows built."""
+    return [row() if callable(row) else row for _, row in rows]
 
 
 class BatchingSink:
@@ -74,7 +141,8 @@ class BatchingSink:
     this is a last safeguard against exhausting memory, not flow control.
 
     Rows of the same key replace each other in the buffer (the latest wins),
-    which is what the absolute-total tables want.
+    which is what the absolute-total tables want; a replaced row is counted
+    once.
 
     Args:
         store: where rows go.
@@ -104,35 +172,60 @@ class BatchingSink:
         self._last_flush = time.monotonic()
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._buf)
+        return self._buf.n  # one attribute read: atomic under the GIL, no lock needed
 
     def add_counter(self, source: str, key: CounterKey, total: int) -> None:
         """Buffer the new absolute total of (source, unit, day, counter)."""
         with self._lock:
-            self._check()
-            self._buf.counters[(source, key[0], key[1], key[2])] = total
+            buf = self._buf
+            if buf.n >= self.max_rows * 4:
+                raise self._full(buf.n)
+            counters = buf.counters
+            before = len(counters)
+            counters[(source, key[0], key[1], key[2])] = total
+            buf.n += len(counters) - before
 
     def add_fact(
-        self, table: str, columns: Sequence[str], key: Any, row: Sequence[Any], *, source: str = ""
+        self, table: str, columns: Sequence[str], key: Any, row: FactRow, *, source: str = ""
     ) -> None:
-        """Buffer the latest row of ``key`` in a fact table (``source``: its partition)."""
+        """Buffer the latest row of ``key`` in a fact table.
+
+        Args:
+            table: the fact table.
+            columns: its columns, in the order of the row (the store adds
+                ``version``).
+            key: the row's key in the table; a later row of the same key
+                replaces this one.
+            row: the row, or a zero-argument callable that returns it when
+                the row is written (:data:`FactRow`).
+            source: the source partition of the row (for :meth:`discard`).
+        """
         with self._lock:
-            self._check()
+            buf = self._buf
+            if buf.n >= self.max_rows * 4:
+                raise self._full(buf.n)
             self._columns[table] = columns
-            self._buf.facts.setdefault(table, {})[key] = (source, row)
+            rows = buf.facts.get(table)
+            if rows is None:
+                rows = buf.facts[table] = {}
+            before = len(rows)
+            rows[key] = (source, row)
+            buf.n += len(rows) - before
 
     def add_dead_letter(self, row: Sequence[Any]) -> None:
         """Buffer one dead-letter row."""
         with self._lock:
-            self._check()
-            self._buf.dead.append(row)
+            buf = self._buf
+            if buf.n >= self.max_rows * 4:
+                raise self._full(buf.n)
+            buf.dead.append(row)
+            buf.n += 1
 
-    def _check(self) -> None:
-        if len(self._buf) >= self.max_rows * 4:
-            raise SinkBackpressure(
-                f"{len(self._buf)} rows wait for ClickHouse; pausing until a flush succeeds"
-            )
+    @staticmethod
+    def _full(waiting: int) -> SinkBackpressure:
+        return SinkBackpressure(
+            f"{waiting} rows wait for ClickHouse; pausing until a flush succeeds"
+        )
 
     def due(self) -> bool:
         """Whether a flush is due by size or by time."""
@@ -146,14 +239,16 @@ class BatchingSink:
         gone = set(sources)
         with self._lock:
             buf = self._buf
-            before = len(buf)
+            before = buf.n
             buf.counters = {k: v for k, v in buf.counters.items() if k[0] not in gone}
             for table, rows in buf.facts.items():
                 buf.facts[table] = {k: sr for k, sr in rows.items() if sr[0] not in gone}
-            return before - len(buf)
+            return before - buf.recount()
 
     def flush(self) -> int:
         """Write everything buffered; on failure the unwritten rows are kept for the next try.
+
+        Lazy fact rows are built here (see the module docs).
 
         Returns:
             The number of rows written.
@@ -162,7 +257,7 @@ class BatchingSink:
             with self._lock:
                 pending, self._buf = self._buf, _Buffers()
                 columns = dict(self._columns)
-            if not len(pending):
+            if not pending.n:
                 self._last_flush = time.monotonic()
                 return 0
             written = [0]
@@ -188,12 +283,10 @@ class BatchingSink:
         """Write ``pending`` table by table, removing what is written (``written[0]`` counts)."""
         if pending.counters:
             _LOG.debug("writing %s rows to unit_day_counters", len(pending.counters))
-            written[0] += self.store.write_counters(
-                (s, u, d, c, v) for (s, u, d, c), v in pending.counters.items()
-            )
+            written[0] += self.store.write_counters(CounterRows(pending.counters))
             pending.counters = {}
         for table in list(pending.facts):
-            rows = [row for _, row in pending.facts[table].values()]
+            rows = _built(pending.facts[table].values())
             _LOG.debug("writing %s rows to %s", len(rows), table)
             written[0] += self.store.write_rows(table, columns[table], rows)
             del pending.facts[table]
