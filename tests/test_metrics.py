@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import urllib.request
-from datetime import UTC, date, datetime
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 from faust.types import TP
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from dossier_stream import metrics as metrics_module
 from dossier_stream import testing as t
 from dossier_stream.counters import open_past_due
 from dossier_stream.engine import Engine
 from dossier_stream.metrics import (
+    LATENCY_BUCKETS,
     REASONS,
+    BatchHistogram,
     LiveFigures,
     Metrics,
     MetricsServer,
@@ -352,3 +358,344 @@ def test_the_window_is_the_period_to_date_and_rolls_with_the_day(
     snap = live.snapshot(engines)
     assert snap.period == monthly_report(2024, 11) and snap.indicators == {}
     assert snap.open == {(UNIT, "department"): 2}
+
+
+# ------------------------------------------------ batch updates equal per-event ones
+def _histogram_samples(registry: CollectorRegistry, name: str) -> list[tuple[str, Any, float]]:
+    """Every sample of a histogram family but ``_created`` (a wall-clock stamp)."""
+    return [
+        (s.name, sorted(s.labels.items()), s.value)
+        for fam in registry.collect()
+        if fam.name == name
+        for s in fam.samples
+        if not s.name.endswith("_created")
+    ]
+
+
+def test_observe_many_leaves_what_observe_one_by_one_would() -> None:
+    values = [
+        0.0, -0.0, -3.0, 0.1, 0.25, 0.2500001, 7.0, 86400.0, 604800.0, 604800.5, 1e12,
+        1 / 3, 2 / 3, 0.1 + 0.2, float("inf"),
+    ]  # fmt: skip
+    values += [(k * 7919 % 1000) / 37.0 for k in range(500)]  # sums that round
+    for extra in ([], [float("nan")], [float("-inf")]):
+        batch, single = CollectorRegistry(), CollectorRegistry()
+        many = BatchHistogram("h", "h", buckets=LATENCY_BUCKETS, registry=batch)
+        one = Histogram("h", "h", buckets=LATENCY_BUCKETS, registry=single)
+        for chunk in (values[:7], [], values[7:] + extra, values[:3]):
+            many.observe_many(chunk)
+            for value in chunk:
+                one.observe(value)
+        got, want = _histogram_samples(batch, "h"), _histogram_samples(single, "h")
+        assert [(n, labels) for n, labels, _ in got] == [(n, labels) for n, labels, _ in want]
+        for (_, _, g), (_, _, w) in zip(got, want, strict=True):
+            assert g == w or (math.isnan(g) and math.isnan(w))  # the very same float
+        many._created = one._created = 1.0  # the rest of the exposition is the same text
+        assert generate_latest(batch) == generate_latest(single)
+
+
+def _simulated_batches(
+    registry: UnitRegistry, calendar: WorkCalendar, *, dossiers: int = 600, size: int = 97
+) -> Iterator[tuple[list[Handled], dict[str, Engine]]]:
+    """Simulated lines folded batch by batch, lazily: (handled, the engines so far).
+
+    The engines are those of the worker: a batch is folded when it is asked for,
+    so look at it (update the live figures) before asking for the next one.
+    """
+    from dossier_stream.simulate import SimConfig, simulate
+
+    sim = simulate(
+        SimConfig(period=monthly_report(2024, 10), seed=5, dossiers=dossiers, feedback=40),
+        registry,
+        calendar,
+    )
+    catalog = load_catalog()
+    engines: dict[str, Engine] = {}
+    items = _split(sim.lines)
+    for start in range(0, len(items), size):
+        handled = []
+        for source, topic, raw in items[start : start + size]:
+            engine = engines.setdefault(source, Engine(registry, calendar, catalog=catalog))
+            handled.append(Handled(source, topic, engine.process(raw, topic=topic)))
+        yield handled, engines
+
+
+def test_the_counts_and_latency_histograms_are_those_of_one_observation_per_event(
+    registry: UnitRegistry, calendar: WorkCalendar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = _simulated_batches(registry, calendar)
+    prom, reference = CollectorRegistry(), CollectorRegistry()
+    metrics = Metrics(prom)
+    apply_ = Histogram(
+        "dossier_stream_event_apply_latency_seconds", "", buckets=LATENCY_BUCKETS,
+        registry=reference,
+    )  # fmt: skip
+    flush = Histogram(
+        "dossier_stream_event_flush_latency_seconds", "", buckets=LATENCY_BUCKETS,
+        registry=reference,
+    )  # fmt: skip
+    clock = [datetime(2024, 10, 10, tzinfo=VN_TZ).timestamp() + 0.123]
+    monkeypatch.setattr(metrics_module.time, "time", lambda: clock[0])
+    unflushed: list[float] = []
+    consumed: dict[tuple[str, str], int] = {}
+    for n, (handled, _) in enumerate(batches):
+        clock[0] += 3600.7
+        metrics.observe(handled)
+        for item in handled:
+            out = item.outcome
+            kind = "invalid" if out.event is None else out.event.event_type
+            consumed[(item.topic, kind)] = consumed.get((item.topic, kind), 0) + 1
+            if out.kind == "applied" and out.event is not None and out.dead_letter is None:
+                at = out.event.occurred_at.timestamp()
+                apply_.observe(max(clock[0] - at, 0.0))
+                unflushed.append(at)
+        if n % 3 == 2:
+            clock[0] += 0.9
+            metrics.observe_flush(len(handled), 0.01, None)
+            for at in unflushed:
+                flush.observe(max(clock[0] - at, 0.0))
+            unflushed = []
+    assert unflushed  # some left unflushed: not observed yet
+    for name in (
+        "dossier_stream_event_apply_latency_seconds",
+        "dossier_stream_event_flush_latency_seconds",
+    ):
+        got, want = _histogram_samples(prom, name), _histogram_samples(reference, name)
+        assert got == want  # exact: the same buckets and the same float sums
+        assert got[-2][2] > 1000  # _count: the batches were not empty
+    counted = {
+        (topic, kind): prom.get_sample_value(
+            "dossier_stream_events_consumed_total", {"topic": topic, "event_type": kind}
+        )
+        for topic, kind in consumed
+    }
+    assert counted == consumed and len(consumed) > 8
+
+
+# --------------------------------------------------- live figures against brute force
+def _brute_force(
+    engines: dict[str, Engine], registry: UnitRegistry, now: datetime
+) -> tuple[dict[Any, tuple[int, int]], dict[Any, int], dict[Any, int]]:
+    """The per-unit figures computed from scratch from the engines (the definitions)."""
+    from dossier_stream.metrics import LIVE_INDICATORS
+
+    period = live_period(now)
+    today = now.astimezone(VN_TZ).date()
+    named: dict[str, dict[str, int]] = {}
+    for engine in engines.values():
+        for (unit, day, name), value in engine.counters.items():
+            if period.start <= day <= today:
+                named.setdefault(unit, {})[name] = named.get(unit, {}).get(name, 0) + value
+    indicators = {
+        (ind.key, unit, registry.get(unit).level): (
+            totals.get(ind.numerator, 0),
+            totals.get(ind.denominator, 0),
+        )
+        for unit, totals in named.items()
+        if unit in registry
+        for ind in LIVE_INDICATORS
+    }
+    open_: dict[Any, int] = {}
+    due: dict[Any, int] = {}
+    for engine in engines.values():
+        for state in engine.dossiers.values():
+            rec = state.received
+            if rec is None or rec.unit_code not in registry or rec.received_at > now:
+                continue
+            if state.completion is not None and state.completion.completed_at <= now:
+                continue
+            if state.withdrawn_at is not None and state.withdrawn_at <= now:
+                continue
+            key = (rec.unit_code, registry.get(rec.unit_code).level)
+            open_[key] = open_.get(key, 0) + 1
+            if state.is_open_past_due(now):
+                due[key] = due.get(key, 0) + 1
+    return indicators, open_, due
+
+
+def _assert_truth(live: LiveFigures, engines: dict[str, Engine], registry: UnitRegistry) -> Any:
+    snap = live.snapshot(engines)
+    indicators, open_, due = _brute_force(engines, registry, live.clock())
+    assert {k: v for k, v in snap.indicators.items() if v != (0, 0)} == {
+        k: v for k, v in indicators.items() if v != (0, 0)
+    }
+    assert snap.indicators.keys() >= indicators.keys()
+    assert (snap.open, snap.past_due) == (open_, due)
+    return snap
+
+
+def test_live_figures_follow_the_clock_and_the_events_as_computed_from_scratch(
+    registry: UnitRegistry, calendar: WorkCalendar
+) -> None:
+    batches = _simulated_batches(registry, calendar, size=60)
+    # within one local day (the window stays), then the next days: due times pass between
+    # updates and snapshots, and many events are still ahead of the clock early on
+    clock = [datetime(2024, 10, 1, 7, 30, tzinfo=VN_TZ)]
+    live = LiveFigures(registry, clock=lambda: clock[0])
+    flips, engines = 0, {}
+    for n, (handled, engines) in enumerate(batches):
+        live.update(handled, engines)
+        if n % 4 == 3:
+            before = _assert_truth(live, engines, registry)
+            clock[0] += timedelta(hours=2, minutes=17, microseconds=1)
+            after = _assert_truth(live, engines, registry)  # nothing new, only time passed
+            if after.window == before.window:  # due times passed, on the same day
+                flips += sum(after.past_due.values()) > sum(before.past_due.values())
+    assert flips >= 3
+    # the clock goes back: everything is summed again
+    clock[0] -= timedelta(minutes=5)
+    _assert_truth(live, engines, registry)
+
+
+def test_live_figures_drop_revoked_sources_and_reload_reassigned_ones(
+    registry: UnitRegistry, calendar: WorkCalendar
+) -> None:
+    batches = _simulated_batches(registry, calendar, size=250)
+    clock = [datetime(2024, 10, 8, 9, 0, tzinfo=VN_TZ)]
+    live = LiveFigures(registry, clock=lambda: clock[0])
+    revoked: dict[str, Engine] = {}
+    for n, (handled, engines) in enumerate(batches):
+        # dossier:1 is revoked after batch 4 (its share goes), then back with the same
+        # engine, as if reassigned (loaded again)
+        live.update(handled, engines if n != 5 else revoked)
+        if n == 4:
+            _assert_truth(live, engines, registry)
+            revoked = {s: e for s, e in engines.items() if s != "dossier:1"}
+            _assert_truth(live, revoked, registry)
+        clock[0] += timedelta(minutes=37)
+    assert n > 6
+    assert _assert_truth(live, engines, registry).past_due
+
+
+def test_an_event_ahead_of_the_clock_counts_once_the_clock_reaches_it(
+    registry: UnitRegistry, calendar: WorkCalendar
+) -> None:
+    clock = [datetime(2024, 10, 3, 8, 0, tzinfo=VN_TZ)]
+    engine = Engine(registry, calendar)
+    engines = {"dossier:0": engine}
+    live = LiveFigures(registry, clock=lambda: clock[0])
+    raws = [
+        t.encode(t.received("D1", UNIT, at="2024-10-03T08:15:00+07:00")),
+        t.encode(t.received("D2", UNIT, at="2024-10-03T07:15:00+07:00")),
+        t.encode(t.completed("D2", UNIT, at="2024-10-03T09:00:00+07:00")),
+    ]
+    live.update([Handled("dossier:0", SUBMISSIONS, engine.process(r)) for r in raws], engines)
+    key = (UNIT, "department")
+    assert live.snapshot(engines).open == {key: 1}  # D2; D1 is received at 08:15
+    clock[0] = datetime(2024, 10, 3, 8, 30, tzinfo=VN_TZ)
+    assert live.snapshot(engines).open == {key: 2}
+    clock[0] = datetime(2024, 10, 3, 9, 0, tzinfo=VN_TZ)
+    assert live.snapshot(engines).open == {key: 1}  # D2 completed at 09:00
+    _assert_truth(live, engines, registry)
+
+
+def test_supplements_pause_the_due_time_and_two_requests_make_a_dossier_past_due(
+    registry: UnitRegistry, calendar: WorkCalendar
+) -> None:
+    def day(hhmm: str) -> str:
+        return f"2024-10-02T{hhmm}:00+07:00"
+
+    clock = [datetime(2024, 10, 2, 8, 0, tzinfo=VN_TZ)]
+    engine = Engine(registry, calendar)
+    engines = {"dossier:0": engine}
+    live = LiveFigures(registry, clock=lambda: clock[0])
+    events = [  # every dossier is due at 10:00 today
+        t.received("P1", UNIT, at=day("07:00"), due_at=day("10:00")),  # a request ahead
+        t.supplement_requested("P1", UNIT, at=day("09:00")),
+        t.received("P2", UNIT, at=day("07:00"), due_at=day("10:00")),  # paused 1 h, resumed
+        t.supplement_requested("P2", UNIT, at=day("07:10")),
+        t.supplement_received("P2", UNIT, at=day("08:10")),
+        t.received("P3", UNIT, at=day("07:00"), due_at=day("10:00")),  # asked twice, resumed
+        t.supplement_requested("P3", UNIT, at=day("07:10")),
+        t.supplement_received("P3", UNIT, at=day("07:20")),
+        t.supplement_requested("P3", UNIT, at=day("07:30")),
+        t.supplement_received("P3", UNIT, at=day("07:40")),
+        t.received("P4", UNIT, at=day("07:00"), due_at=day("10:00")),  # paused since 07:30
+        t.supplement_requested("P4", UNIT, at=day("07:30")),
+        t.received("P5", UNIT, at=day("07:00"), due_at=day("10:00")),  # nothing else
+    ]
+    handled = [Handled("dossier:0", SUBMISSIONS, engine.process(t.encode(e))) for e in events]
+    live.update(handled, engines)
+    key = (UNIT, "department")
+    # past due: P3 from the start, P5 after 10:00, P2 after 11:00; never P1 nor P4
+    expected = {"08:00": 1, "10:00": 1, "10:01": 2, "11:00": 2, "11:01": 3, "23:59": 3}
+    for hhmm, past_due in expected.items():
+        clock[0] = datetime.fromisoformat(day(hhmm))
+        snap = _assert_truth(live, engines, registry)
+        assert snap.open == {key: 5} and snap.past_due.get(key, 0) == past_due, hhmm
+
+
+def test_local_microseconds_are_exact() -> None:
+    from dossier_stream.livefigures import _micros
+
+    for at in (
+        datetime(2024, 10, 3, 8, 15, 7, 123456, tzinfo=VN_TZ),
+        datetime(1976, 1, 1, tzinfo=VN_TZ) + timedelta(days=366, microseconds=-1),
+        datetime(1970, 1, 1, tzinfo=VN_TZ),  # +08:00 then: the general path
+        datetime(2030, 6, 1, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2024, 3, 31, 2, 30, tzinfo=ZoneInfo("Europe/Paris")),
+    ):
+        assert _micros(at) == (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def test_set_live_writes_changes_and_sets_series_that_come_back(
+    registry: UnitRegistry, calendar: WorkCalendar
+) -> None:
+    from dossier_stream.metrics import LiveSnapshot
+
+    prom = CollectorRegistry()
+    metrics = Metrics(prom)
+    period = monthly_report(2024, 10)
+    ind = ("online_submission", UNIT, "department")
+    labels = {"indicator": ind[0], "unit": UNIT, "level": "department"}
+    unit = {"unit": UNIT, "level": "department"}
+
+    def values() -> tuple[float | None, ...]:
+        return (
+            prom.get_sample_value("dossier_stream_indicator_numerator", labels),
+            prom.get_sample_value("dossier_stream_indicator_denominator", labels),
+            prom.get_sample_value("dossier_stream_open_dossiers", unit),
+            prom.get_sample_value("dossier_stream_open_past_due_dossiers", unit),
+        )
+
+    for snap, expected in (
+        (LiveSnapshot(period, period, {ind: (1, 2)}, {(UNIT, "department"): 3}), (1, 2, 3, 0)),
+        (LiveSnapshot(period, period, {ind: (1, 2)}, {(UNIT, "department"): 3}), (1, 2, 3, 0)),
+        (LiveSnapshot(period, period), (0, 0, 0, 0)),
+        (LiveSnapshot(period, period, {ind: (4, 5)}, {}, {(UNIT, "department"): 6}), (4, 5, 0, 6)),
+    ):
+        metrics.set_live(snap)
+        assert values() == expected
+
+
+class _AIOKafkaConsumer:
+    """What ``aiokafka.AIOKafkaConsumer`` does for the lag: assignment, highwater, position."""
+
+    def __init__(self, offsets: dict[Any, tuple[int | None, int]]) -> None:
+        self.offsets = offsets
+        self.revoked: set[Any] = set()
+
+    def assignment(self) -> set[Any]:
+        return set(self.offsets)
+
+    def highwater(self, tp: Any) -> int | None:
+        assert tp not in self.revoked, "Partition is not assigned"
+        return self.offsets[tp][0]
+
+    async def position(self, tp: Any) -> int:
+        from aiokafka.errors import IllegalStateError
+
+        if tp.partition == 7:
+            raise IllegalStateError(f"Partition {tp} is not assigned")
+        return self.offsets[tp][1]
+
+
+def test_lag_reads_a_plain_aiokafka_consumer_too() -> None:
+    from aiokafka import TopicPartition
+
+    tps = [TopicPartition(SUBMISSIONS, p) for p in range(4)] + [TopicPartition(PROGRESS, 7)]
+    consumer = _AIOKafkaConsumer({
+        tps[0]: (120, 100), tps[1]: (None, 0), tps[2]: (5, 5), tps[3]: (9, 1), tps[4]: (3, 0),
+    })  # fmt: skip
+    consumer.revoked.add(tps[3])
+    assert asyncio.run(consumer_lag(consumer)) == {(SUBMISSIONS, 0): 20, (SUBMISSIONS, 2): 0}

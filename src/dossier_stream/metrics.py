@@ -50,9 +50,10 @@ Meaning:
   ``flush_failures_total``: flushes that raised.
 * ``consumer_lag_messages``: per assigned partition, the partition's high
   watermark (from the last fetch response) minus the consumer's position
-  (next offset to fetch), both read from Faust's consumer
-  (``app.consumer.highwater(tp)``, ``await app.consumer.position(tp)``);
-  series of revoked partitions are removed. 0 once the worker caught up.
+  (next offset to fetch), both read from the worker's consumer (Faust's
+  ``app.consumer`` or an ``aiokafka.AIOKafkaConsumer``: ``highwater(tp)``,
+  ``await position(tp)``); series of revoked partitions are removed. 0 once
+  the worker caught up.
 * ``open_dossiers`` / ``open_past_due_dossiers``: dossiers received and not
   completed or withdrawn at the worker's clock, and those of them past their
   effective due time (not while waiting for a supplement), per unit.
@@ -76,12 +77,17 @@ engines), so a unit's figure is ``sum by (unit, level)`` over the workers
 ``sum by (unit) (numerator) / sum by (unit) (denominator)``. During a
 rebalance a partition can briefly count on two workers or none.
 
-Cost: counters move once per batch and label set, histograms observe each
-applied event; the per-unit figures are kept incrementally from each event's
-counter changes (a newly assigned partition is summed once from its engine)
-and the open-dossier index holds only dossiers not closed yet, so
-``Worker.refresh_metrics``, run every few seconds on the event loop, sums a
-few thousand numbers and looks at the open dossiers only.
+Cost (``python -m bench.metrics`` measures it): counters move once per batch
+and label set; the latencies of a batch go into their histogram in one
+update (:meth:`BatchHistogram.observe_many`: the same bucket counts and sum
+as one ``observe`` per event, and the same exposition). The per-unit
+figures (:mod:`dossier_stream.livefigures`) are kept incrementally from the
+batches' counter changes and from the dossiers that open, close or pass
+their due time (a newly assigned partition is summed once from its
+engine), so ``Worker.refresh_metrics``, run every few seconds on the event
+loop, reads a few thousand running totals and never scans the open
+dossiers, and :meth:`Metrics.set_live` writes only the series whose value
+changed.
 """
 
 from __future__ import annotations
@@ -92,29 +98,35 @@ import errno
 import logging
 import threading
 import time
+from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from functools import reduce
+from itertools import chain, repeat
+from math import isnan
+from operator import add, attrgetter, is_, sub
 from typing import Any, Final
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from dossier_stream.engine import Engine
-from dossier_stream.events import DossierEvent
-from dossier_stream.lifecycle import DossierState
-from dossier_stream.periods import Period, monthly_report
+from dossier_stream.livefigures import (
+    LIVE_INDICATORS,
+    IndicatorKey,
+    LiveFigures,
+    LiveSnapshot,
+    UnitLevel,
+    live_period,
+)
 from dossier_stream.processor import Handled
-from dossier_stream.registry import UnitRegistry
-from dossier_stream.report import INDICATORS, Indicator
-from dossier_stream.workdays import VN_TZ
 
 __all__ = [
     "FLUSH_BUCKETS",
     "LATENCY_BUCKETS",
     "LIVE_INDICATORS",
     "REASONS",
+    "BatchHistogram",
     "LiveFigures",
     "LiveSnapshot",
     "Metrics",
@@ -140,17 +152,18 @@ REASONS: Final = (
     "wrong_topic", "unroutable",
 )  # fmt: skip
 """Dead-letter reason codes (``InvalidEvent.code``, and ``unroutable`` from ``produce``)."""
-LIVE_INDICATORS: Final[tuple[Indicator, ...]] = tuple(
-    ind for ind in INDICATORS if ind.key != "synchronisation"
-)
-"""Indicators exported per unit (``synchronisation`` is not additive across workers)."""
-
 _PREFIX: Final = "dossier_stream_"
+_OUTCOME: Final = attrgetter("outcome")
+_EVENT: Final = attrgetter("event")
+_DEAD_LETTER: Final = attrgetter("dead_letter")
+_TOPIC: Final = attrgetter("topic")
+_OCCURRED_AT: Final = attrgetter("occurred_at")
+_TIMESTAMP: Final = datetime.timestamp
 
-UnitLevel = tuple[str, str]
-"""``(unit code, level)``."""
-IndicatorKey = tuple[str, str, str]
-"""``(indicator, unit code, level)``."""
+
+def _latencies(now: float, occurred: Iterable[float]) -> list[float]:
+    """``max(now - at, 0.0)`` for each event time (a future one counts as 0)."""
+    return [0.0 if late < 0.0 else late for late in map(sub, repeat(now), occurred)]
 
 
 def reason_label(code: str) -> str:
@@ -159,168 +172,62 @@ def reason_label(code: str) -> str:
     return code if code in REASONS else "other"
 
 
-def live_period(now: datetime) -> Period:
-    """The city's monthly report period (15th → 14th) containing ``now``'s local day."""
-    day = now.astimezone(VN_TZ).date()
-    if day.day < 15:
-        return monthly_report(day.year, day.month)
-    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-    return monthly_report(year, month)
+class BatchHistogram(Histogram):
+    """A :class:`~prometheus_client.Histogram` that also takes a batch of observations at once.
 
+    prometheus_client has no bulk observe, and :meth:`~prometheus_client.Histogram.observe`
+    takes two locks and walks the buckets for every value. :meth:`observe_many`
+    finds each value's bucket with :func:`bisect.bisect_left` (in C), then adds
+    one count per bucket touched and the values to the sum, in order, so the
+    result is exactly what observing the values one by one would leave: the
+    same bucket counts and the same sum (float rounding included). It is
+    still a ``Histogram`` (same type, name, buckets and samples), so the
+    exposition does not change.
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class LiveSnapshot:
-    """The per-unit figures of one refresh.
-
-    Attributes:
-        period: the current monthly report period.
-        window: its days up to today (what the indicator figures sum).
-        indicators: ``(numerator, denominator)`` per (indicator, unit, level).
-        open: open dossiers per (unit, level).
-        past_due: open and past-due dossiers per (unit, level).
+    Batches are serialised by a lock; a plain :meth:`observe` of the same
+    histogram must not run in another thread meanwhile (the worker observes
+    each histogram from one thread).
     """
 
-    period: Period
-    window: Period
-    indicators: dict[IndicatorKey, tuple[int, int]] = field(default_factory=dict)
-    open: dict[UnitLevel, int] = field(default_factory=dict)
-    past_due: dict[UnitLevel, int] = field(default_factory=dict)
+    def _metric_init(self) -> None:
+        super()._metric_init()
+        self._batch_lock = threading.Lock()
 
+    def observe_many(self, amounts: Sequence[float]) -> None:
+        """Observe each of ``amounts``, as many :meth:`observe` calls in that order would.
 
-def _maybe_open(state: DossierState | None, now: datetime) -> bool:
-    """Received and not completed or withdrawn at or before ``now``."""
-    if state is None or state.received is None:
-        return False
-    if state.completion is not None and state.completion.completed_at <= now:
-        return False
-    return state.withdrawn_at is None or state.withdrawn_at > now
-
-
-class LiveFigures:
-    """Period-to-date counter totals and open dossiers of the sources this worker owns.
-
-    A source (partition) seen for the first time, or handled by a new engine
-    after a reassignment, is summed once from its engine's counters and
-    states; after that :meth:`update` adds the counter changes of each
-    handled message. When the local day changes everything is summed again
-    for the new window. Sources whose engine is gone (revoked) are dropped.
-
-    Args:
-        registry: the unit registry (labels are bounded by it).
-        clock: the current time (injectable for tests); aware datetimes.
-    """
-
-    def __init__(
-        self, registry: UnitRegistry, *, clock: Callable[[], datetime] | None = None
-    ) -> None:
-        self.registry = registry
-        self.clock = clock or _utcnow
-        self._period: Period | None = None
-        self._window: Period | None = None
-        self._engines: dict[str, Engine] = {}
-        self._totals: dict[str, dict[tuple[str, str], int]] = {}
-        self._open: dict[str, dict[str, DossierState]] = {}
-
-    def _roll(self, now: datetime) -> Period:
-        period = live_period(now)
-        window = Period(period.start, now.astimezone(VN_TZ).date())
-        if window != self._window:
-            self._period, self._window = period, window
-            self._engines.clear()
-            self._totals.clear()
-            self._open.clear()
-        return window
-
-    def _sync(self, engines: Mapping[str, Engine], window: Period, now: datetime) -> set[str]:
-        """Drop revoked sources and load new ones; returns the sources just loaded."""
-        for source in [s for s, e in self._engines.items() if engines.get(s) is not e]:
-            del self._engines[source], self._totals[source], self._open[source]
-        loaded = set()
-        for source, engine in engines.items():
-            if source in self._engines:
-                continue
-            totals: dict[tuple[str, str], int] = {}
-            for (unit, day, name), value in engine.counters.items():
-                if day in window:
-                    totals[(unit, name)] = totals.get((unit, name), 0) + value
-            self._totals[source] = totals
-            self._open[source] = {
-                s.dossier_id: s for s in engine.dossiers.values() if _maybe_open(s, now)
-            }
-            self._engines[source] = engine
-            loaded.add(source)
-        return loaded
-
-    def update(self, handled: Iterable[Handled], engines: Mapping[str, Engine]) -> None:
-        """Add what a batch changed (call after every ``Processor.handle``)."""
-        now = self.clock()
-        window = self._roll(now)
-        loaded = self._sync(engines, window, now)
-        for item in handled:
-            out = item.outcome
-            if out.kind != "applied" or item.source in loaded or item.source not in self._engines:
-                continue
-            totals = self._totals[item.source]
-            for (unit, day, name), value in out.delta.items():
-                if day in window:
-                    totals[(unit, name)] = totals.get((unit, name), 0) + value
-            if isinstance(out.event, DossierEvent):
-                did = out.event.dossier_id
-                state = self._engines[item.source].dossiers.get(did)
-                index = self._open[item.source]
-                if state is not None and _maybe_open(state, now):
-                    index[did] = state
-                else:
-                    index.pop(did, None)
-
-    def snapshot(self, engines: Mapping[str, Engine]) -> LiveSnapshot:
-        """The per-unit figures now."""
-        now = self.clock()
-        window = self._roll(now)
-        self._sync(engines, window, now)
-        assert self._period is not None  # set by _roll
-        per_unit: dict[str, dict[str, int]] = {}
-        for totals in self._totals.values():
-            for (unit, name), value in totals.items():
-                named = per_unit.setdefault(unit, {})
-                named[name] = named.get(name, 0) + value
-        snap = LiveSnapshot(self._period, window)
-        for code, named in per_unit.items():
-            if code not in self.registry:
-                continue
-            level = self.registry.get(code).level
-            for ind in LIVE_INDICATORS:
-                snap.indicators[(ind.key, code, level)] = (
-                    named.get(ind.numerator, 0),
-                    named.get(ind.denominator, 0),
-                )
-        for index in self._open.values():
-            for did, state in list(index.items()):
-                if not _maybe_open(state, now):
-                    del index[did]
-                    continue
-                assert state.received is not None  # _maybe_open checked it
-                code = state.received.unit_code
-                if code not in self.registry or state.received.received_at > now:
-                    continue
-                key = (code, self.registry.get(code).level)
-                snap.open[key] = snap.open.get(key, 0) + 1
-                if state.is_open_past_due(now):
-                    snap.past_due[key] = snap.past_due.get(key, 0) + 1
-        return snap
+        Args:
+            amounts: the values (a NaN counts in no bucket and makes the sum NaN, as in
+                :meth:`observe`).
+        """
+        if not amounts:
+            return
+        if self._labelnames and not self._labelvalues:  # what observe() checks
+            raise ValueError("histogram metric is missing label values")
+        bounds = self._upper_bounds
+        with self._batch_lock:
+            total: float = reduce(add, amounts, self._sum.get())
+            if isnan(total):  # bisect puts a NaN in the first bucket, observe() in none
+                counts = Tally(bisect_left(bounds, a) for a in amounts if not isnan(a))
+            else:
+                counts = Tally(map(bisect_left, repeat(bounds), amounts))
+            for bucket, count in counts.items():
+                self._buckets[bucket].inc(count)
+            self._sum.set(total)
 
 
 async def consumer_lag(consumer: Any, *, timeout: float = 2.0) -> dict[tuple[str, int], int]:
     """Messages behind per assigned partition: high watermark − position.
 
     Args:
-        consumer: Faust's consumer (``app.consumer``): ``assignment()``,
-            ``highwater(tp)`` (from the last fetch response; correct on Tansu,
-            unlike its ``end_offsets``) and ``await position(tp)``.
+        consumer: Faust's consumer (``app.consumer``) or an
+            ``aiokafka.AIOKafkaConsumer``; both have ``assignment()`` (topic
+            partitions with ``.topic`` and ``.partition``), ``highwater(tp)``
+            (from the last fetch response, ``None`` before one; correct on
+            Tansu, unlike ``end_offsets``) and ``await position(tp)``. An
+            unassigned partition raises (aiokafka: ``AssertionError`` from
+            ``highwater``, ``IllegalStateError`` from ``position``) and is
+            skipped.
         timeout: seconds to wait for one position (a partition whose
             position is being reset is skipped).
 
@@ -373,11 +280,11 @@ class Metrics:
             f"{p}duplicates_ignored_total", "Valid messages that changed nothing (duplicates).",
             ["topic"], registry=r,
         )  # fmt: skip
-        self.apply_latency = Histogram(
+        self.apply_latency = BatchHistogram(
             f"{p}event_apply_latency_seconds", "Event time (occurred_at) to state applied.",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
-        self.flush_latency = Histogram(
+        self.flush_latency = BatchHistogram(
             f"{p}event_flush_latency_seconds",
             "Event time (occurred_at) to its state flushed to ClickHouse.",
             buckets=LATENCY_BUCKETS, registry=r,
@@ -426,37 +333,70 @@ class Metrics:
         )  # fmt: skip
         for reason in (*REASONS, "other"):
             self.dead_letters.labels(reason)
-        self._unflushed: list[float] = []
+        self._unflushed: list[list[float]] = []  # event times applied since the last flush
+        self._consumed: dict[tuple[str, str], Counter] = {}  # label children, by labels
+        self._event_types: dict[type, str] = {}  # event class → its event_type
         self._lag_keys: set[tuple[str, str]] = set()
-        self._indicator_keys: set[IndicatorKey] = set()
-        self._open_keys: set[UnitLevel] = set()
+        self._indicators: dict[IndicatorKey, tuple[int, int]] = {}  # as set_live last set them
+        self._open: dict[UnitLevel, tuple[int, int]] = {}  # (open, past due), likewise
+        self._children: dict[tuple[str, ...], tuple[Gauge, Gauge]] = {}  # their label children
 
     def observe(self, handled: Iterable[Handled], *, now: float | None = None) -> None:
         """Count what the processor did with a batch (before it is flushed).
+
+        Counters move once per label set and batch, and the batch's latencies
+        go to the histogram in one :meth:`BatchHistogram.observe_many`.
 
         Args:
             handled: the outcomes of ``Processor.handle`` (or a producer dead letter).
             now: Unix time of the fold (default: the clock).
         """
         now = time.time() if now is None else now
+        items = handled if isinstance(handled, list) else list(handled)
+        # the applied events, the bulk of a batch, in C (attrgetter, map); the rest one by one
+        applied = [item for item in items if item.outcome.kind == "applied"]
+        outcomes = list(map(_OUTCOME, applied))
+        events: list[Any] = list(map(_EVENT, outcomes))
+        rest = items if len(applied) < len(items) else []
+        if any(map(is_, events, repeat(None))) or any(map(_DEAD_LETTER, outcomes)):
+            applied, events, rest = [], [], items  # not what Engine makes: all one by one
+        elif rest:
+            rest = [item for item in items if item.outcome.kind != "applied"]
         consumed: Tally[tuple[str, str]] = Tally()
-        duplicates: Tally[str] = Tally()
-        dead: Tally[str] = Tally()
-        for item in handled:
+        # by class: an event's class decides its event_type (the union's discriminator),
+        # and type() is far cheaper than reading the field of each event
+        names = self._event_types
+        pairs = Tally(zip(map(_TOPIC, applied), map(type, events), strict=True))
+        for (topic, cls), n in pairs.items():
+            name = names.get(cls)
+            if name is None:
+                sample: Any = next(e for e in events if type(e) is cls)
+                name = names[cls] = sample.event_type
+            consumed[(topic, name)] += n
+        occurred: list[float] = list(map(_TIMESTAMP, map(_OCCURRED_AT, events)))
+        duplicates: dict[str, int] = {}
+        dead: dict[str, int] = {}
+        for item in rest:
             out = item.outcome
-            if out.dead_letter is not None or out.event is None:
+            event = out.event
+            if out.dead_letter is not None or event is None:
                 consumed[(item.topic, "invalid")] += 1
-                dead[reason_label(out.dead_letter.code if out.dead_letter else "")] += 1
+                reason = reason_label(out.dead_letter.code if out.dead_letter else "")
+                dead[reason] = dead.get(reason, 0) + 1
                 continue
-            consumed[(item.topic, out.event.event_type)] += 1
+            consumed[(item.topic, event.event_type)] += 1
             if out.kind == "duplicate":
-                duplicates[item.topic] += 1
+                duplicates[item.topic] = duplicates.get(item.topic, 0) + 1
                 continue
-            occurred = out.event.occurred_at.timestamp()
-            self.apply_latency.observe(max(now - occurred, 0.0))
+            occurred.append(event.occurred_at.timestamp())
+        if occurred:
+            self.apply_latency.observe_many(_latencies(now, occurred))
             self._unflushed.append(occurred)
-        for (topic, event_type), n in consumed.items():
-            self.events_consumed.labels(topic, event_type).inc(n)
+        for key, n in consumed.items():
+            child = self._consumed.get(key)
+            if child is None:
+                child = self._consumed[key] = self.events_consumed.labels(*key)
+            child.inc(n)
         for topic, n in duplicates.items():
             self.duplicates.labels(topic).inc(n)
         for reason, n in dead.items():
@@ -475,9 +415,8 @@ class Metrics:
             self.flush_failures.inc()
             return
         now = time.time()
-        for occurred in self._unflushed:
-            self.flush_latency.observe(max(now - occurred, 0.0))
-        self._unflushed = []
+        batches, self._unflushed = self._unflushed, []
+        self.flush_latency.observe_many(_latencies(now, chain.from_iterable(batches)))
 
     def set_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
         """Set the lag of the assigned partitions; remove those no longer assigned."""
@@ -490,21 +429,40 @@ class Metrics:
         self._lag_keys = set(keys)
 
     def set_live(self, snap: LiveSnapshot) -> None:
-        """Set the per-unit gauges; series seen before and absent now go to 0."""
+        """Set the per-unit gauges; series seen before and absent now go to 0.
+
+        Only the series whose value changed since the last call are written,
+        through their label children, looked up once (``labels()`` costs).
+        """
         self.period_start.set(snap.period.starts_at.timestamp())
         self.period_end.set(snap.period.ends_at.timestamp())
-        for key in self._indicator_keys - snap.indicators.keys():
-            self.numerator.labels(*key).set(0)
-            self.denominator.labels(*key).set(0)
-        for key, (num, den) in snap.indicators.items():
-            self.numerator.labels(*key).set(num)
-            self.denominator.labels(*key).set(den)
-        self._indicator_keys |= snap.indicators.keys()
-        units = snap.open.keys() | snap.past_due.keys()
-        for unit in self._open_keys | units:
-            self.open_dossiers.labels(*unit).set(snap.open.get(unit, 0))
-            self.open_past_due.labels(*unit).set(snap.past_due.get(unit, 0))
-        self._open_keys |= units
+        gone = dict.fromkeys(self._indicators.keys() - snap.indicators.keys(), (0, 0))
+        self._set_pairs(self._indicators, gone, self.numerator, self.denominator)
+        self._set_pairs(self._indicators, snap.indicators, self.numerator, self.denominator)
+        counts = {
+            unit: (snap.open.get(unit, 0), snap.past_due.get(unit, 0))
+            for unit in self._open.keys() | snap.open.keys() | snap.past_due.keys()
+        }
+        self._set_pairs(self._open, counts, self.open_dossiers, self.open_past_due)
+
+    def _set_pairs(
+        self,
+        last: dict[Any, tuple[int, int]],
+        values: Mapping[Any, tuple[int, int]],
+        first: Gauge,
+        second: Gauge,
+    ) -> None:
+        """Set the series of two gauges to ``values`` by labels, where ``last`` differs."""
+        children = self._children
+        for labels, value in values.items():
+            if last.get(labels) == value:
+                continue
+            pair = children.get(labels)
+            if pair is None:
+                pair = children[labels] = (first.labels(*labels), second.labels(*labels))
+            pair[0].set(value[0])
+            pair[1].set(value[1])
+            last[labels] = value
 
 
 class MetricsServer:
