@@ -33,12 +33,52 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
 
 
+def _constant_offset_years(start: int, stop: int) -> range:
+    """The years ``[start, stop)`` if :data:`VN_TZ` keeps one UTC offset through them.
+
+    Checked on the 1st and the 16th of every month, which finds any daylight
+    saving time or change of offset lasting more than a fortnight; an empty
+    range (no fast path) when the offset is not constant.
+    """
+    offsets = {
+        datetime(year, month, day, tzinfo=VN_TZ).utcoffset()
+        for year in range(start, stop)
+        for month in range(1, 13)
+        for day in (1, 16)
+    }
+    return range(start, stop) if len(offsets) == 1 else range(0)
+
+
+_FAST: Final = _constant_offset_years(1976, 2150)
+"""Years in which a :data:`VN_TZ` time converts by naive arithmetic from :data:`_LOCAL_REF`."""
+_LOCAL_REF: Final = datetime(2000, 1, 1, tzinfo=VN_TZ)
+_LOCAL_REF_US: Final = (_LOCAL_REF - _EPOCH) // _US
+_FAST_US: Final = range(
+    (datetime(_FAST.start, 1, 2, tzinfo=UTC) - _EPOCH) // _US if _FAST else 0,
+    (datetime(_FAST.stop - 1, 12, 31, tzinfo=UTC) - _EPOCH) // _US if _FAST else 0,
+)
+"""Epoch microseconds whose :data:`VN_TZ` time falls in :data:`_FAST` years."""
+
+
 def _ms(at: datetime) -> int:
-    """Exact epoch microseconds (the name is kept short for the hot path)."""
-    return (at - _EPOCH) // _US
+    """Exact epoch microseconds (the name is kept short for the hot path).
+
+    Most state times are in :data:`VN_TZ`. Two datetimes with the same
+    ``tzinfo`` subtract as naive wall times, which is exact while the zone
+    keeps one offset, so those in :data:`_FAST` years are measured from a
+    local reference instant instead of converting to UTC (about 3× faster).
+    """
+    if at.tzinfo is VN_TZ and at.year in _FAST:
+        d = at - _LOCAL_REF
+        return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds + _LOCAL_REF_US
+    d = at - _EPOCH  # a timedelta is normalized: exact, as ``// _US`` would be
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
 
 def _at(us: int) -> datetime:
+    """The :data:`VN_TZ` datetime of exact epoch microseconds (inverse of :func:`_ms`)."""
+    if us in _FAST_US:
+        return _LOCAL_REF + (us - _LOCAL_REF_US) * _US
     return (_EPOCH + us * _US).astimezone(VN_TZ)
 
 
@@ -51,39 +91,53 @@ def _unorder(raw: list[Any]) -> tuple[datetime, str]:
 
 
 def dumps_dossier(s: DossierState) -> bytes:
-    """Encode a dossier state."""
+    """Encode a dossier state.
+
+    The worker encodes a state per event: tuples (orjson writes them as the
+    same arrays as lists), the orders inlined, no comprehension for what is
+    empty.
+    """
     r = s.received
     c = s.completion
+    ms = _ms
     return orjson.dumps(
-        [
+        (
             _V,
             s.dossier_id,
             sorted(s.seen),
             None
             if r is None
-            else [
-                _order(r.order),
+            else (
+                (ms(r.order[0]), r.order[1]),
                 r.unit_code,
                 r.procedure_code,
                 r.channel,
                 r.online_service_level,
-                _ms(r.received_at),
-                _ms(r.due_at),
+                ms(r.received_at),
+                ms(r.due_at),
                 r.fee_required,
                 r.reused_digital_data,
-            ],
+            ),
             [
-                [_order(p.order), p.transaction_id, p.amount_vnd, p.method, _ms(p.paid_at)]
+                (
+                    (ms(p.order[0]), p.order[1]),
+                    p.transaction_id,
+                    p.amount_vnd,
+                    p.method,
+                    ms(p.paid_at),
+                )
                 for p in s.payments
-            ],
+            ]
+            if s.payments
+            else (),
             s.has_component_files,
             s.has_result_files,
-            [[_ms(x.at), x.requested, x.event_id] for x in s.supplements],
+            [(ms(x.at), x.requested, x.event_id) for x in s.supplements] if s.supplements else (),
             None
             if c is None
-            else [_order(c.order), _ms(c.completed_at), c.outcome, c.result_e_signed],
-            None if s.withdrawn_at is None else _ms(s.withdrawn_at),
-        ]
+            else ((ms(c.order[0]), c.order[1]), ms(c.completed_at), c.outcome, c.result_e_signed),
+            None if s.withdrawn_at is None else ms(s.withdrawn_at),
+        )
     )
 
 

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Final
 
-from dossier_stream.lifecycle import DossierState, FeedbackState
+from dossier_stream.lifecycle import DossierState, FeedbackState, Reception
 from dossier_stream.workdays import VN_TZ, WorkCalendar
 
 __all__ = [
@@ -87,6 +87,83 @@ def _day(at: datetime) -> date:
     return at.astimezone(VN_TZ).date()
 
 
+_PAYMENT_NAMES: Final = {
+    m: (f"payment_tx_{m}", f"payment_amount_{m}") for m in ("online", "cashless", "cash")
+}
+
+
+def _received_part(out: dict[CounterKey, int], state: DossierState, rec: Reception) -> None:
+    """Add the received-cohort counters (reception, and payment status of fee dossiers)."""
+    unit = rec.unit_code
+    rday = rec.received_at.astimezone(VN_TZ).date()
+    online = rec.channel == "online"
+    out[(unit, rday, "received")] = 1
+    if online:
+        out[(unit, rday, "received_online")] = 1
+    if rec.online_service_level != "none":
+        out[(unit, rday, "received_oos")] = 1
+        if online:
+            out[(unit, rday, "received_oos_online")] = 1
+    if rec.reused_digital_data:
+        out[(unit, rday, "received_reused")] = 1
+    if rec.fee_required:
+        out[(unit, rday, "received_fee")] = 1
+        if state.payments:
+            methods = {p.method for p in state.payments}
+            out[(unit, rday, "received_fee_paid")] = 1
+            if "online" in methods:
+                out[(unit, rday, "received_fee_paid_online")] = 1
+            if "online" in methods or "cashless" in methods:
+                out[(unit, rday, "received_fee_paid_noncash")] = 1
+
+
+def _payment_part(out: dict[CounterKey, int], state: DossierState, unit: str) -> None:
+    """Add the counters of the payments, per day of payment and method."""
+    for pay in state.payments:
+        pday = pay.paid_at.astimezone(VN_TZ).date()
+        names = _PAYMENT_NAMES.get(pay.method)
+        tx, amount = names or (f"payment_tx_{pay.method}", f"payment_amount_{pay.method}")
+        key = (unit, pday, tx)
+        out[key] = out.get(key, 0) + 1
+        if pay.amount_vnd:
+            key = (unit, pday, amount)
+            out[key] = out.get(key, 0) + pay.amount_vnd
+
+
+def _completed_part(
+    out: dict[CounterKey, int], state: DossierState, rec: Reception, calendar: WorkCalendar
+) -> None:
+    """Add the completed-cohort counters (nothing unless completed and not withdrawn)."""
+    done = state.completion
+    if done is None or state.withdrawn_at is not None:
+        return
+    unit = rec.unit_code
+    cday = done.completed_at.astimezone(VN_TZ).date()
+    comp, res = state.has_component_files, state.has_result_files
+    if state.supplements:
+        requests = state.supplement_requests
+        due = rec.due_at + state.pause()
+    else:
+        requests, due = 0, rec.due_at
+    on_time = requests <= 1 and done.completed_at <= due
+    out[(unit, cday, "completed")] = 1
+    if comp:
+        out[(unit, cday, "completed_component")] = 1
+    if res:
+        out[(unit, cday, "completed_result")] = 1
+    if comp and res:
+        out[(unit, cday, "completed_both")] = 1
+    out[(unit, cday, "completed_on_time" if on_time else "completed_overdue")] = 1
+    if requests == 0:
+        out[(unit, cday, "completed_first_time_valid")] = 1
+    if done.result_e_signed:
+        out[(unit, cday, "completed_e_signed")] = 1
+    if on_time:
+        ahead = calendar.working_days_between(cday, due.astimezone(VN_TZ).date())
+        if ahead > 0:
+            out[(unit, cday, "completed_ahead_working_days")] = ahead
+
+
 def dossier_counters(state: DossierState, calendar: WorkCalendar) -> dict[CounterKey, int]:
     """All counters one dossier contributes, given its current state.
 
@@ -95,56 +172,16 @@ def dossier_counters(state: DossierState, calendar: WorkCalendar) -> dict[Counte
         calendar: the working-day calendar (for days ahead of due).
 
     Returns:
-        Non-zero counters only; empty until the reception is known.
+        Non-zero counters only; empty until the reception is known. The keys
+        come in a fixed order: received cohort, payments, completed cohort.
     """
     rec = state.received
     if rec is None:
         return {}
-    unit = rec.unit_code
     out: dict[CounterKey, int] = {}
-
-    def put(day: date, name: str, value: int = 1) -> None:
-        if value:
-            key = (unit, day, name)
-            out[key] = out.get(key, 0) + value
-
-    rday = _day(rec.received_at)
-    online = rec.channel == "online"
-    put(rday, "received")
-    put(rday, "received_online", online)
-    if rec.online_service_level != "none":
-        put(rday, "received_oos")
-        put(rday, "received_oos_online", online)
-    put(rday, "received_reused", rec.reused_digital_data)
-    if rec.fee_required:
-        methods = {p.method for p in state.payments}
-        put(rday, "received_fee")
-        put(rday, "received_fee_paid", bool(methods))
-        put(rday, "received_fee_paid_online", "online" in methods)
-        put(rday, "received_fee_paid_noncash", bool(methods & {"online", "cashless"}))
-
-    for pay in state.payments:
-        pday = _day(pay.paid_at)
-        put(pday, f"payment_tx_{pay.method}")
-        put(pday, f"payment_amount_{pay.method}", pay.amount_vnd)
-
-    done = state.completion
-    if done is not None and not state.is_withdrawn:
-        cday = _day(done.completed_at)
-        comp, res = state.has_component_files, state.has_result_files
-        on_time = bool(state.is_on_time)
-        put(cday, "completed")
-        put(cday, "completed_component", comp)
-        put(cday, "completed_result", res)
-        put(cday, "completed_both", comp and res)
-        put(cday, "completed_on_time", on_time)
-        put(cday, "completed_overdue", not on_time)
-        put(cday, "completed_first_time_valid", state.supplement_requests == 0)
-        put(cday, "completed_e_signed", done.result_e_signed)
-        due = state.effective_due()
-        if on_time and due is not None:
-            ahead = calendar.working_days_between(cday, _day(due))
-            put(cday, "completed_ahead_working_days", max(ahead, 0))
+    _received_part(out, state, rec)
+    _payment_part(out, state, rec.unit_code)
+    _completed_part(out, state, rec, calendar)
     return out
 
 
@@ -176,10 +213,47 @@ def _diff(
 def state_delta(
     before: DossierState, after: DossierState, calendar: WorkCalendar
 ) -> dict[CounterKey, int]:
-    """Counter changes of one transition (non-zero entries only)."""
+    """Counter changes of one transition (non-zero entries only).
+
+    Equal to the difference of :func:`dossier_counters` of both states, keys
+    in the same order, but only the parts of the counters that read a field
+    the transition replaced are computed: when both states hold the same
+    reception, the received and payment counters depend on the payments only,
+    and the completed ones on the completion, withdrawal, files and
+    supplements. A part whose inputs are the same objects gives the same
+    counters on both sides, which the difference would cancel.
+    """
     if before is after:
         return {}
-    return _diff(dossier_counters(before, calendar), dossier_counters(after, calendar))
+    rec = after.received
+    if rec is not before.received:
+        if before.received is None:
+            return dossier_counters(after, calendar)
+        return _diff(dossier_counters(before, calendar), dossier_counters(after, calendar))
+    if rec is None:
+        return {}
+    old: dict[CounterKey, int] = {}
+    new: dict[CounterKey, int] = {}
+    if before.payments is not after.payments:
+        _received_part(old, before, rec)
+        _payment_part(old, before, rec.unit_code)
+        _received_part(new, after, rec)
+        _payment_part(new, after, rec.unit_code)
+    if (
+        before.completion is not after.completion
+        or before.withdrawn_at is not after.withdrawn_at
+        or before.supplements is not after.supplements
+        or before.has_component_files is not after.has_component_files
+        or before.has_result_files is not after.has_result_files
+    ):
+        # (no completed counters unless completed and not withdrawn)
+        if before.completion is not None and before.withdrawn_at is None:
+            _completed_part(old, before, rec, calendar)
+        if after.completion is not None and after.withdrawn_at is None:
+            _completed_part(new, after, rec, calendar)
+    if not old:
+        return new
+    return _diff(old, new)
 
 
 def feedback_delta(before: FeedbackState, after: FeedbackState) -> dict[CounterKey, int]:
@@ -193,8 +267,9 @@ def accumulate(
     target: dict[CounterKey, int], delta: Mapping[CounterKey, int]
 ) -> dict[CounterKey, int]:
     """Add ``delta`` into ``target`` in place, dropping keys that reach zero."""
+    get = target.get
     for key, value in delta.items():
-        total = target.get(key, 0) + value
+        total = get(key, 0) + value
         if total:
             target[key] = total
         else:

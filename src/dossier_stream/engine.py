@@ -14,9 +14,9 @@ hand in its tables and tests a plain ``dict``.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from dossier_stream.counters import (
     CounterKey,
@@ -26,16 +26,28 @@ from dossier_stream.counters import (
     state_delta,
 )
 from dossier_stream.events import (
-    DossierEvent,
+    DossierCompleted,
+    DossierDigitized,
+    DossierPayment,
+    DossierReceived,
+    DossierWithdrawn,
     Event,
     FeedbackReceived,
     FeedbackResolved,
     InvalidEvent,
+    SupplementReceived,
+    SupplementRequested,
     UnitReportedTotals,
     check_unit,
     parse_event,
 )
-from dossier_stream.lifecycle import DossierState, FeedbackState, apply_dossier, apply_feedback
+from dossier_stream.lifecycle import (
+    DossierState,
+    FeedbackState,
+    apply_dossier,
+    apply_feedback,
+    empty_dossier,
+)
 from dossier_stream.periods import Period
 from dossier_stream.registry import UnitRegistry
 from dossier_stream.report import build_report
@@ -111,6 +123,33 @@ class PipelineStats:
         }
 
 
+_DOSSIER_EVENTS: Final = (
+    DossierReceived,
+    DossierPayment,
+    DossierDigitized,
+    SupplementRequested,
+    SupplementReceived,
+    DossierCompleted,
+    DossierWithdrawn,
+)
+"""The members of :data:`DossierEvent`: ``isinstance`` with a tuple is cheaper than with a union."""
+_set_kind, _set_event, _set_delta, _set_dead_letter = (
+    Outcome.__dict__[f.name].__set__ for f in fields(Outcome)
+)
+
+
+def _outcome(
+    kind: Literal["applied", "duplicate"], event: Event, delta: dict[CounterKey, int]
+) -> Outcome:
+    """``Outcome(kind, event, delta)``, set through the slots' descriptors (hot path)."""
+    outcome: Outcome = object.__new__(Outcome)
+    _set_kind(outcome, kind)
+    _set_event(outcome, event)
+    _set_delta(outcome, delta)
+    _set_dead_letter(outcome, None)
+    return outcome
+
+
 class Engine:
     """Folds raw messages into states and counters.
 
@@ -141,6 +180,8 @@ class Engine:
         self.reported: dict[tuple[str, date, date], tuple[tuple[datetime, str], int]] = {}
         self.stats = PipelineStats()
         self.dead_letters: list[DeadLetter] = []
+        self._topic_of: dict[str, str] = {}
+        self._topic_catalog: TopicCatalog | None = catalog
 
     def parse(
         self,
@@ -151,22 +192,40 @@ class Engine:
         offset: int | None = None,
     ) -> Event | DeadLetter:
         """Parse and check one message: an event, or the dead letter it becomes."""
+        return self._parse(raw, topic, partition, offset)
+
+    def _parse(
+        self, raw: bytes, topic: str | None, partition: int | None, offset: int | None
+    ) -> Event | DeadLetter:
+        """:meth:`parse`, with positional arguments (cheaper per message)."""
         try:
             event = parse_event(raw)
             check_unit(event, self.registry)
-            if (
-                topic is not None
-                and self.catalog is not None
-                and self.catalog.topic_for(event.event_type) != topic
-            ):
-                raise InvalidEvent(
-                    "wrong_topic",
-                    detail=f"{event.event_type} belongs on "
-                    f"{self.catalog.topic_for(event.event_type)}, not {topic}",
-                )
+            if topic is not None and self.catalog is not None:
+                expected = (
+                    self._topic_of.get(event.event_type)
+                    if self._topic_catalog is self.catalog
+                    else None
+                ) or self._expected_topic(event.event_type)
+                if expected != topic:
+                    raise InvalidEvent(
+                        "wrong_topic",
+                        detail=f"{event.event_type} belongs on {expected}, not {topic}",
+                    )
         except InvalidEvent as exc:
             return DeadLetter(exc.reason, exc.code, exc.detail, raw, topic, partition, offset)
         return event
+
+    def _expected_topic(self, event_type: str) -> str:
+        """``catalog.topic_for(event_type)``, remembered per event type."""
+        if self._topic_catalog is not self.catalog:  # a catalog set after construction
+            self._topic_of = {}
+            self._topic_catalog = self.catalog
+        expected = self._topic_of.get(event_type)
+        if expected is None:
+            assert self.catalog is not None  # only called with a catalog
+            expected = self._topic_of[event_type] = self.catalog.topic_for(event_type)
+        return expected
 
     def process(
         self,
@@ -177,30 +236,31 @@ class Engine:
         offset: int | None = None,
     ) -> Outcome:
         """Process one message end to end and update the stats."""
-        self.stats.events_in += 1
-        parsed = self.parse(raw, topic=topic, partition=partition, offset=offset)
+        stats = self.stats
+        stats.events_in += 1
+        parsed = self._parse(raw, topic, partition, offset)
         if isinstance(parsed, DeadLetter):
-            self.stats.deadletter += 1
-            codes = self.stats.deadletter_by_code
+            stats.deadletter += 1
+            codes = stats.deadletter_by_code
             codes[parsed.code] = codes.get(parsed.code, 0) + 1
             self.dead_letters.append(parsed)
             return Outcome("deadletter", dead_letter=parsed)
         outcome = self.apply(parsed)
         if outcome.kind == "duplicate":
-            self.stats.duplicates += 1
+            stats.duplicates += 1
         else:
-            self.stats.valid += 1
+            stats.valid += 1
         return outcome
 
     def apply(self, event: Event) -> Outcome:
         """Fold a valid event into its state and the counters."""
         delta: dict[CounterKey, int]
-        if isinstance(event, DossierEvent):
+        if isinstance(event, _DOSSIER_EVENTS):
             key = event.dossier_id
-            old = self.dossiers.get(key) or DossierState(key)
+            old = self.dossiers.get(key) or empty_dossier(key)
             new = apply_dossier(old, event, self.calendar)
             if new is old:
-                return Outcome("duplicate", event)
+                return _outcome("duplicate", event, {})
             self.dossiers[key] = new
             delta = state_delta(old, new, self.calendar)
         elif isinstance(event, FeedbackReceived | FeedbackResolved):
@@ -221,7 +281,7 @@ class Engine:
             self.reported[rkey] = (order, event.received_total)
             return Outcome("applied", event)
         accumulate(self.counters, delta)
-        return Outcome("applied", event, delta)
+        return _outcome("applied", event, delta)
 
     def report(self, period: Period) -> dict[str, Any]:
         """The report of ``period`` from everything processed so far."""

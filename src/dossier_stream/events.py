@@ -62,8 +62,9 @@ Decisions where the contract is silent:
 from __future__ import annotations
 
 import functools
+import operator
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, get_args
 
 import orjson
 from pydantic import (
@@ -77,6 +78,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from dossier_stream.workdays import VN_TZ
 
 if TYPE_CHECKING:
     from dossier_stream.registry import UnitRegistry
@@ -141,8 +144,35 @@ class InvalidEvent(ValueError):
         super().__init__(f"{self.reason}: {self.detail}" if detail else self.reason)
 
 
+def _out_of_range(value: Any, field: str) -> PydanticCustomError | None:
+    """The ``timestamp_out_of_range`` error of a field value, or ``None`` if it is fine.
+
+    Only timestamps and dates are checked; every other value is fine.
+    """
+    if isinstance(value, datetime):
+        if _MIN_TS <= value < _MAX_TS:
+            return None
+    elif not isinstance(value, date) or _MIN_TS.date() <= value < _MAX_TS.date():
+        return None
+    return PydanticCustomError(
+        "timestamp_out_of_range",
+        "{field} {value} is outside 2000-01-01 .. 2099-12-31",
+        {"field": field, "value": value.isoformat()},
+    )
+
+
 class _Envelope(BaseModel):
-    """Fields every event carries."""
+    """Fields every event carries.
+
+    Two rules are not validators of these models, because a Python call per
+    field is most of what validating an event costs: timestamps in range, and
+    ``schema_version`` written as the JSON integer ``1`` (``Literal[1]`` alone
+    also matches JSON ``true``, ``1.0`` and ``1e0``). :func:`parse_event`
+    checks both on a validated event itself (the second on the orjson reading
+    it makes anyway) and, when one of them or validation fails, validates
+    again with subclasses that add :class:`_Checked`, so that the errors, and
+    their order, are those of one model holding every rule.
+    """
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
@@ -151,10 +181,13 @@ class _Envelope(BaseModel):
     occurred_at: AwareDatetime
     unit_code: UnitCode
 
-    @field_validator("schema_version", mode="before")
+
+class _Checked(BaseModel):
+    """The rules :func:`parse_event` checks outside pydantic, as validators."""
+
+    @field_validator("schema_version", mode="before", check_fields=False)
     @classmethod
     def _integer_version(cls, value: Any) -> Any:
-        # Literal[1] alone also matches JSON ``true``, ``1.0`` and ``1e0``
         if type(value) is not int:
             raise PydanticCustomError("literal_error", "schema_version must be the JSON integer 1")
         return value
@@ -162,22 +195,9 @@ class _Envelope(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _timestamps_in_range(cls, value: Any, info: Any) -> Any:
-        if isinstance(value, datetime) and not _MIN_TS <= value < _MAX_TS:
-            raise PydanticCustomError(
-                "timestamp_out_of_range",
-                "{field} {value} is outside 2000-01-01 .. 2099-12-31",
-                {"field": info.field_name, "value": value.isoformat()},
-            )
-        if (
-            isinstance(value, date)
-            and not isinstance(value, datetime)
-            and not _MIN_TS.date() <= value < _MAX_TS.date()
-        ):
-            raise PydanticCustomError(
-                "timestamp_out_of_range",
-                "{field} {value} is outside 2000-01-01 .. 2099-12-31",
-                {"field": info.field_name, "value": value.isoformat()},
-            )
+        error = _out_of_range(value, info.field_name)
+        if error is not None:
+            raise error
         return value
 
 
@@ -335,8 +355,69 @@ def event_models() -> tuple[type[BaseModel], ...]:
 
 @functools.cache
 def event_adapter() -> TypeAdapter[Event]:
-    """Return the (lazily built, shared) TypeAdapter of the event union."""
+    """Return the (lazily built, shared) TypeAdapter of the event union.
+
+    It validates everything but the timestamp range, which :func:`parse_event`
+    checks (see :class:`_Envelope`).
+    """
     return TypeAdapter(Annotated[Event, Field(discriminator="event_type")])
+
+
+def _mentions_date(annotation: Any) -> bool:
+    """Whether a field annotation can hold a ``date`` (or ``datetime``)."""
+    if isinstance(annotation, type):
+        return issubclass(annotation, date | AwareDatetime)
+    return any(_mentions_date(arg) for arg in get_args(annotation))
+
+
+_DATE_FIELDS: Final[dict[type[BaseModel], tuple[str, ...]]] = {
+    model: tuple(n for n, f in model.model_fields.items() if _mentions_date(f.annotation))
+    for model in _EVENT_MODELS
+}
+"""The fields of each event model that the timestamp range rule applies to."""
+
+
+def _in_range(event: BaseModel) -> bool:
+    """Whether every timestamp and date of a validated event is in range."""
+    for name in _DATE_FIELDS[type(event)]:
+        value = getattr(event, name)
+        # well inside the range whatever the UTC offset: no aware comparison needed
+        if value is not None and not 2001 <= value.year <= 2098 and _out_of_range(value, name):
+            return False
+    return True
+
+
+@functools.cache
+def _checked_adapter() -> TypeAdapter[Any]:
+    """The union of the event models with the timestamp range rule, for errors."""
+    checked: list[Any] = [
+        type(f"Checked{model.__name__}", (model, _Checked), {"__module__": __name__})
+        for model in _EVENT_MODELS
+    ]
+    union = functools.reduce(operator.or_, checked)
+    target: Any = Annotated[union, Field(discriminator="event_type")]
+    return TypeAdapter(target)
+
+
+def _checked_errors(raw: bytes) -> list[Any] | None:
+    """The validation errors of an event under every rule, ``None`` if it is valid.
+
+    Raises:
+        InvalidEvent: ``not_json`` for JSON nested too deeply.
+    """
+    try:
+        _checked_adapter().validate_json(raw, strict=True)
+    except ValidationError as exc:
+        return list(exc.errors(include_url=False))
+    except RecursionError:
+        raise InvalidEvent("not_json", detail="JSON nested too deeply") from None
+    return None
+
+
+@functools.cache
+def _core_validator() -> Any:
+    """The pydantic-core validator of :func:`event_adapter` (no Python wrapper per call)."""
+    return event_adapter().validator
 
 
 _TYPE_ERRORS: Final = {
@@ -398,19 +479,6 @@ def _event_type_is_string(raw: bytes) -> bool:
 _PRIORITY: Final = ("union_tag_not_found", "union_tag_invalid", "json_invalid")
 
 
-def _require_plain_json(raw: bytes) -> None:
-    """Raise ``not_json`` for what pydantic's parser takes but JSON does not have.
-
-    pydantic reads ``NaN``, ``Infinity`` and ``1e400`` (as an infinite float)
-    in fields it then ignores; orjson, which routes events in ``produce`` and
-    ``deadletter replay``, refuses them. Checked on valid events only.
-    """
-    try:
-        orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent("not_json", detail=f"not plain JSON (RFC 8259): {exc}") from None
-
-
 def parse_event(raw: bytes) -> Event:
     """Parse one Kafka message value into an event model.
 
@@ -428,14 +496,25 @@ def parse_event(raw: bytes) -> Event:
             "too_large", detail=f"{len(raw)} bytes, the contract allows {MAX_EVENT_BYTES}"
         )
     try:
-        event = event_adapter().validate_json(raw, strict=True)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
+        event: Event = _core_validator().validate_json(raw, strict=True)
+    except ValidationError:
+        pass
     except RecursionError:
         raise InvalidEvent("not_json", detail="JSON nested too deeply") from None
     else:
-        _require_plain_json(raw)
-        return event
+        # pydantic reads NaN, Infinity and 1e400 (as an infinite float) in fields
+        # it then ignores; orjson, which routes events in produce and deadletter
+        # replay, refuses them: a valid event must be plain JSON (RFC 8259).
+        try:
+            source = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if _checked_errors(raw) is None:
+                raise InvalidEvent("not_json", detail=f"not plain JSON (RFC 8259): {exc}") from None
+        else:
+            if type(source.get("schema_version")) is int and _in_range(event):
+                return event
+    errors = _checked_errors(raw)
+    assert errors is not None  # the checked models refuse all that the fast path refuses
     # schema_version first: a future version is reported as such, not as the
     # missing/renamed fields that version may have.
     for err in errors:
@@ -461,8 +540,6 @@ def check_unit(event: Event, registry: UnitRegistry) -> None:
             detail=f"unit_code {event.unit_code!r} is not in the unit registry",
         )
     if isinstance(event, DossierReceived):
-        from dossier_stream.workdays import VN_TZ  # noqa: PLC0415
-
         day = event.received_at.astimezone(VN_TZ).date()
         unit = registry.get(event.unit_code)
         if not unit.exists_on(day):
