@@ -52,8 +52,9 @@ THROUGHPUT = (
     "faust-take",
     "naive",
     "dossier-stream",
+    "dossier-stream-faust",
 )
-ABLATIONS = ("faust-bare-no-monitor", "faust-take", "freshness-ceiling")
+ABLATIONS = ("faust-bare-no-monitor", "faust-take", "dossier-stream-faust", "freshness-ceiling")
 """Scenarios run only when named in ``--scenarios``."""
 ALL = (*THROUGHPUT, "freshness", "freshness-ceiling", "open-dossiers")
 DEFAULT = tuple(s for s in ALL if s not in ABLATIONS)
@@ -421,9 +422,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
                     )
                 if args.profile is not None:
                     results["profile"] = run_profiles(args, base, results, workdir)
-            if broker is not None and "freshness" in args.scenarios:
-                log(f"freshness: {args.rate:.0f} events/s for {args.freshness_seconds:.0f} s ...")
-                results["freshness"] = run_freshness(
+            for scenario, what in (
+                ("freshness", f"for {args.freshness_seconds:.0f} s"),
+                ("freshness-ceiling", "a plain aiokafka consumer"),
+            ):
+                if broker is None or scenario not in args.scenarios:
+                    continue
+                log(f"{scenario}: {args.rate:.0f} events/s, {what} ...")
+                results[scenario.replace("-", "_")] = run_freshness(
                     settings,
                     catalog,
                     lines,
@@ -432,19 +438,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
                     rate=args.rate,
                     seconds=args.freshness_seconds,
                     timeout=args.timeout,
-                )
-            if broker is not None and "freshness-ceiling" in args.scenarios:
-                log(f"freshness-ceiling: {args.rate:.0f} events/s, a plain aiokafka consumer ...")
-                results["freshness_ceiling"] = run_freshness(
-                    settings,
-                    catalog,
-                    lines,
-                    base,
-                    workdir,
-                    rate=args.rate,
-                    seconds=args.freshness_seconds,
-                    timeout=args.timeout,
-                    scenario="freshness-ceiling",
+                    scenario=scenario,
                 )
         finally:
             if broker is not None:

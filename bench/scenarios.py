@@ -29,7 +29,9 @@ Scenarios:
 * ``freshness-ceiling`` (an ablation, only when asked for): the same live
   feed read by a plain aiokafka consumer — the broker's own latency.
 * ``open-dossiers``: RSS of ``count`` open dossier states loaded into the
-  worker's state store (``open-templates`` writes the states it copies).
+  RocksDB state store, and into the worker's processor's store in a child
+  process for comparison (``open-templates`` writes the states it copies;
+  both live in :mod:`bench.open_dossiers`).
 
 The Faust scenarios and the worker are timed from the first message the
 consumer hands to a stream (a Faust sensor's ``on_message_in``) to the last
@@ -43,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import json
 import logging
 import os
@@ -216,9 +217,9 @@ def _stock_app(cfg: dict[str, Any], **extra: Any) -> Any:
 
 def _faust_crash(app: Any) -> object:
     """Why the app or one of its agents crashed (``None`` while all is well)."""
-    if app.crash_reason is not None:
+    if getattr(app, "crash_reason", None) is not None:
         return app.crash_reason
-    for agent in app.agents.values():
+    for agent in getattr(app, "agents", {}).values():
         for actor in getattr(agent, "_actors", ()):
             if getattr(actor, "crash_reason", None) is not None:
                 return actor.crash_reason
@@ -402,6 +403,7 @@ def _worker(cfg: dict[str, Any], metrics: Any) -> Any:
         metrics_port=0,
         metrics_host="127.0.0.1",
         log_level="WARNING",
+        runtime=cfg.get("runtime", "batch"),
     )
     registry, calendar = UnitRegistry.load_default(), WorkCalendar.default()
     store = open_store(settings)
@@ -417,12 +419,15 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
     progress = _Progress(cfg["expected"])
     metrics = _bench_metrics(cfg["expected"], track_ids=False)
     worker = _worker(cfg, metrics)
-    _first_message_sensor(worker.app, progress)
+    if cfg.get("runtime") == "faust":
+        _first_message_sensor(worker.app, progress)
     await worker.start()
     ready = time.monotonic()
 
     def count() -> int:
         n = int(worker.processor.stats.events_in)
+        if progress.first is None:  # the batch runtime stamps its first fetched message
+            progress.first = getattr(worker.app, "first_message_at", None)
         if metrics.done_at is None and n >= progress.expected and len(worker.sink) == 0:
             metrics.done_at = time.monotonic()  # the last batches had nothing to write
         if metrics.done_at is not None:
@@ -437,7 +442,13 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
     finally:
         await worker.stop()
         worker.store.close()
-    return progress.result("dossier-stream", ready, started, pipeline=stats.to_json())
+    name = "dossier-stream-faust" if cfg.get("runtime") == "faust" else "dossier-stream"
+    return progress.result(name, ready, started, pipeline=stats.to_json())
+
+
+async def dossier_stream_faust(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The real worker on its Faust runtime (``DOSSIER_RUNTIME=faust``), as ``dossier-stream``."""
+    return await dossier_stream({**cfg, "runtime": "faust"})
 
 
 async def freshness(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -530,127 +541,18 @@ async def freshness_ceiling(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------ open dossiers
-def _state_store() -> tuple[Any, str]:
-    """A dossier state store as the worker's processor makes it, and how it was made."""
-    from dossier_stream.engine import Engine  # noqa: PLC0415
-    from dossier_stream.processor import Processor  # noqa: PLC0415
-    from dossier_stream.registry import UnitRegistry  # noqa: PLC0415
-    from dossier_stream.sink import BatchingSink  # noqa: PLC0415
-    from dossier_stream.topics import load_catalog  # noqa: PLC0415
-    from dossier_stream.workdays import WorkCalendar  # noqa: PLC0415
-
-    class NoStore:
-        """Stands in for ClickHouse: nothing stored, writes dropped.
-
-        Every read returns an empty ``dict`` (an empty iterable and an empty
-        mapping alike), every ``write_*`` / ``insert_*`` zero rows.
-        """
-
-        def __getattr__(self, name: str) -> Any:
-            if name.startswith(("write", "insert")):
-                return lambda *a, **k: 0
-            return lambda *a, **k: {}
-
-    registry, calendar, catalog = (
-        UnitRegistry.load_default(),
-        WorkCalendar.default(),
-        load_catalog(),
-    )
-    try:
-        store: Any = NoStore()
-        sink = BatchingSink(store, max_rows=10**9, interval_s=3600.0)
-        processor = Processor(registry, calendar, catalog, sink, store)
-        engine = processor._engine("dossier:0")
-        how = "Processor._engine('dossier:0') (what the worker's processor makes)"
-    except Exception as exc:  # the processor's API moved: measure the Engine's default
-        _LOG.warning("processor path failed (%s); measuring Engine's default store", exc)
-        engine = Engine(registry, calendar, catalog=catalog)
-        how = "Engine(registry, calendar, catalog=catalog) (fallback)"
-    return engine, how
-
-
 def open_templates(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Write open dossier states of a simulated month to ``cfg["out"]`` (JSON).
+    """Write open dossier states of a simulated month (see :mod:`bench.open_dossiers`)."""
+    from bench.open_dossiers import open_templates as run  # noqa: PLC0415
 
-    A process of its own, so that the memory of the simulation is not reused
-    by (and hidden in) the states ``open-dossiers`` measures.
-    """
-    import orjson  # noqa: PLC0415
-
-    templates = _open_templates(int(cfg.get("limit", 2_000)))
-    Path(cfg["out"]).write_bytes(orjson.dumps(templates))
-    return {"scenario": "open-templates", "templates": len(templates), "out": cfg["out"]}
-
-
-def _open_templates(limit: int) -> list[list[Any]]:
-    """Encoded open dossier states (received, not completed nor withdrawn) from a simulation."""
-    import orjson  # noqa: PLC0415
-
-    from dossier_stream.codec import dumps_dossier  # noqa: PLC0415
-    from dossier_stream.engine import Engine  # noqa: PLC0415
-    from dossier_stream.periods import monthly_report  # noqa: PLC0415
-    from dossier_stream.registry import UnitRegistry  # noqa: PLC0415
-    from dossier_stream.simulate import SimConfig, simulate  # noqa: PLC0415
-    from dossier_stream.workdays import WorkCalendar  # noqa: PLC0415
-
-    registry, calendar = UnitRegistry.load_default(), WorkCalendar.default()
-    sim = simulate(SimConfig(period=monthly_report(2024, 10), dossiers=4_000), registry, calendar)
-    engine = Engine(registry, calendar)
-    for raw in sim.lines:
-        engine.process(raw)
-    states = [
-        s
-        for s in engine.dossiers.values()
-        if s.received is not None and s.completion is None and s.withdrawn_at is None
-    ]
-    return [orjson.loads(dumps_dossier(s)) for s in states[:limit]]
+    return run(cfg)
 
 
 def open_dossiers(cfg: dict[str, Any]) -> dict[str, Any]:
-    """RSS per open dossier with ``count`` open dossier states in the worker's store.
+    """RSS per open dossier in a state store (see :mod:`bench.open_dossiers`)."""
+    from bench.open_dossiers import open_dossiers as run  # noqa: PLC0415
 
-    Open states of a simulated month (written by ``open-templates``) serve as templates; each of the
-    ``count`` states is decoded afresh (:func:`~dossier_stream.codec.loads_dossier`,
-    as recovery from ``dossier_facts`` does) with a new dossier id and stored
-    in the engine's ``dossiers`` mapping. RSS is read from ``/proc`` after a
-    full garbage collection, before and after.
-    """
-    import orjson  # noqa: PLC0415
-
-    from dossier_stream.codec import loads_dossier  # noqa: PLC0415
-
-    started = time.monotonic()
-    count = int(cfg["count"])
-    templates = orjson.loads(Path(cfg["templates"]).read_bytes())
-    engine, how = _state_store()
-    store = engine.dossiers
-    kind = f"{type(store).__module__}.{type(store).__qualname__}"
-    gc.collect()
-    before = _rss()
-    t0 = time.monotonic()
-    for i in range(count):
-        template = templates[i % len(templates)]
-        prefix = template[1].rsplit("-", 1)[0]
-        encoded = orjson.dumps([template[0], f"{prefix}-{i:07d}", *template[2:]])
-        state = loads_dossier(encoded)
-        store[state.dossier_id] = state
-    load_s = time.monotonic() - t0
-    gc.collect()
-    after = _rss()
-    held = len(store)
-    return {
-        "scenario": "open-dossiers",
-        "open_dossiers": held,
-        "store": kind,
-        "store_made_by": how,
-        "rss_before_bytes": before,
-        "rss_after_bytes": after,
-        "bytes_per_open_dossier": (after - before) / max(held, 1),
-        "load_s": load_s,
-        "start_s": t0 - started,
-        "peak_rss_bytes": _peak_rss(),
-        "templates": len(templates),
-    }
+    return run(cfg)
 
 
 SCENARIOS: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -660,6 +562,7 @@ SCENARIOS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "faust-take": functools.partial(faust_bare, variant="faust-take"),
     "naive": naive,
     "dossier-stream": dossier_stream,
+    "dossier-stream-faust": dossier_stream_faust,
     "freshness": freshness,
     "freshness-ceiling": freshness_ceiling,
     "open-templates": open_templates,

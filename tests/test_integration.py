@@ -65,9 +65,15 @@ def _expected(
     return out
 
 
+@pytest.mark.parametrize(
+    ("runtime", "state_store"),
+    [("batch", "rocksdb"), ("faust", "memory")],
+    ids=["batch-runtime-rocksdb", "faust-runtime-memory"],
+)
 def test_demo_matches_an_independent_ground_truth(
-    tmp_path: Path, registry: UnitRegistry, calendar: WorkCalendar
+    tmp_path: Path, registry: UnitRegistry, calendar: WorkCalendar, runtime: str, state_store: str
 ) -> None:
+    """Both runtimes (and both state stores) give the exact ground truth."""
     from dossier_stream.simulate import SimConfig, simulate
 
     period = monthly_report(2024, 10)
@@ -91,6 +97,7 @@ def test_demo_matches_an_independent_ground_truth(
             str(tmp_path / "report.json"),
         ],
         cwd=tmp_path,
+        env={"DOSSIER_RUNTIME": runtime, "DOSSIER_STATE_STORE": state_store},
     )
     report = orjson.loads((tmp_path / "report.json").read_bytes())
 

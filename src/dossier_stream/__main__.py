@@ -2,4 +2,5 @@
 
 from dossier_stream.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned child process (demo) imports it
+    main()

@@ -33,7 +33,14 @@ from typing import Any
 import faust
 
 from dossier_stream.durable import Backoff, GiveUp, hold_back, until_done
-from dossier_stream.processor import Handled, Message, Processor, source_of
+from dossier_stream.processor import (
+    Handled,
+    Message,
+    Processor,
+    dead_letter_headers,
+    dead_letter_row,
+    source_of,
+)
 from dossier_stream.settings import Settings
 from dossier_stream.topics import TopicCatalog
 
@@ -68,14 +75,6 @@ def patch_tansu_leave_group() -> None:
 
     gc.GroupCoordinator._maybe_leave_group = _maybe_leave_group
     gc.GroupCoordinator._dossier_stream_patched = True
-
-
-def _header(headers: Any, name: str) -> str | None:
-    items = headers.items() if isinstance(headers, dict) else headers or []
-    for key, value in items:
-        if key == name:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return None
 
 
 def build_app(
@@ -192,19 +191,7 @@ class _Wiring:
 
     async def _publish_dead(self, dead: list[Any]) -> None:
         for dl in dead:
-            await self.dead_topic.send(
-                key=None,
-                value=dl.raw,
-                headers=[
-                    ("reason", dl.reason.encode()),
-                    ("code", dl.code.encode()),
-                    ("detail", dl.detail[:1000].encode()),
-                    ("source_topic", (dl.topic or "").encode()),
-                    ("source_partition", str(dl.partition).encode()),
-                    ("source_offset", str(dl.offset).encode()),
-                    ("origin", b"worker"),
-                ],
-            )
+            await self.dead_topic.send(key=None, value=dl.raw, headers=dead_letter_headers(dl))
 
     async def fold_batch(self, events: list[Any]) -> None:
         """Fold a batch of input events, store it, then publish its dead letters."""
@@ -232,20 +219,13 @@ class _Wiring:
         now = datetime.now(UTC)
         unroutable: list[Handled] = []
         for e in events:
-            h = e.message.headers
-            if _header(h, "origin") == "producer":
-                code = _header(h, "code") or "unroutable"
-                unroutable.append(self.processor.count_producer_dead_letter(code, e.message.topic))
-            self.sink.add_dead_letter((
-                _header(h, "source_topic") or e.message.topic,
-                int(_header(h, "source_partition") or e.message.partition),
-                int(_header(h, "source_offset") or e.message.offset),
-                _header(h, "reason") or "unknown",
-                _header(h, "code") or "unknown",
-                _header(h, "detail") or "",
-                (e.value or b"").decode("utf-8", errors="replace"),
-                now,
-            ))  # fmt: skip
+            m = e.message
+            row, producer_code = dead_letter_row(
+                m.topic, m.partition, m.offset, m.headers, e.value or b"", now
+            )
+            if producer_code is not None:
+                unroutable.append(self.processor.count_producer_dead_letter(producer_code, m.topic))
+            self.sink.add_dead_letter(row)
         if self.on_handled is not None and unroutable:
             self.on_handled(unroutable)
         await self._store("flush", self.sink.flush)

@@ -90,55 +90,71 @@ def _unorder(raw: list[Any]) -> tuple[datetime, str]:
     return (_at(raw[0]), raw[1])
 
 
+def _same(order: tuple[datetime, str], at: datetime, us: int) -> list[Any]:
+    """``_order(order)``, reusing ``us``, the encoding of ``at``, when it is ``order``'s time.
+
+    The fold keeps one object for a fact's time and its order's time when they
+    are the same instant, and :func:`loads_dossier` does too.
+    """
+    return [us if order[0] is at else _ms(order[0]), order[1]]
+
+
 def dumps_dossier(s: DossierState) -> bytes:
     """Encode a dossier state.
 
     The worker encodes a state per event: tuples (orjson writes them as the
-    same arrays as lists), the orders inlined, no comprehension for what is
-    empty.
+    same arrays as lists), no comprehension for what is empty, and a time
+    shared by a fact and its order encoded once.
     """
     r = s.received
     c = s.completion
     ms = _ms
+    if r is not None:
+        at = ms(r.received_at)
+        rec: Any = (
+            _same(r.order, r.received_at, at),
+            r.unit_code,
+            r.procedure_code,
+            r.channel,
+            r.online_service_level,
+            at,
+            ms(r.due_at),
+            r.fee_required,
+            r.reused_digital_data,
+        )
+    else:
+        rec = None
+    if c is not None:
+        at = ms(c.completed_at)
+        done: Any = (_same(c.order, c.completed_at, at), at, c.outcome, c.result_e_signed)
+    else:
+        done = None
+    pays: Any = ()
+    if s.payments:
+        pays = [
+            (_same(p.order, p.paid_at, at), p.transaction_id, p.amount_vnd, p.method, at)
+            for p in s.payments
+            for at in (ms(p.paid_at),)
+        ]
     return orjson.dumps(
         (
             _V,
             s.dossier_id,
             sorted(s.seen),
-            None
-            if r is None
-            else (
-                (ms(r.order[0]), r.order[1]),
-                r.unit_code,
-                r.procedure_code,
-                r.channel,
-                r.online_service_level,
-                ms(r.received_at),
-                ms(r.due_at),
-                r.fee_required,
-                r.reused_digital_data,
-            ),
-            [
-                (
-                    (ms(p.order[0]), p.order[1]),
-                    p.transaction_id,
-                    p.amount_vnd,
-                    p.method,
-                    ms(p.paid_at),
-                )
-                for p in s.payments
-            ]
-            if s.payments
-            else (),
+            rec,
+            pays,
             s.has_component_files,
             s.has_result_files,
             [(ms(x.at), x.requested, x.event_id) for x in s.supplements] if s.supplements else (),
-            None
-            if c is None
-            else ((ms(c.order[0]), c.order[1]), ms(c.completed_at), c.outcome, c.result_e_signed),
+            done,
             None if s.withdrawn_at is None else ms(s.withdrawn_at),
         )
     )
+
+
+def _unsame(raw: list[Any], at: datetime, us: int) -> tuple[datetime, str]:
+    """``_unorder(raw)``, the very object ``at`` (decoded from ``us``) for the same instant."""
+    return (at if raw[0] == us else _at(raw[0]), raw[1])
 
 
 def loads_dossier(data: bytes) -> DossierState:
@@ -146,17 +162,27 @@ def loads_dossier(data: bytes) -> DossierState:
     v, did, seen, r, pays, comp, res, sups, c, wd = orjson.loads(data)
     if v != _V:
         raise ValueError(f"unknown dossier state format {v}")
+    rec = None
+    if r is not None:
+        at = _at(r[5])
+        rec = Reception(_unsame(r[0], at, r[5]), r[1], r[2], r[3], r[4], at, _at(r[6]), r[7], r[8])
+    done = None
+    if c is not None:
+        at = _at(c[1])
+        done = Completion(_unsame(c[0], at, c[1]), at, c[2], c[3])
+    payments = []
+    for p in pays:
+        at = _at(p[4])
+        payments.append(Payment(_unsame(p[0], at, p[4]), p[1], p[2], p[3], at))
     return DossierState(
         dossier_id=did,
         seen=frozenset(seen),
-        received=None
-        if r is None
-        else Reception(_unorder(r[0]), r[1], r[2], r[3], r[4], _at(r[5]), _at(r[6]), r[7], r[8]),
-        payments=tuple(Payment(_unorder(p[0]), p[1], p[2], p[3], _at(p[4])) for p in pays),
+        received=rec,
+        payments=tuple(payments),
         has_component_files=comp,
         has_result_files=res,
         supplements=tuple(Supplement(_at(x[0]), x[1], x[2]) for x in sups),
-        completion=None if c is None else Completion(_unorder(c[0]), _at(c[1]), c[2], c[3]),
+        completion=done,
         withdrawn_at=None if wd is None else _at(wd),
     )
 

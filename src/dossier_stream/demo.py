@@ -2,17 +2,23 @@
 
 Embedded broker (Tansu) on a free loopback port, topics from the catalog,
 the worker in this process, ClickHouse embedded (chdb) under the run
-directory; the events are published, the worker runs until every one of
-them is processed and flushed, and the report is read back from ClickHouse.
+directory. A second process simulates (or reads) the events and publishes
+them while the worker consumes: the two use both cores of a small machine,
+and the worker starts on the first events instead of after the last. The
+worker runs until every event is processed and flushed, and the report is
+read back from ClickHouse. The phases' durations go to stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import multiprocessing
 import sys
 import time
 from dataclasses import dataclass
 from datetime import date
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +38,13 @@ from dossier_stream.runner import (
 )
 from dossier_stream.settings import Settings
 from dossier_stream.sink import ClickHouseStore
-from dossier_stream.topics import TopicCatalog
+from dossier_stream.topics import TopicCatalog, load_catalog
 from dossier_stream.views import write_units
 from dossier_stream.workdays import WorkCalendar
 
 __all__ = ["DEFAULT_PERIOD", "DemoResult", "run_demo"]
+
+_LOG = logging.getLogger(__name__)
 
 DEFAULT_PERIOD = monthly_report(2024, 10)
 """The built-in month: Hải Phòng's tháng 10/2024 (15/09/2024-14/10/2024)."""
@@ -73,6 +81,47 @@ def _read(path: Path) -> list[bytes]:
         return [line.rstrip(b"\r\n") for line in fh if line.strip()]
 
 
+def _publish(settings: Settings, events_file: Path | None, out: Connection) -> None:
+    """The publishing process: simulate or read the events, publish them, say how many.
+
+    It sends ``("total", n)`` once the events exist, ``("sent", k)`` as they
+    go out, then ``("done", n)``; on failure ``("error", message)``. The
+    registry and the calendar are built from the same settings as the
+    command's (``DOSSIER_UNITS_FILE``, ``DOSSIER_CALENDAR_FILE``).
+    """
+    try:
+        registry = (
+            UnitRegistry.from_csv(settings.units_file)
+            if settings.units_file
+            else UnitRegistry.load_default()
+        )
+        calendar = (
+            WorkCalendar.from_file(settings.calendar_file)
+            if settings.calendar_file
+            else WorkCalendar.default()
+        )
+        t0 = time.monotonic()
+        lines = _read(events_file) if events_file else _default_events(registry, calendar)
+        out.send(("total", len(lines), time.monotonic() - t0))
+        catalog = load_catalog(settings.topics_file)
+        t0 = time.monotonic()
+        stats = asyncio.run(
+            produce_lines(
+                settings,
+                catalog,
+                lines,
+                source="demo",
+                progress=lambda n: out.send(("sent", n, 0.0)),
+            )
+        )
+        out.send(("done", stats.sent, time.monotonic() - t0))
+    except Exception as exc:
+        out.send(("error", f"{type(exc).__name__}: {exc}", 0.0))
+        raise
+    finally:
+        out.close()
+
+
 def run_demo(
     settings: Settings,
     registry: UnitRegistry,
@@ -85,7 +134,6 @@ def run_demo(
 ) -> DemoResult:
     """Run the embedded pipeline over the events; see the module docstring."""
     t0 = time.monotonic()
-    lines = _read(events_file) if events_file else _default_events(registry, calendar)
     run_dir.mkdir(parents=True, exist_ok=True)
     with EmbeddedBroker(run_dir / "tansu.log") as broker:
         s = settings.model_copy(
@@ -98,9 +146,54 @@ def run_demo(
         )
         store = open_store(s)
         write_units(store, registry)
-        stats = asyncio.run(_run(s, catalog, registry, calendar, store, lines, timeout_s))
+        asyncio.run(create_topics(s, catalog))
+        ctx = multiprocessing.get_context("spawn")  # chdb's and Tansu's threads: no fork
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_publish, args=(s, events_file, send), name="demo-publish")
+        child.start()
+        send.close()
+        try:
+            stats = asyncio.run(
+                _run(s, catalog, registry, calendar, store, receive, child, timeout_s)
+            )
+        finally:
+            if child.is_alive():
+                child.terminate()
+            child.join(10)
     days = store.day_span()
     return DemoResult(store, registry, stats, days, time.monotonic() - t0)
+
+
+class _Feed:
+    """What the publishing process said so far (read without blocking the event loop)."""
+
+    def __init__(self, receive: Connection, child: Any, bars: tuple[Any, Any]) -> None:
+        self.receive = receive
+        self.child = child
+        self.publish_bar, self.process_bar = bars
+        self.total: int | None = None
+        self.sent: int | None = None
+
+    def poll(self) -> None:
+        """Take the messages waiting; raise if the process failed."""
+        while self.receive.poll():
+            try:
+                kind, value, seconds = self.receive.recv()
+            except EOFError:
+                break
+            if kind == "total":
+                self.total = int(value)
+                self.publish_bar.total = self.process_bar.total = self.total
+                _LOG.info("%s events ready in %.1f s", value, seconds)
+            elif kind == "sent":
+                self.publish_bar.update(int(value))
+            elif kind == "done":
+                self.sent = int(value)
+                _LOG.info("%s events published in %.1f s", value, seconds)
+            else:
+                raise RuntimeError(f"publishing the events failed: {value}")
+        if self.sent is None and not self.child.is_alive() and not self.receive.poll():
+            raise RuntimeError(f"the publishing process exited ({self.child.exitcode}) early")
 
 
 async def _run(
@@ -109,19 +202,32 @@ async def _run(
     registry: UnitRegistry,
     calendar: WorkCalendar,
     store: ClickHouseStore,
-    lines: list[bytes],
+    receive: Connection,
+    child: Any,
     timeout_s: float,
 ) -> PipelineStats:
-    await create_topics(settings, catalog)
     bar_opts: dict[str, Any] = {"unit": "ev", "file": sys.stderr, "disable": None}
-    with tqdm(total=len(lines), desc="publish", **bar_opts) as bar:
-        await produce_lines(settings, catalog, lines, source="demo", progress=bar.update)
-    with tqdm(total=len(lines), desc="process", **bar_opts) as bar:
-        worker = Worker(settings, catalog, registry, calendar, store, on_batch=bar.update)
+    with (
+        tqdm(desc="publish", position=0, **bar_opts) as publish_bar,
+        tqdm(desc="process", position=1, **bar_opts) as process_bar,
+    ):
+        feed = _Feed(receive, child, (publish_bar, process_bar))
+        worker = Worker(settings, catalog, registry, calendar, store, on_batch=process_bar.update)
         await worker.start()
         try:
-            done = await worker.wait_for(len(lines), timeout=timeout_s)
+            deadline = time.monotonic() + timeout_s
+            while feed.sent is None and time.monotonic() < deadline:
+                feed.poll()
+                await asyncio.sleep(0.1)
+            t0 = time.monotonic()
+            total = feed.total or 0
+            done = feed.sent is not None and await worker.wait_for(
+                total, timeout=max(deadline - time.monotonic(), 1.0)
+            )
             stats = worker.processor.stats
+            _LOG.info(
+                "worker caught up %.1f s after the last event was published", time.monotonic() - t0
+            )
             deadline = time.monotonic() + 30
             while store.count("dead_letters") < stats.deadletter and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
@@ -129,7 +235,7 @@ async def _run(
             await worker.stop()
     if not done:
         raise TimeoutError(
-            f"the worker processed {stats.events_in} of {len(lines)} events before the "
+            f"the worker processed {stats.events_in} of {total} events before the "
             f"time limit; see {settings.data_dir / 'tansu.log'}"
         )
     return stats

@@ -22,10 +22,10 @@ Apache Kafka.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC
-from typing import Any, Final
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from datetime import UTC, datetime
+from functools import cache, partial
+from typing import Any, Final, NamedTuple
 
 from dossier_stream.codec import dumps_dossier, dumps_feedback, loads_dossier, loads_feedback
 from dossier_stream.counters import CounterKey, accumulate, dossier_counters, feedback_counters
@@ -37,7 +37,15 @@ from dossier_stream.sink import BatchingSink, ClickHouseStore
 from dossier_stream.topics import TopicCatalog
 from dossier_stream.workdays import WorkCalendar
 
-__all__ = ["DOSSIER_FACT_COLUMNS", "Handled", "Message", "Processor", "source_of"]
+__all__ = [
+    "DOSSIER_FACT_COLUMNS",
+    "Handled",
+    "Message",
+    "Processor",
+    "dead_letter_headers",
+    "dead_letter_row",
+    "source_of",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -67,9 +75,8 @@ REPORT_COLUMNS: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One consumed message."""
+class Message(NamedTuple):
+    """One consumed message (a named tuple: built once per message, cheaply)."""
 
     topic: str
     partition: int
@@ -77,8 +84,7 @@ class Message:
     value: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Handled:
+class Handled(NamedTuple):
     """What the processor did with one message (for metrics; the shell acts on it).
 
     Attributes:
@@ -94,10 +100,65 @@ class Handled:
     outcome: Outcome
 
 
+@cache  # called for every message, with a few dozen distinct arguments
 def source_of(topic: str, partition: int) -> str:
     """The source name of a topic partition (the dossier topics share one per partition)."""
     family = topic.split(".", 1)[0]
     return f"{family}:{partition}"
+
+
+def _header(headers: Any, name: str) -> str | None:
+    items = headers.items() if isinstance(headers, dict) else headers or []
+    for key, value in items:
+        if key == name:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def dead_letter_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:
+    """The headers a dead letter is published with (why, and where it came from)."""
+    return [
+        ("reason", dl.reason.encode()),
+        ("code", dl.code.encode()),
+        ("detail", dl.detail[:1000].encode()),
+        ("source_topic", (dl.topic or "").encode()),
+        ("source_partition", str(dl.partition).encode()),
+        ("source_offset", str(dl.offset).encode()),
+        ("origin", b"worker"),
+    ]
+
+
+def dead_letter_row(
+    topic: str, partition: int, offset: int, headers: Any, value: bytes, now: datetime
+) -> tuple[tuple[Any, ...], str | None]:
+    """The ``dead_letters`` row of a message of the dead-letter topic.
+
+    Args:
+        topic: the topic it was read from (the dead-letter topic).
+        partition: its partition.
+        offset: its offset.
+        headers: its headers (a list of ``(name, bytes)`` or a mapping).
+        value: the original line.
+        now: when it is logged.
+
+    Returns:
+        The row, and the reason code when ``produce`` wrote the letter (a line it
+        could not route, which no worker counted yet), else ``None``.
+    """
+    producer_code = None
+    if _header(headers, "origin") == "producer":
+        producer_code = _header(headers, "code") or "unroutable"
+    row = (
+        _header(headers, "source_topic") or topic,
+        int(_header(headers, "source_partition") or partition),
+        int(_header(headers, "source_offset") or offset),
+        _header(headers, "reason") or "unknown",
+        _header(headers, "code") or "unknown",
+        _header(headers, "detail") or "",
+        value.decode("utf-8", errors="replace"),
+        now,
+    )
+    return row, producer_code
 
 
 def dossier_fact(state: DossierState, source: str) -> tuple[Any, ...]:
@@ -119,6 +180,13 @@ def dossier_fact(state: DossierState, source: str) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def _destroy(engine: Engine) -> None:
+    """Destroy the engine's dossier store if it has files (a RocksDB cache)."""
+    destroy = getattr(engine.dossiers, "destroy", None)
+    if callable(destroy):
+        destroy()
+
+
 class Processor:
     """Folds batches of messages per source and feeds the batching sink.
 
@@ -128,6 +196,10 @@ class Processor:
         catalog: topic catalog (events on the wrong topic are dead-lettered).
         sink: the batching writer.
         store: the ClickHouse store (for recovery reads).
+        dossier_store: makes the dossier state store of a source (a new, empty
+            mapping; e.g. :func:`~dossier_stream.statestore.open_dossier_store`);
+            a ``dict`` when omitted. A store with a ``destroy()`` method is
+            destroyed when its source is released.
     """
 
     def __init__(
@@ -137,12 +209,15 @@ class Processor:
         catalog: TopicCatalog,
         sink: BatchingSink,
         store: ClickHouseStore,
+        *,
+        dossier_store: Callable[[str], MutableMapping[str, DossierState]] | None = None,
     ) -> None:
         self.registry = registry
         self.calendar = calendar
         self.catalog = catalog
         self.sink = sink
         self.store = store
+        self.dossier_store = dossier_store
         self.engines: dict[str, Engine] = {}
         self._retired = PipelineStats()
 
@@ -186,21 +261,14 @@ class Processor:
         for source in sources:
             if source in self.engines:
                 continue
-            engine = Engine(self.registry, self.calendar, catalog=self.catalog)
-            counters: dict[CounterKey, int] = {}
-            for raw in self.store.source_states("dossier_facts", source):
-                state = loads_dossier(raw)
-                engine.dossiers[state.dossier_id] = state
-                accumulate(counters, dossier_counters(state, self.calendar))
-            for raw in self.store.source_states("feedback_facts", source):
-                fb = loads_feedback(raw)
-                engine.feedback[fb.feedback_id] = fb
-                accumulate(counters, feedback_counters(fb))
-            for unit, start, end, total, event_id, at in self.store.source_reports(source):
-                order = (at if at.tzinfo else at.replace(tzinfo=UTC), event_id)
-                engine.reported[(unit, start, end)] = (order, total)
-            engine.counters = counters
-            stored = self.store.source_counters(source)
+            dossiers = None if self.dossier_store is None else self.dossier_store(source)
+            engine = Engine(self.registry, self.calendar, catalog=self.catalog, dossiers=dossiers)
+            try:
+                counters = self._load(source, engine)
+                stored = self.store.source_counters(source)
+            except BaseException:
+                _destroy(engine)  # a failed read is retried from scratch
+                raise
             # counters are a pure function of the states: whatever a crash left in the
             # table (totals of states never stored, keys no state gives any more: 0) goes
             stale = [
@@ -219,12 +287,34 @@ class Processor:
                 len(stale),
             )
 
+    def _load(self, source: str, engine: Engine) -> dict[CounterKey, int]:
+        """Read the stored states of ``source`` into ``engine``; returns their counters."""
+        counters: dict[CounterKey, int] = {}
+        for raw in self.store.source_states("dossier_facts", source):
+            state = loads_dossier(raw)
+            engine.dossiers[state.dossier_id] = state
+            accumulate(counters, dossier_counters(state, self.calendar))
+        for raw in self.store.source_states("feedback_facts", source):
+            fb = loads_feedback(raw)
+            engine.feedback[fb.feedback_id] = fb
+            accumulate(counters, feedback_counters(fb))
+        for unit, start, end, total, event_id, at in self.store.source_reports(source):
+            order = (at if at.tzinfo else at.replace(tzinfo=UTC), event_id)
+            engine.reported[(unit, start, end)] = (order, total)
+        engine.counters = counters
+        return counters
+
     def release(self, sources: Iterable[str]) -> None:
         """Forget revoked sources (flush first: their rows must be written)."""
         for source in sources:
             engine = self.engines.pop(source, None)
             if engine is not None:
                 self._retired.add(engine.stats)
+                _destroy(engine)
+
+    def close(self) -> None:
+        """Release every source (at stop, after the last flush)."""
+        self.release(list(self.engines))
 
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
         """Process a batch; returns what happened to each message, in order.
@@ -233,6 +323,7 @@ class Processor:
         dead-letter topic, from which they are logged).
         """
         handled: list[Handled] = []
+        touched: dict[str, set[CounterKey]] = {}  # counters whose totals moved, per source
         for msg in messages:
             source = source_of(msg.topic, msg.partition)
             engine = self._engine(source)
@@ -246,8 +337,11 @@ class Processor:
             if out.kind != "applied" or out.event is None:
                 continue
             event = out.event
-            for key in out.delta:
-                self.sink.add_counter(source, key, engine.counters.get(key, 0))
+            if out.delta:
+                keys = touched.get(source)
+                if keys is None:
+                    keys = touched[source] = set()
+                keys.update(out.delta)
             if isinstance(event, UnitReportedTotals):
                 rkey = (event.unit_code, event.period_start, event.period_end)
                 (occurred_at, event_id), total = engine.reported[rkey]
@@ -259,11 +353,12 @@ class Processor:
                 )  # fmt: skip
             elif isinstance(event, DossierEvent):
                 state = engine.dossiers[event.dossier_id]
+                # built at the flush: once per dossier per flush, not once per event
                 self.sink.add_fact(
                     "dossier_facts",
                     DOSSIER_FACT_COLUMNS,
                     state.dossier_id,
-                    dossier_fact(state, source),
+                    partial(dossier_fact, state, source),
                     source=source,
                 )
             else:
@@ -274,4 +369,8 @@ class Processor:
                      dumps_feedback(fb).decode()),
                     source=source,
                 )  # fmt: skip
+        for source, keys in touched.items():  # the new absolute totals, once per batch
+            counters = self.engines[source].counters
+            for key in keys:
+                self.sink.add_counter(source, key, counters.get(key, 0))
         return handled

@@ -68,11 +68,24 @@ class Settings(BaseSettings):
     topics_file: Path | None = Field(None, description="topic catalog; bundled streams/topics.yaml")
     data_dir: Path = Field(Path(".dossier-stream"), description="worker state (tables, logs)")
     app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")] = "dossier-stream"
-    table_store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    runtime: Literal["batch", "faust"] = Field(
+        "batch",
+        description="batch: one aiokafka consumer, batches folded, stored, then committed "
+        "(fast); faust: a Faust app with take_events agents (about 3x slower, see bench/)",
+    )
+    state_store: Literal["memory", "rocksdb"] = Field(
+        "rocksdb",
+        description="where the worker keeps dossier states: rocksdb (under DOSSIER_DATA_DIR, "
+        "a bounded cache in memory) or memory (every state in RAM)",
+    )
     partitions: Annotated[int, Field(ge=1, le=1000)] | None = Field(
         None, description="override the partition count of the catalog when creating topics"
     )
-    flush_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    flush_interval_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        0.5,
+        description="longest a consumed event waits before its batch is folded and stored "
+        "(bounds freshness)",
+    )
     flush_max_rows: Annotated[int, Field(ge=1)] = 50_000
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2_000
     session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 6.0
