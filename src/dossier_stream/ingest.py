@@ -161,12 +161,19 @@ class BatchConsumer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
-        try:
-            if self.consumer is not None:
-                await self.consumer.stop()
-        finally:
-            if self.producer is not None:
-                await self.producer.stop()
+        # every stored batch is committed already: leaving the group and closing are
+        # courtesies, bounded so a broker that does not answer cannot hold the stop
+        limit = self.settings.session_timeout_s + 10
+        for name, client in (("consumer", self.consumer), ("producer", self.producer)):
+            if client is None:
+                continue
+            try:
+                await asyncio.wait_for(client.stop(), limit)
+            except TimeoutError:
+                _LOG.warning("the Kafka %s did not close in %s s; stopping anyway", name, limit)
+            except Exception as exc:
+                _LOG.warning("closing the Kafka %s failed: %s", name, exc)
+        _LOG.info("batch consumer stopped")
 
     async def _run(self) -> None:
         while not self.should_stop:

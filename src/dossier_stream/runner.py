@@ -370,9 +370,12 @@ class Worker:
         self._refreshing = False
         if self._refresher is not None:
             self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+            # a lag read may swallow the cancellation (3.11's wait_for) and wait on
+            # partition positions: the gauges are not worth a slow stop
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._refresher, 5.0)
             self._refresher = None
+        _LOG.info("stopping: storing what is buffered, then leaving the group")
         try:
             try:
                 self.sink.flush()
