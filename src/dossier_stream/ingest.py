@@ -36,7 +36,6 @@ fold; see ``bench/README.md``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -152,14 +151,10 @@ class BatchConsumer:
         """Finish the batch in progress (or give it up), leave the group, close."""
         self.should_stop = True
         if self._task is not None:
-            try:
-                await asyncio.wait_for(
-                    asyncio.shield(self._task), self.settings.flush_interval_s + 5
-                )
-            except TimeoutError:
+            done, _ = await asyncio.wait({self._task}, timeout=self.settings.flush_interval_s + 5)
+            if not done:
                 self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await asyncio.wait({self._task}, timeout=5)
             self._task = None
         # every stored batch is committed already: leaving the group and closing are
         # courtesies, bounded so a broker that does not answer cannot hold the stop
@@ -167,11 +162,13 @@ class BatchConsumer:
         for name, client in (("consumer", self.consumer), ("producer", self.producer)):
             if client is None:
                 continue
-            try:
-                await asyncio.wait_for(client.stop(), limit)
-            except TimeoutError:
+            closing = asyncio.ensure_future(client.stop())
+            # asyncio.wait, not wait_for: 3.11's wait_for waits for the cancelled task to end
+            done, _ = await asyncio.wait({closing}, timeout=limit)
+            if not done:
+                closing.cancel()
                 _LOG.warning("the Kafka %s did not close in %s s; stopping anyway", name, limit)
-            except Exception as exc:
+            elif (exc := closing.exception()) is not None:
                 _LOG.warning("closing the Kafka %s failed: %s", name, exc)
         _LOG.info("batch consumer stopped")
 

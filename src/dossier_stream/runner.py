@@ -7,7 +7,6 @@ Kept apart from :mod:`dossier_stream.cli` so the same steps serve ``demo``,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -372,8 +371,7 @@ class Worker:
             self._refresher.cancel()
             # a lag read may swallow the cancellation (3.11's wait_for) and wait on
             # partition positions: the gauges are not worth a slow stop
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._refresher, 5.0)
+            await asyncio.wait({self._refresher}, timeout=5.0)  # wait, not wait_for: see above
             self._refresher = None
         _LOG.info("stopping: storing what is buffered, then leaving the group")
         try:
