@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -197,19 +198,23 @@ def worker() -> None:
     write_units(store, registry)  # names and levels for SQL views and Grafana
 
     async def run() -> None:
+        # our own handlers, not asyncio.run's: a process started in the background by a
+        # non-interactive shell inherits SIGINT as ignored, and asyncio.run then installs
+        # none; SIGTERM (docker stop, systemd) gets the same clean stop
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         w = Worker(settings, catalog, registry, calendar, store)
         await w.start()
         _LOG.info("worker %s consuming from %s", settings.app_id, settings.bootstrap_servers)
         try:
-            while True:
-                await asyncio.sleep(3600)
+            await stop.wait()
         finally:
             await w.stop()
 
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+    asyncio.run(run())
+    click.echo("stopped", err=True)
 
 
 @click.command("report")
