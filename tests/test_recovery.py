@@ -11,6 +11,9 @@ read or a restart could open, checked on the real store:
 * the batching writer keeps what a failed flush did not write, never writes
   a table twice, lets newer rows win, and drops lost partitions' rows;
 * row versions never go back within a process;
+* a revocation stores what is buffered, or drops only the revoked rows if
+  it cannot, and forgets the sources; dead letters read back are buffered,
+  and only those ``produce`` wrote are counted;
 * the retry loop, its backoff and giving up, and holding a batch back.
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -301,3 +304,43 @@ def test_the_app_keeps_fausts_co_partitioning_assignor(
     app = build_app(settings, load_catalog(), processor)
     assert not app.tables.changelog_topics
     assert app.conf.table_standby_replicas > 0
+
+
+def test_a_revocation_stores_what_is_buffered_then_forgets_the_sources(
+    store: _Store, registry: UnitRegistry, calendar: WorkCalendar
+) -> None:
+    p = _processor(store, registry, calendar)
+    p.handle(_dossier(1))
+    p.revoke(["dossier:0"])
+    assert "dossier:0" not in p.engines and len(p.sink) == 0
+    assert p.stats.valid == 2  # a released source's figures stay in the totals
+    assert store.source_counters("dossier:0")[(UNIT, date(2024, 10, 3), "received")] == 1
+
+
+def test_a_revocation_whose_flush_fails_drops_only_the_revoked_rows(
+    store: _Store, registry: UnitRegistry, calendar: WorkCalendar
+) -> None:
+    p = _processor(store, registry, calendar)
+    p.handle(_dossier(1))
+    p.handle([Message(SUBMISSIONS, 1, 0, t.encode(t.received("D9", UNIT, at=_AT_9)))])
+    store.fail_facts = True
+    p.revoke(["dossier:0"])  # logged, not raised: the next owner reads dossier:0 again
+    store.fail_facts = False
+    assert set(p.engines) == {"dossier:1"}
+    assert p.sink.flush() == 1  # D9's state; the counters went in before the facts failed
+    stored = store.client.query("SELECT dossier_id, source FROM dossier_facts FINAL").result_rows
+    assert stored == [("D9", "dossier:1")]
+
+
+def test_a_dead_letter_read_back_is_buffered_and_only_producer_ones_are_counted(
+    store: _Store, registry: UnitRegistry, calendar: WorkCalendar
+) -> None:
+    p = _processor(store, registry, calendar)
+    now = datetime(2024, 10, 1, tzinfo=UTC)
+    dead = "dossier.deadletter.v1"
+    producer = [("origin", b"producer"), ("code", b"unroutable")]
+    assert p.log_dead_letter(dead, 0, 0, [("code", b"bad_enum")], b"{}", now) is None
+    handled = p.log_dead_letter(dead, 0, 1, producer, b"x", now)
+    assert handled is not None and handled.outcome.kind == "deadletter"
+    assert (p.stats.events_in, p.stats.deadletter_by_code) == (1, {"unroutable": 1})
+    assert len(p.sink) == 2

@@ -38,7 +38,6 @@ from dossier_stream.processor import (
     Message,
     Processor,
     dead_letter_headers,
-    dead_letter_row,
     source_of,
 )
 from dossier_stream.settings import Settings
@@ -220,12 +219,11 @@ class _Wiring:
         unroutable: list[Handled] = []
         for e in events:
             m = e.message
-            row, producer_code = dead_letter_row(
+            handled = self.processor.log_dead_letter(
                 m.topic, m.partition, m.offset, m.headers, e.value or b"", now
             )
-            if producer_code is not None:
-                unroutable.append(self.processor.count_producer_dead_letter(producer_code, m.topic))
-            self.sink.add_dead_letter(row)
+            if handled is not None:
+                unroutable.append(handled)
         if self.on_handled is not None and unroutable:
             self.on_handled(unroutable)
         await self._store("flush", self.sink.flush)
@@ -233,20 +231,8 @@ class _Wiring:
     async def revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Store what is buffered (or drop the revoked partitions' part) and forget them."""
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
-        sources = {source_of(tp.topic, tp.partition) for tp in revoked}
-        try:
-            self.sink.flush()
-        except Exception as exc:
-            # Faust waited for every batch to be stored or held back: what is left of these
-            # partitions belongs to unacknowledged events, which their next owner reads again;
-            # writing it later would replace that owner's newer totals.
-            _LOG.warning(
-                "ClickHouse flush failed during a rebalance (%s): dropped %s buffered rows of "
-                "revoked partitions",
-                exc,
-                self.sink.discard(sources),
-            )
-        self.processor.release(sources)
+        # Faust waited for every batch to be stored or held back
+        self.processor.revoke(source_of(tp.topic, tp.partition) for tp in revoked)
 
     async def assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Log the new assignment."""

@@ -53,7 +53,6 @@ from dossier_stream.processor import (
     Message,
     Processor,
     dead_letter_headers,
-    dead_letter_row,
     source_of,
 )
 from dossier_stream.settings import Settings
@@ -271,15 +270,11 @@ class BatchConsumer:
     def _log_dead(self, records: Sequence[Any]) -> list[Handled]:
         """Buffer the dead-letter topic's records for ``dead_letters``; count producer ones."""
         now = datetime.now(UTC)
-        unroutable: list[Handled] = []
-        for r in records:
-            row, producer_code = dead_letter_row(
-                r.topic, r.partition, r.offset, r.headers, r.value or b"", now
-            )
-            if producer_code is not None:
-                unroutable.append(self.processor.count_producer_dead_letter(producer_code, r.topic))
-            self.sink.add_dead_letter(row)
-        return unroutable
+        log = self.processor.log_dead_letter
+        handled = (
+            log(r.topic, r.partition, r.offset, r.headers, r.value or b"", now) for r in records
+        )
+        return [h for h in handled if h is not None]
 
     async def _publish(self, dead: Sequence[Any]) -> None:
         if not dead:
@@ -304,17 +299,7 @@ class BatchConsumer:
         self.rebalancing = True
         self._epoch += 1
         async with self._busy:
-            sources = {source_of(tp.topic, tp.partition) for tp in revoked}
-            try:
-                self.sink.flush()
-            except Exception as exc:
-                _LOG.warning(
-                    "ClickHouse flush failed during a rebalance (%s): dropped %s buffered rows "
-                    "of revoked partitions",
-                    exc,
-                    self.sink.discard(sources),
-                )
-            self.processor.release(sources)
+            self.processor.revoke(source_of(tp.topic, tp.partition) for tp in revoked)
 
     async def assigned(self, assigned: set[Any]) -> None:
         """Log the new assignment (the states are read with the first batch of each source)."""

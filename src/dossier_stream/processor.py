@@ -243,6 +243,23 @@ class Processor:
         dead = DeadLetter(code, code, "", b"", topic)
         return Handled("", topic, Outcome("deadletter", dead_letter=dead))
 
+    def log_dead_letter(
+        self, topic: str, partition: int, offset: int, headers: Any, value: bytes, now: datetime
+    ) -> Handled | None:
+        """Buffer a record read from the dead-letter topic for ``dead_letters``.
+
+        Returns:
+            What happened, for a line ``produce`` could not route (counted
+            here: it never reached an input topic); ``None`` for the dead
+            letters of a worker, counted when they were dead-lettered.
+        """
+        row, producer_code = dead_letter_row(topic, partition, offset, headers, value, now)
+        handled = None
+        if producer_code is not None:
+            handled = self.count_producer_dead_letter(producer_code, topic)
+        self.sink.add_dead_letter(row)
+        return handled
+
     @property
     def stats(self) -> PipelineStats:
         """Totals over every source handled by this process."""
@@ -311,6 +328,26 @@ class Processor:
             if engine is not None:
                 self._retired.add(engine.stats)
                 _destroy(engine)
+
+    def revoke(self, sources: Iterable[str]) -> None:
+        """Store what is buffered, then forget revoked sources.
+
+        Call it when no batch of these sources is in hand. If ClickHouse
+        refuses this flush, the buffered rows of ``sources`` are dropped: they
+        belong to uncommitted messages, which the partitions' next owner reads
+        again, and writing them later would replace that owner's newer totals.
+        """
+        gone = set(sources)
+        try:
+            self.sink.flush()
+        except Exception as exc:
+            _LOG.warning(
+                "ClickHouse flush failed during a rebalance (%s): dropped %s buffered rows "
+                "of revoked partitions",
+                exc,
+                self.sink.discard(gone),
+            )
+        self.release(gone)
 
     def close(self) -> None:
         """Release every source (at stop, after the last flush)."""
