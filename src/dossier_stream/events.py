@@ -85,6 +85,7 @@ if TYPE_CHECKING:
     from dossier_stream.registry import UnitRegistry
 
 __all__ = [
+    "DOSSIER_EVENT_MODELS",
     "DOSSIER_EVENT_TYPES",
     "EVENT_TYPES",
     "MAX_AMOUNT_VND",
@@ -319,7 +320,7 @@ DossierEvent = (
 FeedbackEvent = FeedbackReceived | FeedbackResolved
 Event = DossierEvent | FeedbackEvent | UnitReportedTotals
 
-_EVENT_MODELS: Final[tuple[type[_Envelope], ...]] = (
+DOSSIER_EVENT_MODELS: Final = (
     DossierReceived,
     DossierPayment,
     DossierDigitized,
@@ -327,6 +328,10 @@ _EVENT_MODELS: Final[tuple[type[_Envelope], ...]] = (
     SupplementReceived,
     DossierCompleted,
     DossierWithdrawn,
+)
+"""The members of :data:`DossierEvent`: ``isinstance`` with a tuple is cheaper than with a union."""
+_EVENT_MODELS: Final[tuple[type[_Envelope], ...]] = (
+    *DOSSIER_EVENT_MODELS,
     FeedbackReceived,
     FeedbackResolved,
     UnitReportedTotals,
