@@ -4,7 +4,7 @@ Everything happens in one run against one embedded Tansu broker, so the
 ratios between scenarios hold even on a noisy shared machine:
 
 1. simulate ``--events`` lines and publish them once with
-   :func:`dossier_stream.runner.produce_lines` to the catalog's topics;
+   :func:`dossier_stream.stream.runner.produce_lines` to the catalog's topics;
 2. run the throughput scenarios (each in its own process, fresh consumer
    group, same topics): ``ceiling``, ``faust-bare``, ``naive``,
    ``dossier-stream`` — in that order, because the worker publishes its dead
@@ -228,7 +228,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def _recreate_topics(settings: Any, catalog: Any) -> None:
     from bench.workload import delete_topics  # noqa: PLC0415
-    from dossier_stream.runner import create_topics  # noqa: PLC0415
+    from dossier_stream.stream.runner import create_topics  # noqa: PLC0415
 
     await delete_topics(settings.bootstrap_servers)
     await create_topics(settings, catalog)
@@ -334,12 +334,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
     from pydantic import SecretStr  # noqa: PLC0415
 
     from bench.workload import simulate_events  # noqa: PLC0415
-    from dossier_stream.embedded import EmbeddedBroker  # noqa: PLC0415
-    from dossier_stream.registry import UnitRegistry  # noqa: PLC0415
-    from dossier_stream.runner import create_topics, produce_lines  # noqa: PLC0415
+    from dossier_stream.core.registry import UnitRegistry  # noqa: PLC0415
+    from dossier_stream.core.topics import load_catalog  # noqa: PLC0415
+    from dossier_stream.core.workdays import WorkCalendar  # noqa: PLC0415
     from dossier_stream.settings import Settings  # noqa: PLC0415
-    from dossier_stream.topics import load_catalog  # noqa: PLC0415
-    from dossier_stream.workdays import WorkCalendar  # noqa: PLC0415
+    from dossier_stream.stream.embedded import EmbeddedBroker  # noqa: PLC0415
+    from dossier_stream.stream.runner import create_topics, produce_lines  # noqa: PLC0415
 
     started = datetime.now(UTC)
     temp = args.workdir is None

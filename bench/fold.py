@@ -2,11 +2,11 @@
 
 ``python -m bench.fold [--events N]`` routes the benchmark's workload (the
 simulator's month, :func:`bench.workload.simulate_events`) as ``produce``
-does and times, per routed line: ``parse`` (:func:`~dossier_stream.events.parse_event`),
-``process`` (:meth:`~dossier_stream.engine.Engine.process`: parse, checks, fold,
+does and times, per routed line: ``parse`` (:func:`~dossier_stream.core.events.parse_event`),
+``process`` (:meth:`~dossier_stream.core.engine.Engine.process`: parse, checks, fold,
 counter delta; one fresh engine per topic family), ``fact`` and ``dumps``
-(:func:`~dossier_stream.processor.dossier_fact` and
-:func:`~dossier_stream.codec.dumps_dossier` of the state each applied dossier
+(:func:`~dossier_stream.stream.processor.dossier_fact` and
+:func:`~dossier_stream.store.codec.dumps_dossier` of the state each applied dossier
 event left, per state) and ``fold`` (``process`` plus ``fact``: the worker's
 fold). Each figure is the best of ``--repeat`` runs (``time.perf_counter``).
 Like the worker, the timed fold keeps the states, not the outcomes nor a list
@@ -28,14 +28,14 @@ from collections.abc import Callable, Iterator, Sequence
 
 import orjson
 
-from dossier_stream.codec import dumps_dossier, dumps_feedback
-from dossier_stream.engine import Engine, Outcome, PipelineStats
-from dossier_stream.events import DossierEvent, InvalidEvent, parse_event
-from dossier_stream.lifecycle import DossierState
-from dossier_stream.processor import dossier_fact
-from dossier_stream.registry import UnitRegistry
-from dossier_stream.topics import TopicCatalog, load_catalog
-from dossier_stream.workdays import WorkCalendar
+from dossier_stream.core.engine import Engine, Outcome, PipelineStats
+from dossier_stream.core.events import DossierEvent, InvalidEvent, parse_event
+from dossier_stream.core.lifecycle import DossierState
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.topics import TopicCatalog, load_catalog
+from dossier_stream.core.workdays import WorkCalendar
+from dossier_stream.store.codec import dumps_dossier, dumps_feedback
+from dossier_stream.stream.processor import dossier_fact
 
 __all__ = ["Feed", "main"]
 

@@ -3,7 +3,7 @@
 No broker and no ClickHouse. The simulated month of ``python -m bench``
 (:func:`bench.workload.simulate_events`) is routed to its topics and to
 ``--partitions`` sources the way ``produce`` keys it, and folded batch by
-batch by one :class:`~dossier_stream.engine.Engine` per source, as the
+batch by one :class:`~dossier_stream.core.engine.Engine` per source, as the
 worker's processor does (untimed). After each fold it times what the
 worker's ``on_handled`` hook does with the batch (``Metrics.observe`` and
 ``LiveFigures.update``) and the flush hook (``Metrics.observe_flush``, one
@@ -37,12 +37,12 @@ from datetime import datetime
 
 import orjson
 
-from dossier_stream.engine import DeadLetter, Engine, Outcome
-from dossier_stream.metrics import LiveFigures, Metrics
-from dossier_stream.processor import Handled, source_of
-from dossier_stream.registry import UnitRegistry
-from dossier_stream.topics import TopicCatalog, load_catalog
-from dossier_stream.workdays import VN_TZ, WorkCalendar
+from dossier_stream.core.engine import DeadLetter, Engine, Outcome
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.topics import TopicCatalog, load_catalog
+from dossier_stream.core.workdays import VN_TZ, WorkCalendar
+from dossier_stream.stream.metrics import LiveFigures, Metrics
+from dossier_stream.stream.processor import Handled, source_of
 
 __all__ = ["main", "route"]
 

@@ -5,8 +5,8 @@ simulated month. ``open-dossiers`` stores ``count`` of them, each decoded
 afresh under a new dossier id, in a state store and divides the RSS it grew
 by ``count``. The store is chosen by ``cfg["store"]``:
 
-* ``"rocksdb"`` (the default): a :class:`~dossier_stream.statestore.DossierStore`
-  made by :func:`~dossier_stream.statestore.open_dossier_store` in the run
+* ``"rocksdb"`` (the default): a :class:`~dossier_stream.store.statestore.DossierStore`
+  made by :func:`~dossier_stream.store.statestore.open_dossier_store` in the run
   directory, with its default LRU size and RocksDB tuning (write-back: the
   states the LRU holds at the end, dirty, are counted in memory, the others
   were encoded and written to RocksDB as the LRU evicted them);
@@ -33,12 +33,12 @@ __all__ = ["open_dossiers", "open_templates"]
 
 def _processor_store() -> tuple[Any, str]:
     """A dossier state store as the worker's processor makes it, and how it was made."""
-    from dossier_stream.engine import Engine  # noqa: PLC0415
-    from dossier_stream.processor import Processor  # noqa: PLC0415
-    from dossier_stream.registry import UnitRegistry  # noqa: PLC0415
-    from dossier_stream.sink import BatchingSink  # noqa: PLC0415
-    from dossier_stream.topics import load_catalog  # noqa: PLC0415
-    from dossier_stream.workdays import WorkCalendar  # noqa: PLC0415
+    from dossier_stream.core.engine import Engine  # noqa: PLC0415
+    from dossier_stream.core.registry import UnitRegistry  # noqa: PLC0415
+    from dossier_stream.core.topics import load_catalog  # noqa: PLC0415
+    from dossier_stream.core.workdays import WorkCalendar  # noqa: PLC0415
+    from dossier_stream.store.sink import BatchingSink  # noqa: PLC0415
+    from dossier_stream.stream.processor import Processor  # noqa: PLC0415
 
     class NoStore:
         """Stands in for ClickHouse: nothing stored, writes dropped.
@@ -87,12 +87,12 @@ def open_state_templates(limit: int) -> list[list[Any]]:
     """Encoded open dossier states (received, not completed nor withdrawn) from a simulation."""
     import orjson  # noqa: PLC0415
 
-    from dossier_stream.codec import dumps_dossier  # noqa: PLC0415
-    from dossier_stream.engine import Engine  # noqa: PLC0415
-    from dossier_stream.periods import monthly_report  # noqa: PLC0415
-    from dossier_stream.registry import UnitRegistry  # noqa: PLC0415
-    from dossier_stream.simulate import SimConfig, simulate  # noqa: PLC0415
-    from dossier_stream.workdays import WorkCalendar  # noqa: PLC0415
+    from dossier_stream.core.engine import Engine  # noqa: PLC0415
+    from dossier_stream.core.periods import monthly_report  # noqa: PLC0415
+    from dossier_stream.core.registry import UnitRegistry  # noqa: PLC0415
+    from dossier_stream.core.workdays import WorkCalendar  # noqa: PLC0415
+    from dossier_stream.sim.simulate import SimConfig, simulate  # noqa: PLC0415
+    from dossier_stream.store.codec import dumps_dossier  # noqa: PLC0415
 
     registry, calendar = UnitRegistry.load_default(), WorkCalendar.default()
     sim = simulate(SimConfig(period=monthly_report(2024, 10), dossiers=4_000), registry, calendar)
@@ -111,7 +111,7 @@ def _rocksdb_store(workdir: Path) -> tuple[Any, str, dict[str, Any]]:
     """A fresh :class:`DossierStore` in ``workdir``, how it was made, and its settings."""
     from dataclasses import asdict  # noqa: PLC0415
 
-    from dossier_stream.statestore import open_dossier_store  # noqa: PLC0415
+    from dossier_stream.store.statestore import open_dossier_store  # noqa: PLC0415
 
     store = open_dossier_store(workdir / "states", "dossier:0")
     how = f"open_dossier_store({str(workdir / 'states')!r}, 'dossier:0')"
@@ -154,13 +154,13 @@ def open_dossiers(cfg: dict[str, Any]) -> dict[str, Any]:
 
     Open states of a simulated month (written by ``open-templates``) serve as
     templates; each of the ``count`` states is decoded afresh
-    (:func:`~dossier_stream.codec.loads_dossier`, as recovery from
+    (:func:`~dossier_stream.store.codec.loads_dossier`, as recovery from
     ``dossier_facts`` does) with a new dossier id and stored under it. RSS is
     read from ``/proc`` after a full garbage collection, before and after.
     """
     import orjson  # noqa: PLC0415
 
-    from dossier_stream.codec import loads_dossier  # noqa: PLC0415
+    from dossier_stream.store.codec import loads_dossier  # noqa: PLC0415
 
     started = time.monotonic()
     count = int(cfg["count"])

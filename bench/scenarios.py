@@ -20,7 +20,7 @@ Scenarios:
 * ``naive``: a straightforward Faust agent, one event at a time: ``group_by``
   unit (a repartition topic, keyed by an orjson look-up of ``unit_code``),
   ``parse_event`` (pydantic) per event, one Faust Table update per valid event.
-* ``dossier-stream``: the real :class:`dossier_stream.runner.Worker` with an
+* ``dossier-stream``: the real :class:`dossier_stream.stream.runner.Worker` with an
   embedded ClickHouse (chdb) in the run directory, until every event is
   processed and its counters flushed.
 * ``freshness``: the real worker again; prints ``READY`` once started, reads
@@ -201,8 +201,8 @@ def _stock_app(cfg: dict[str, Any], **extra: Any) -> Any:
     """A Faust app with stock settings, but the session timeout, web port and data dir."""
     import faust  # noqa: PLC0415
 
-    from dossier_stream.app import patch_tansu_leave_group  # noqa: PLC0415
-    from dossier_stream.embedded import free_port  # noqa: PLC0415
+    from dossier_stream.stream.app import patch_tansu_leave_group  # noqa: PLC0415
+    from dossier_stream.stream.embedded import free_port  # noqa: PLC0415
 
     patch_tansu_leave_group()
     return faust.App(
@@ -300,7 +300,7 @@ def _unit_of(value: bytes) -> str:
 
 async def naive(cfg: dict[str, Any]) -> dict[str, Any]:
     """The straightforward Faust agent: group_by unit, pydantic per event, a Table update."""
-    from dossier_stream.events import InvalidEvent, parse_event  # noqa: PLC0415
+    from dossier_stream.core.events import InvalidEvent, parse_event  # noqa: PLC0415
 
     started = time.monotonic()
     progress = _Progress(cfg["expected"])
@@ -332,7 +332,7 @@ async def naive(cfg: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------- the worker
 def _bench_metrics(target: int, track_ids: bool) -> Any:
-    """The worker's :class:`~dossier_stream.metrics.Metrics`, also stamping flushes.
+    """The worker's :class:`~dossier_stream.stream.metrics.Metrics`, also stamping flushes.
 
     With ``track_ids``, ``visible`` maps each event id to the Unix time of the
     end of the first flush that *started after* its batch was handled: the
@@ -343,7 +343,7 @@ def _bench_metrics(target: int, track_ids: bool) -> Any:
     interleave. ``done_at`` is the monotonic time of the first flush after
     which ``count()`` reached ``target``.
     """
-    from dossier_stream.metrics import Metrics  # noqa: PLC0415
+    from dossier_stream.stream.metrics import Metrics  # noqa: PLC0415
 
     class BenchMetrics(Metrics):
         def __init__(self) -> None:
@@ -387,12 +387,12 @@ def _worker(cfg: dict[str, Any], metrics: Any) -> Any:
     """The real worker on the configured broker, ClickHouse (chdb) in the run directory."""
     from pydantic import SecretStr  # noqa: PLC0415
 
-    from dossier_stream.registry import UnitRegistry  # noqa: PLC0415
-    from dossier_stream.runner import Worker, open_store  # noqa: PLC0415
+    from dossier_stream.core.registry import UnitRegistry  # noqa: PLC0415
+    from dossier_stream.core.topics import load_catalog  # noqa: PLC0415
+    from dossier_stream.core.workdays import WorkCalendar  # noqa: PLC0415
     from dossier_stream.settings import Settings  # noqa: PLC0415
-    from dossier_stream.topics import load_catalog  # noqa: PLC0415
-    from dossier_stream.views import write_units  # noqa: PLC0415
-    from dossier_stream.workdays import WorkCalendar  # noqa: PLC0415
+    from dossier_stream.store.views import write_units  # noqa: PLC0415
+    from dossier_stream.stream.runner import Worker, open_store  # noqa: PLC0415
 
     workdir = Path(cfg["workdir"])
     settings = Settings(

@@ -1,4 +1,4 @@
-"""Micro-benchmark of the ClickHouse flush: :class:`~dossier_stream.sink.BatchingSink` on chdb.
+"""Micro-benchmark of the ClickHouse flush: ``store.sink.BatchingSink`` on chdb.
 
 ``python -m bench.sink [--flushes N]`` opens a fresh chdb store (a temporary
 directory unless ``--dir``), migrates it, and runs ``--flushes`` rounds. Each
@@ -7,7 +7,7 @@ round buffers what a batch of ~2.000 events leaves in the worker's sink:
 * ``--counters`` absolute totals of ``unit_day_counters`` (distinct keys over
   6 sources, 150 units, 31 days, 25 counters);
 * ``--facts`` ``dossier_facts`` rows (the shape of
-  :func:`~dossier_stream.processor.dossier_fact`: aware datetimes in mixed
+  :func:`~dossier_stream.stream.processor.dossier_fact`: aware datetimes in mixed
   zones with microseconds, ``None`` in the Nullable columns, a JSON state);
 * a few dead letters (``logged_at`` with microseconds into ``DateTime64(3)``);
 
@@ -34,9 +34,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from dossier_stream.processor import DOSSIER_FACT_COLUMNS
-from dossier_stream.sink import BatchingSink, ClickHouseStore, connect
-from dossier_stream.workdays import VN_TZ
+from dossier_stream.core.workdays import VN_TZ
+from dossier_stream.store.sink import BatchingSink, ClickHouseStore, connect
+from dossier_stream.stream.processor import DOSSIER_FACT_COLUMNS
 
 __all__ = ["counter_rows", "dead_letter_rows", "fact_rows", "main"]
 

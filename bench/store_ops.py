@@ -1,7 +1,7 @@
 """Per-operation cost of the RocksDB dossier store: ``python -m bench.store_ops [N]``.
 
 Loads ``N`` open dossier states (default 200.000) of a simulated month into a
-:class:`~dossier_stream.statestore.DossierStore` in a temporary directory and
+:class:`~dossier_stream.store.statestore.DossierStore` in a temporary directory and
 times, in µs per call (wall, and CPU time of the calling thread, steadier on a
 shared machine):
 
@@ -13,7 +13,7 @@ shared machine):
 * the fold over a stream of new dossiers with 6 events each, 1.000 dossiers
   in flight (their events close together, as in the worker's topics), per
   event;
-* :meth:`~dossier_stream.statestore.DossierStore.flush` of the dirty states
+* :meth:`~dossier_stream.store.statestore.DossierStore.flush` of the dirty states
   left, per state.
 
 A ``dict`` gives the floor. The store is write-back: a ``set`` only marks the
@@ -49,9 +49,9 @@ from collections.abc import Callable, MutableMapping
 from pathlib import Path
 
 from bench.open_dossiers import open_state_templates
-from dossier_stream.codec import loads_dossier
-from dossier_stream.lifecycle import DossierState
-from dossier_stream.statestore import DossierStore, open_dossier_store
+from dossier_stream.core.lifecycle import DossierState
+from dossier_stream.store.codec import loads_dossier
+from dossier_stream.store.statestore import DossierStore, open_dossier_store
 
 __all__ = ["main"]
 

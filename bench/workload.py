@@ -1,10 +1,10 @@
 """The benchmark's workload: simulated events, and producing them at a steady rate.
 
-The events are the simulator's (:func:`dossier_stream.simulate.simulate`) for
+The events are the simulator's (:func:`dossier_stream.sim.simulate.simulate`) for
 Hải Phòng's tháng 10/2024 with random per-unit volumes, about four events per
 dossier in publish order, with its 1 % exact duplicates and 0.2 % invalid
 lines. The throughput scenarios read them after
-:func:`dossier_stream.runner.produce_lines` published them; the freshness
+:func:`dossier_stream.stream.runner.produce_lines` published them; the freshness
 scenario publishes a slice of them at a fixed rate with :func:`paced_produce`,
 which remembers when each event was handed to the producer.
 """
@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
-from dossier_stream.periods import monthly_report
-from dossier_stream.registry import UnitRegistry
-from dossier_stream.topics import TopicCatalog
-from dossier_stream.workdays import WorkCalendar
+from dossier_stream.core.periods import monthly_report
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.topics import TopicCatalog
+from dossier_stream.core.workdays import WorkCalendar
 
 __all__ = ["PacedRun", "delete_topics", "paced_produce", "simulate_events"]
 
@@ -42,7 +42,7 @@ def simulate_events(
         calendar: working-day calendar.
         seed: the simulator's seed.
     """
-    from dossier_stream.simulate import SimConfig, simulate  # noqa: PLC0415
+    from dossier_stream.sim.simulate import SimConfig, simulate  # noqa: PLC0415
 
     dossiers = max(100, int(count / _EVENTS_PER_DOSSIER) + 1)
     while True:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from dossier_stream.registry import UnitRegistry
-from dossier_stream.workdays import WorkCalendar
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.workdays import WorkCalendar
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -19,8 +19,13 @@ from typing import Any, Protocol, TypeVar
 
 from hypothesis import strategies as st
 
-from dossier_stream import testing as t
-from dossier_stream.events import EVENT_TYPES, MAX_AMOUNT_VND, MAX_EVENT_BYTES, MAX_REPORTED_TOTAL
+from dossier_stream.core.events import (
+    EVENT_TYPES,
+    MAX_AMOUNT_VND,
+    MAX_EVENT_BYTES,
+    MAX_REPORTED_TOTAL,
+)
+from dossier_stream.sim import testing as t
 
 UNIT = "HP-SO-TUPHAP"  # a department until 30/6/2025
 UNITS = (UNIT, "HP-Q-313", "HP25-SO-TUPHAP", "HP-SO-DULICH", "NO-SUCH-UNIT", "")

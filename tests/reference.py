@@ -15,8 +15,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from dossier_stream.formatting import format_rate
-from dossier_stream.registry import Level, UnitRegistry
+from dossier_stream.core.formatting import format_rate
+from dossier_stream.core.registry import Level, UnitRegistry
 
 REFERENCE = Path(__file__).parent / "data" / "haiphong-2024-10"
 ON = date(2024, 10, 1)

@@ -28,13 +28,13 @@ from typing import Any
 
 import orjson
 
-from dossier_stream.engine import Engine
-from dossier_stream.periods import Period
-from dossier_stream.registry import UnitRegistry
-from dossier_stream.runner import report_from_store
-from dossier_stream.sink import ClickHouseStore
-from dossier_stream.topics import TopicCatalog
-from dossier_stream.workdays import WorkCalendar
+from dossier_stream.core.engine import Engine
+from dossier_stream.core.periods import Period
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.topics import TopicCatalog
+from dossier_stream.core.workdays import WorkCalendar
+from dossier_stream.store.sink import ClickHouseStore
+from dossier_stream.stream.runner import report_from_store
 
 CLI = [sys.executable, "-m", "dossier_stream"]
 WIDE = (date(2000, 1, 1), date(2099, 12, 31))

@@ -115,8 +115,8 @@ HEADER = (
 )
 
 sys.path.insert(0, str(REPO / "src"))
-from dossier_stream.names import ADMIN_PREFIX  # noqa: E402
-from dossier_stream.registry import UnitRegistry, normalize_name  # noqa: E402
+from dossier_stream.core.names import ADMIN_PREFIX  # noqa: E402
+from dossier_stream.core.registry import UnitRegistry, normalize_name  # noqa: E402
 
 # Printed department name (digitization.csv) -> code.
 DEPARTMENT_CODES = {

@@ -56,8 +56,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from dossier_stream.formatting import format_rate
-from dossier_stream.registry import Level, UnitRegistry
+from dossier_stream.core.formatting import format_rate
+from dossier_stream.core.registry import Level, UnitRegistry
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data" / "haiphong-2024-10"

@@ -21,10 +21,10 @@ Three dashboards, every datasource referenced by its pinned uid (the ones of
   ClickHouse flushes, open dossiers.
 
 Unit levels and names come from the ``units`` table (the unit registry that
-``dossier-stream init-db`` and the worker write, :mod:`dossier_stream.views`);
+``dossier-stream init-db`` and the worker write, :mod:`dossier_stream.store.views`);
 counts of codes absent from it are left out, as in the report. Rates are computed on the exact
 sums of the ``unit_day_counters`` numerators and denominators (deduplicated
-with ``FINAL``, as :class:`dossier_stream.sink.ClickHouseStore` reads them),
+with ``FINAL``, as :class:`dossier_stream.store.sink.ClickHouseStore` reads them),
 and targets are compared on exact fractions, as the report does.
 """
 
@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from dossier_stream.registry import LEVELS
-from dossier_stream.report import INDICATORS
+from dossier_stream.core.registry import LEVELS
+from dossier_stream.core.indicators import INDICATORS
 
 HERE: Final = Path(__file__).resolve().parent
 DASHBOARD_DIR: Final = HERE / "dashboards"
@@ -355,7 +355,7 @@ ORDER BY day"""
 # asked for supplements more than once (overdue by the national rule) or past
 # the stated due time plus the closed supplement pauses. The pauses come from
 # the supplement list of the stored state (element 8 of the
-# ``dossier_stream.codec`` array: [epoch µs, requested, event id], sorted);
+# ``dossier_stream.store.codec`` array: [epoch µs, requested, event id], sorted);
 # ``pause`` is (closed pause µs, start µs of a pause still open or 0).
 def sql_open_past_due(extra: str = "") -> str:
     """Rows of the dossiers open and past due at ``t_us`` (defined by the caller)."""

@@ -1,0 +1,241 @@
+"""``dossier-stream demo``: the whole pipeline on this machine, in one command.
+
+Embedded broker (Tansu) on a free loopback port, topics from the catalog,
+the worker in this process, ClickHouse embedded (chdb) under the run
+directory. A second process simulates (or reads) the events and publishes
+them while the worker consumes: the two use both cores of a small machine,
+and the worker starts on the first events instead of after the last. The
+worker runs until every event is processed and flushed, and the report is
+read back from ClickHouse. The phases' durations go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from tqdm import tqdm
+
+from dossier_stream.core.engine import PipelineStats
+from dossier_stream.core.periods import Period, monthly_report
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.topics import TopicCatalog, load_catalog
+from dossier_stream.core.workdays import WorkCalendar
+from dossier_stream.settings import Settings
+from dossier_stream.store.sink import ClickHouseStore
+from dossier_stream.store.views import write_units
+from dossier_stream.stream.embedded import EmbeddedBroker
+from dossier_stream.stream.runner import (
+    Worker,
+    create_topics,
+    open_store,
+    produce_lines,
+    report_from_store,
+)
+
+__all__ = ["DEFAULT_PERIOD", "DemoResult", "run_demo"]
+
+_LOG = logging.getLogger(__name__)
+
+DEFAULT_PERIOD = monthly_report(2024, 10)
+"""The built-in month: Hải Phòng's tháng 10/2024 (15/09/2024-14/10/2024)."""
+
+
+@dataclass(slots=True)
+class DemoResult:
+    """What a demo run left behind: the store to report from and the pipeline counts."""
+
+    store: ClickHouseStore
+    registry: UnitRegistry
+    stats: PipelineStats
+    days: list[date]
+    seconds: float
+
+    def report(self, period: Period) -> dict[str, Any]:
+        """The report of ``period`` with the ``pipeline`` section."""
+        report = report_from_store(self.store, self.registry, period)
+        report["pipeline"] = {**self.stats.to_json(), "seconds": round(self.seconds, 1)}
+        return report
+
+
+def _default_events(registry: UnitRegistry, calendar: WorkCalendar) -> list[bytes]:
+    from dossier_stream.sim.quotas import calibration_for  # noqa: PLC0415
+    from dossier_stream.sim.simulate import SimConfig, simulate  # noqa: PLC0415
+
+    config = SimConfig(DEFAULT_PERIOD, calibration=calibration_for(DEFAULT_PERIOD), feedback=1_000)
+    print("simulating tháng 10/2024 of Hải Phòng ...", file=sys.stderr)
+    return simulate(config, registry, calendar).lines
+
+
+def _read(path: Path) -> list[bytes]:
+    with path.open("rb") as fh:
+        return [line.rstrip(b"\r\n") for line in fh if line.strip()]
+
+
+def _publish(settings: Settings, events_file: Path | None, out: Connection) -> None:
+    """The publishing process: simulate or read the events, publish them, say how many.
+
+    It sends ``("total", n)`` once the events exist, ``("sent", k)`` as they
+    go out, then ``("done", n)``; on failure ``("error", message)``. The
+    registry and the calendar are built from the same settings as the
+    command's (``DOSSIER_UNITS_FILE``, ``DOSSIER_CALENDAR_FILE``).
+    """
+    try:
+        registry = (
+            UnitRegistry.from_csv(settings.units_file)
+            if settings.units_file
+            else UnitRegistry.load_default()
+        )
+        calendar = (
+            WorkCalendar.from_file(settings.calendar_file)
+            if settings.calendar_file
+            else WorkCalendar.default()
+        )
+        t0 = time.monotonic()
+        lines = _read(events_file) if events_file else _default_events(registry, calendar)
+        out.send(("total", len(lines), time.monotonic() - t0))
+        catalog = load_catalog(settings.topics_file)
+        t0 = time.monotonic()
+        stats = asyncio.run(
+            produce_lines(
+                settings,
+                catalog,
+                lines,
+                source="demo",
+                progress=lambda n: out.send(("sent", n, 0.0)),
+            )
+        )
+        out.send(("done", stats.sent, time.monotonic() - t0))
+    except Exception as exc:
+        out.send(("error", f"{type(exc).__name__}: {exc}", 0.0))
+        raise
+    finally:
+        out.close()
+
+
+def run_demo(
+    settings: Settings,
+    registry: UnitRegistry,
+    calendar: WorkCalendar,
+    catalog: TopicCatalog,
+    run_dir: Path,
+    events_file: Path | None,
+    *,
+    timeout_s: float = 900.0,
+) -> DemoResult:
+    """Run the embedded pipeline over the events; see the module docstring."""
+    t0 = time.monotonic()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with EmbeddedBroker(run_dir / "tansu.log") as broker:
+        s = settings.model_copy(
+            update={
+                "bootstrap_servers": broker.bootstrap,
+                "clickhouse_dsn": SecretStr(f"chdb://{(run_dir / 'clickhouse').resolve()}"),
+                "app_id": "dossier-stream-demo",
+                "data_dir": run_dir,
+            }
+        )
+        store = open_store(s)
+        write_units(store, registry)
+        asyncio.run(create_topics(s, catalog))
+        ctx = multiprocessing.get_context("spawn")  # chdb's and Tansu's threads: no fork
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_publish, args=(s, events_file, send), name="demo-publish")
+        child.start()
+        send.close()
+        try:
+            stats = asyncio.run(
+                _run(s, catalog, registry, calendar, store, receive, child, timeout_s)
+            )
+        finally:
+            if child.is_alive():
+                child.terminate()
+            child.join(10)
+    days = store.day_span()
+    return DemoResult(store, registry, stats, days, time.monotonic() - t0)
+
+
+class _Feed:
+    """What the publishing process said so far (read without blocking the event loop)."""
+
+    def __init__(self, receive: Connection, child: Any, bars: tuple[Any, Any]) -> None:
+        self.receive = receive
+        self.child = child
+        self.publish_bar, self.process_bar = bars
+        self.total: int | None = None
+        self.sent: int | None = None
+
+    def poll(self) -> None:
+        """Take the messages waiting; raise if the process failed."""
+        while self.receive.poll():
+            try:
+                kind, value, seconds = self.receive.recv()
+            except EOFError:
+                break
+            if kind == "total":
+                self.total = int(value)
+                self.publish_bar.total = self.process_bar.total = self.total
+                _LOG.info("%s events ready in %.1f s", value, seconds)
+            elif kind == "sent":
+                self.publish_bar.update(int(value))
+            elif kind == "done":
+                self.sent = int(value)
+                _LOG.info("%s events published in %.1f s", value, seconds)
+            else:
+                raise RuntimeError(f"publishing the events failed: {value}")
+        if self.sent is None and not self.child.is_alive() and not self.receive.poll():
+            raise RuntimeError(f"the publishing process exited ({self.child.exitcode}) early")
+
+
+async def _run(
+    settings: Settings,
+    catalog: TopicCatalog,
+    registry: UnitRegistry,
+    calendar: WorkCalendar,
+    store: ClickHouseStore,
+    receive: Connection,
+    child: Any,
+    timeout_s: float,
+) -> PipelineStats:
+    bar_opts: dict[str, Any] = {"unit": "ev", "file": sys.stderr, "disable": None}
+    with (
+        tqdm(desc="publish", position=0, **bar_opts) as publish_bar,
+        tqdm(desc="process", position=1, **bar_opts) as process_bar,
+    ):
+        feed = _Feed(receive, child, (publish_bar, process_bar))
+        worker = Worker(settings, catalog, registry, calendar, store, on_batch=process_bar.update)
+        await worker.start()
+        try:
+            deadline = time.monotonic() + timeout_s
+            while feed.sent is None and time.monotonic() < deadline:
+                feed.poll()
+                await asyncio.sleep(0.1)
+            t0 = time.monotonic()
+            total = feed.total or 0
+            done = feed.sent is not None and await worker.wait_for(
+                total, timeout=max(deadline - time.monotonic(), 1.0)
+            )
+            stats = worker.processor.stats
+            _LOG.info(
+                "worker caught up %.1f s after the last event was published", time.monotonic() - t0
+            )
+            deadline = time.monotonic() + 30
+            while store.count("dead_letters") < stats.deadletter and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+        finally:
+            await worker.stop()
+    if not done:
+        raise TimeoutError(
+            f"the worker processed {stats.events_in} of {total} events before the "
+            f"time limit; see {settings.data_dir / 'tansu.log'}"
+        )
+    return stats

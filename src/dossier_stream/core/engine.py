@@ -1,0 +1,278 @@
+"""The per-event pipeline in plain Python: parse, check, fold, count.
+
+:class:`Engine` is everything the stream does to one message, with no Kafka
+or ClickHouse inside: it parses the bytes (:func:`~dossier_stream.core.events.parse_event`),
+checks the unit against the registry and the event type against the topic it
+came from, folds the event into the dossier's or feedback's state, and adds
+the counter changes. Invalid input is never raised to the caller and never
+dropped: it comes back as a :class:`DeadLetter` (errors as data).
+
+The state stores are injectable mutable mappings, so the Faust worker can
+hand in its tables and tests a plain ``dict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from typing import Any, Literal
+
+from dossier_stream.core.counters import (
+    CounterKey,
+    accumulate,
+    feedback_delta,
+    open_past_due,
+    state_delta,
+)
+from dossier_stream.core.events import (
+    DOSSIER_EVENT_MODELS,
+    Event,
+    FeedbackReceived,
+    FeedbackResolved,
+    InvalidEvent,
+    UnitReportedTotals,
+    check_unit,
+    parse_event,
+)
+from dossier_stream.core.indicators import build_report
+from dossier_stream.core.lifecycle import (
+    DossierState,
+    FeedbackState,
+    apply_dossier,
+    apply_feedback,
+    empty_dossier,
+)
+from dossier_stream.core.periods import Period
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.topics import TopicCatalog
+from dossier_stream.core.workdays import WorkCalendar
+
+__all__ = ["DeadLetter", "Engine", "Outcome", "PipelineStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An input that could not be used, with where it came from and why."""
+
+    reason: str
+    code: str
+    detail: str
+    raw: bytes
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (the original bytes as text, replacement for bad UTF-8)."""
+        return {
+            "reason": self.reason,
+            "code": self.code,
+            "detail": self.detail,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "value": self.raw.decode("utf-8", errors="replace"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one message."""
+
+    kind: Literal["applied", "duplicate", "deadletter"]
+    event: Event | None = None
+    delta: dict[CounterKey, int] = field(default_factory=dict)
+    dead_letter: DeadLetter | None = None
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    """Counts of messages in, valid, duplicate and dead-lettered (per reason)."""
+
+    events_in: int = 0
+    valid: int = 0
+    duplicates: int = 0
+    deadletter: int = 0
+    deadletter_by_code: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: PipelineStats) -> PipelineStats:
+        """Add ``other``'s counts into these, in place; returns ``self``."""
+        self.events_in += other.events_in
+        self.valid += other.valid
+        self.duplicates += other.duplicates
+        self.deadletter += other.deadletter
+        for code, n in other.deadletter_by_code.items():
+            self.deadletter_by_code[code] = self.deadletter_by_code.get(code, 0) + n
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``pipeline`` section of a report."""
+        return {
+            "events_in": self.events_in,
+            "valid": self.valid,
+            "duplicates": self.duplicates,
+            "deadletter": self.deadletter,
+            "deadletter_by_reason": dict(sorted(self.deadletter_by_code.items())),
+        }
+
+
+_set_kind, _set_event, _set_delta, _set_dead_letter = (
+    Outcome.__dict__[f.name].__set__ for f in fields(Outcome)
+)
+
+
+def _outcome(
+    kind: Literal["applied", "duplicate"], event: Event, delta: dict[CounterKey, int]
+) -> Outcome:
+    """``Outcome(kind, event, delta)``, set through the slots' descriptors (hot path)."""
+    outcome: Outcome = object.__new__(Outcome)
+    _set_kind(outcome, kind)
+    _set_event(outcome, event)
+    _set_delta(outcome, delta)
+    _set_dead_letter(outcome, None)
+    return outcome
+
+
+class Engine:
+    """Folds raw messages into states and counters.
+
+    Args:
+        registry: the unit registry (unknown units are dead-lettered).
+        calendar: the working-day calendar (due times, days ahead).
+        catalog: the topic catalog; when given, an event read from a topic
+            that does not carry its type is dead-lettered (``wrong_topic``).
+        dossiers: store of dossier states (a ``dict`` by default).
+        feedback: store of feedback states.
+    """
+
+    def __init__(
+        self,
+        registry: UnitRegistry,
+        calendar: WorkCalendar,
+        *,
+        catalog: TopicCatalog | None = None,
+        dossiers: MutableMapping[str, DossierState] | None = None,
+        feedback: MutableMapping[str, FeedbackState] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.calendar = calendar
+        self.catalog = catalog
+        self.dossiers: MutableMapping[str, DossierState] = {} if dossiers is None else dossiers
+        self.feedback: MutableMapping[str, FeedbackState] = {} if feedback is None else feedback
+        self.counters: dict[CounterKey, int] = {}
+        self.reported: dict[tuple[str, date, date], tuple[tuple[datetime, str], int]] = {}
+        self.stats = PipelineStats()
+        self.dead_letters: list[DeadLetter] = []
+        self._topic_of: dict[str, str] = {}
+        self._topic_catalog: TopicCatalog | None = catalog
+
+    def parse(
+        self,
+        raw: bytes,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> Event | DeadLetter:
+        """Parse and check one message: an event, or the dead letter it becomes."""
+        return self._parse(raw, topic, partition, offset)
+
+    def _parse(
+        self, raw: bytes, topic: str | None, partition: int | None, offset: int | None
+    ) -> Event | DeadLetter:
+        """:meth:`parse`, with positional arguments (cheaper per message)."""
+        try:
+            event = parse_event(raw)
+            check_unit(event, self.registry)
+            if topic is not None and self.catalog is not None:
+                expected = (
+                    self._topic_of.get(event.event_type)
+                    if self._topic_catalog is self.catalog
+                    else None
+                ) or self._expected_topic(event.event_type)
+                if expected != topic:
+                    raise InvalidEvent(
+                        "wrong_topic",
+                        detail=f"{event.event_type} belongs on {expected}, not {topic}",
+                    )
+        except InvalidEvent as exc:
+            return DeadLetter(exc.reason, exc.code, exc.detail, raw, topic, partition, offset)
+        return event
+
+    def _expected_topic(self, event_type: str) -> str:
+        """``catalog.topic_for(event_type)``, remembered per event type."""
+        if self._topic_catalog is not self.catalog:  # a catalog set after construction
+            self._topic_of = {}
+            self._topic_catalog = self.catalog
+        expected = self._topic_of.get(event_type)
+        if expected is None:
+            assert self.catalog is not None  # only called with a catalog
+            expected = self._topic_of[event_type] = self.catalog.topic_for(event_type)
+        return expected
+
+    def process(
+        self,
+        raw: bytes,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> Outcome:
+        """Process one message end to end and update the stats."""
+        stats = self.stats
+        stats.events_in += 1
+        parsed = self._parse(raw, topic, partition, offset)
+        if isinstance(parsed, DeadLetter):
+            stats.deadletter += 1
+            codes = stats.deadletter_by_code
+            codes[parsed.code] = codes.get(parsed.code, 0) + 1
+            self.dead_letters.append(parsed)
+            return Outcome("deadletter", dead_letter=parsed)
+        outcome = self.apply(parsed)
+        if outcome.kind == "duplicate":
+            stats.duplicates += 1
+        else:
+            stats.valid += 1
+        return outcome
+
+    def apply(self, event: Event) -> Outcome:
+        """Fold a valid event into its state and the counters."""
+        delta: dict[CounterKey, int]
+        if isinstance(event, DOSSIER_EVENT_MODELS):
+            key = event.dossier_id
+            old = self.dossiers.get(key) or empty_dossier(key)
+            new = apply_dossier(old, event, self.calendar)
+            if new is old:
+                return _outcome("duplicate", event, {})
+            self.dossiers[key] = new
+            delta = state_delta(old, new, self.calendar)
+        elif isinstance(event, FeedbackReceived | FeedbackResolved):
+            fid = event.feedback_id
+            old_fb = self.feedback.get(fid) or FeedbackState(fid)
+            new_fb = apply_feedback(old_fb, event)
+            if new_fb is old_fb:
+                return Outcome("duplicate", event)
+            self.feedback[fid] = new_fb
+            delta = feedback_delta(old_fb, new_fb)
+        else:
+            assert isinstance(event, UnitReportedTotals)
+            rkey = (event.unit_code, event.period_start, event.period_end)
+            order = (event.occurred_at, event.event_id)
+            current = self.reported.get(rkey)
+            if current is not None and current[0] >= order:
+                return Outcome("duplicate" if current[0] == order else "applied", event)
+            self.reported[rkey] = (order, event.received_total)
+            return Outcome("applied", event)
+        accumulate(self.counters, delta)
+        return _outcome("applied", event, delta)
+
+    def report(self, period: Period) -> dict[str, Any]:
+        """The report of ``period`` from everything processed so far."""
+        return build_report(
+            self.counters,
+            self.registry,
+            period,
+            reported_totals={k: v for k, (_, v) in self.reported.items()},
+            open_past_due=open_past_due(self.dossiers.values(), period.ends_at),
+        )

@@ -1,0 +1,296 @@
+"""The batching writer between the processor and ClickHouse.
+
+:class:`BatchingSink` buffers rows per table (latest row per key) and writes
+them in one insert per table per flush. It is what makes the worker's
+"stored before acknowledged" rule hold:
+
+* a flush takes the whole buffer *out* under a lock and writes it, so rows
+  added meanwhile (another agent's batch, on the event loop, while the flush
+  runs in a thread) go to the next flush and never to a half-written one;
+* only one flush runs at a time, and a flush waits for the one in progress:
+  when ``flush()`` returns, every row added before the call is stored (or
+  the call raised) — whoever wrote them;
+* a failed flush puts back what it could not write (rows added meanwhile are
+  newer and win), so retrying ``flush()`` writes them; the tables it already
+  wrote are not written twice;
+* :meth:`BatchingSink.discard` drops the buffered rows of partitions this
+  worker lost: their events were not acknowledged, the new owner re-reads
+  them, and a late write of ours would replace its newer totals.
+
+A fact row may be *lazy* (:data:`FactRow`): a zero-argument callable that
+builds the row. It is called only when the row is written, by the flush (in
+the flush's thread, outside the buffer lock), so a key replaced several times
+between two flushes builds its row once. A lazy row that a failed flush puts
+back is built again by the retry; a callable that raises fails the flush like
+a failed write, and its table's rows are kept for the retry.
+
+The sink counts the rows it holds as they are added, so ``len()``, the
+backpressure check of ``add_*`` and :meth:`BatchingSink.due` cost O(1).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from dossier_stream.core.counters import CounterKey
+
+if TYPE_CHECKING:
+    from dossier_stream.store.sink import ClickHouseStore
+
+__all__ = ["BatchingSink", "CounterRows", "FactRow", "FlushHook", "SinkBackpressure"]
+
+_LOG = logging.getLogger(__name__)
+
+FlushHook = Callable[[int, float, BaseException | None], object]
+"""Called after each flush that had rows to write: ``(rows written, seconds, error or None)``."""
+
+FactRow = Sequence[Any] | Callable[[], Sequence[Any]]
+"""A fact row, or a zero-argument callable that returns it when the row is written.
+
+The callable runs at flush time, possibly in another thread and after later
+events were folded: it should build the row from what it captured (an
+immutable state), not from mutable state it looks up when called.
+"""
+
+
+class SinkBackpressure(RuntimeError):
+    """The writer's buffer is full: stop consuming until a flush succeeds."""
+
+
+CounterRow = tuple[str, str, date, str, int]
+"""``(source, unit, day, counter, absolute total)``."""
+
+
+class CounterRows:
+    """Buffered counters as :data:`CounterRow` rows, without a tuple per row.
+
+    What a flush hands to ``ClickHouseStore.write_counters``: the store reads
+    :meth:`columns` straight from the buffer; anything else that iterates it
+    gets the rows, built one by one.
+
+    Args:
+        totals: ``{(source, unit, day, counter): total}``.
+    """
+
+    __slots__ = ("_totals",)
+
+    def __init__(self, totals: Mapping[tuple[str, str, date, str], int]) -> None:
+        self._totals = totals
+
+    def __len__(self) -> int:
+        return len(self._totals)
+
+    def __iter__(self) -> Iterator[CounterRow]:
+        return ((*k, v) for k, v in self._totals.items())
+
+    def columns(self) -> list[list[Any]]:
+        """The five columns (source, unit, day, counter, total), in the rows' order."""
+        totals = self._totals
+        return [*(list(map(itemgetter(i), totals)) for i in range(4)), list(totals.values())]
+
+
+@dataclass(slots=True)
+class _Buffers:
+    """Rows waiting for ClickHouse; facts are ``{table: {key: (source, row)}}``.
+
+    ``n`` is the number of rows held: :class:`BatchingSink` keeps it as it
+    adds rows, and :meth:`recount` sets it after bulk changes.
+    """
+
+    counters: dict[tuple[str, str, date, str], int] = field(default_factory=dict)
+    facts: dict[str, dict[Any, tuple[str, FactRow]]] = field(default_factory=dict)
+    dead: list[Sequence[Any]] = field(default_factory=list)
+    n: int = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def recount(self) -> int:
+        """Count the rows held again (after a bulk change); returns the count."""
+        self.n = len(self.counters) + sum(map(len, self.facts.values())) + len(self.dead)
+        return self.n
+
+    def merge_newer(self, newer: _Buffers) -> None:
+        """Add ``newer``'s rows into these; on the same key ``newer`` wins."""
+        self.counters.update(newer.counters)
+        for table, rows in newer.facts.items():
+            self.facts.setdefault(table, {}).update(rows)
+        self.dead.extend(newer.dead)
+        self.recount()
+
+
+def _built(rows: Iterable[tuple[str, FactRow]]) -> list[Sequence[Any]]:
+    """The rows of a fact table, lazy rows built."""
+    return [row() if callable(row) else row for _, row in rows]
+
+
+class BatchingSink:
+    """Buffers rows per table and writes them in one insert per table per flush.
+
+    ``add_*`` buffer (from the event loop), ``flush`` writes everything
+    buffered (from any thread; call it by size or by time: :meth:`due`).
+    When ``4 * max_rows`` rows are waiting, ``add_*`` raise
+    :class:`SinkBackpressure`: the worker flushes by size within a batch, so
+    this is a last safeguard against exhausting memory, not flow control.
+
+    Rows of the same key replace each other in the buffer (the latest wins),
+    which is what the absolute-total tables want; a replaced row is counted
+    once.
+
+    Args:
+        store: where rows go.
+        max_rows: flush size (and a quarter of the backpressure bound).
+        interval_s: flush interval.
+        on_flush: timing hook (:data:`FlushHook`), e.g. for metrics; a flush
+            with nothing buffered does not call it, a failed one does (with
+            the error) before the error propagates.
+    """
+
+    def __init__(
+        self,
+        store: ClickHouseStore,
+        *,
+        max_rows: int,
+        interval_s: float,
+        on_flush: FlushHook | None = None,
+    ) -> None:
+        self.store = store
+        self.max_rows = max_rows
+        self.interval_s = interval_s
+        self.on_flush = on_flush
+        self._buf = _Buffers()
+        self._columns: dict[str, Sequence[str]] = {}
+        self._lock = threading.Lock()  # guards the buffers
+        self._flushing = threading.Lock()  # one flush at a time
+        self._last_flush = time.monotonic()
+
+    def __len__(self) -> int:
+        return self._buf.n  # one attribute read: atomic under the GIL, no lock needed
+
+    def add_counter(self, source: str, key: CounterKey, total: int) -> None:
+        """Buffer the new absolute total of (source, unit, day, counter)."""
+        with self._lock:
+            buf = self._buf
+            if buf.n >= self.max_rows * 4:
+                raise self._full(buf.n)
+            counters = buf.counters
+            before = len(counters)
+            counters[(source, key[0], key[1], key[2])] = total
+            buf.n += len(counters) - before
+
+    def add_fact(
+        self, table: str, columns: Sequence[str], key: Any, row: FactRow, *, source: str = ""
+    ) -> None:
+        """Buffer the latest row of ``key`` in a fact table.
+
+        Args:
+            table: the fact table.
+            columns: its columns, in the order of the row (the store adds
+                ``version``).
+            key: the row's key in the table; a later row of the same key
+                replaces this one.
+            row: the row, or a zero-argument callable that returns it when
+                the row is written (:data:`FactRow`).
+            source: the source partition of the row (for :meth:`discard`).
+        """
+        with self._lock:
+            buf = self._buf
+            if buf.n >= self.max_rows * 4:
+                raise self._full(buf.n)
+            self._columns[table] = columns
+            rows = buf.facts.get(table)
+            if rows is None:
+                rows = buf.facts[table] = {}
+            before = len(rows)
+            rows[key] = (source, row)
+            buf.n += len(rows) - before
+
+    def add_dead_letter(self, row: Sequence[Any]) -> None:
+        """Buffer one dead-letter row."""
+        with self._lock:
+            buf = self._buf
+            if buf.n >= self.max_rows * 4:
+                raise self._full(buf.n)
+            buf.dead.append(row)
+            buf.n += 1
+
+    @staticmethod
+    def _full(waiting: int) -> SinkBackpressure:
+        return SinkBackpressure(
+            f"{waiting} rows wait for ClickHouse; pausing until a flush succeeds"
+        )
+
+    def due(self) -> bool:
+        """Whether a flush is due by size or by time."""
+        n = len(self)
+        return n >= self.max_rows or (
+            n > 0 and time.monotonic() - self._last_flush >= self.interval_s
+        )
+
+    def discard(self, sources: Iterable[str]) -> int:
+        """Drop the buffered counter and fact rows of ``sources``; returns how many."""
+        gone = set(sources)
+        with self._lock:
+            buf = self._buf
+            before = buf.n
+            buf.counters = {k: v for k, v in buf.counters.items() if k[0] not in gone}
+            for table, rows in buf.facts.items():
+                buf.facts[table] = {k: sr for k, sr in rows.items() if sr[0] not in gone}
+            return before - buf.recount()
+
+    def flush(self) -> int:
+        """Write everything buffered; on failure the unwritten rows are kept for the next try.
+
+        Lazy fact rows are built here (see the module docs).
+
+        Returns:
+            The number of rows written.
+        """
+        with self._flushing:
+            with self._lock:
+                pending, self._buf = self._buf, _Buffers()
+                columns = dict(self._columns)
+            if not pending.n:
+                self._last_flush = time.monotonic()
+                return 0
+            written = [0]
+            t0 = time.perf_counter()
+            try:
+                self._write(pending, columns, written)
+            except Exception as exc:
+                with self._lock:
+                    pending.merge_newer(self._buf)
+                    self._buf = pending
+                if self.on_flush is not None:
+                    self.on_flush(written[0], time.perf_counter() - t0, exc)
+                raise
+            self._last_flush = time.monotonic()
+            if self.on_flush is not None:
+                self.on_flush(written[0], time.perf_counter() - t0, None)
+            _LOG.debug("flushed %s rows to ClickHouse", written[0])
+            return written[0]
+
+    def _write(
+        self, pending: _Buffers, columns: dict[str, Sequence[str]], written: list[int]
+    ) -> None:
+        """Write ``pending`` table by table, removing what is written (``written[0]`` counts)."""
+        if pending.counters:
+            _LOG.debug("writing %s rows to unit_day_counters", len(pending.counters))
+            written[0] += self.store.write_counters(CounterRows(pending.counters))
+            pending.counters = {}
+        for table in list(pending.facts):
+            rows = _built(pending.facts[table].values())
+            _LOG.debug("writing %s rows to %s", len(rows), table)
+            written[0] += self.store.write_rows(table, columns[table], rows)
+            del pending.facts[table]
+        if pending.dead:
+            _LOG.debug("writing %s rows to dead_letters", len(pending.dead))
+            written[0] += self.store.write_dead_letters(pending.dead)
+            pending.dead = []

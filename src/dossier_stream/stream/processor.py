@@ -1,0 +1,413 @@
+"""The worker's per-partition processing, between the Kafka shell and the sink.
+
+One :class:`~dossier_stream.core.engine.Engine` per *source* — a partition of the
+co-partitioned ``dossier.*`` topics (``dossier:3``), of ``feedback.v1``
+(``feedback:0``) or of ``unit.reports.v1`` (``unit:0``). Its counters are the
+absolute totals of that source, which the sink upserts; its states are
+written to the fact tables in the same flush.
+
+Durability without a changelog: on assignment of a partition the states of
+its source are read back from ``dossier_facts`` / ``feedback_facts`` (and the
+latest ``unit.reported_totals`` per unit and period with its event order from
+``unit_reports``, so a late, older report cannot replace a newer one after a
+restart) and the counters are *recomputed* from them (they are a pure
+function of state) and written again, so the counters always agree with the
+stored states, whatever point a crash interrupted. Messages after the last flush are redelivered
+(offsets are acknowledged only after their batch is flushed) and the fold
+ignores those it already holds. This is what the embedded broker needs (its
+end-offset reporting breaks Faust's changelog recovery) and works the same on
+Apache Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from datetime import UTC, datetime
+from functools import cache, partial
+from typing import Any, Final, NamedTuple
+
+from dossier_stream.core.counters import CounterKey, accumulate, dossier_counters, feedback_counters
+from dossier_stream.core.engine import DeadLetter, Engine, Outcome, PipelineStats
+from dossier_stream.core.events import DossierEvent, UnitReportedTotals
+from dossier_stream.core.lifecycle import DossierState, FeedbackState
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.topics import TopicCatalog
+from dossier_stream.core.workdays import WorkCalendar
+from dossier_stream.store.codec import dumps_dossier, dumps_feedback, loads_dossier, loads_feedback
+from dossier_stream.store.sink import BatchingSink, ClickHouseStore
+
+__all__ = [
+    "DOSSIER_FACT_COLUMNS",
+    "Handled",
+    "Message",
+    "Processor",
+    "dead_letter_headers",
+    "dead_letter_row",
+    "source_of",
+]
+
+_LOG = logging.getLogger(__name__)
+
+DOSSIER_FACT_COLUMNS: Final = (
+    "dossier_id", "source", "unit_code", "received_at", "due_at", "channel",
+    "online_service_level", "fee_required", "reused_digital_data", "paid_online",
+    "paid_cashless", "paid_cash", "has_component_files", "has_result_files",
+    "supplement_requests", "completed_at", "effective_due", "on_time", "result_e_signed",
+    "withdrawn_at", "state",
+)  # fmt: skip
+FEEDBACK_FACT_COLUMNS: Final = (
+    "feedback_id",
+    "source",
+    "unit_code",
+    "due_at",
+    "resolved_at",
+    "state",
+)
+REPORT_COLUMNS: Final = (
+    "unit_code",
+    "source",
+    "period_start",
+    "period_end",
+    "received_total",
+    "event_id",
+    "occurred_at",
+)
+
+
+class Message(NamedTuple):
+    """One consumed message (a named tuple: built once per message, cheaply)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+class Handled(NamedTuple):
+    """What the processor did with one message (for metrics; the shell acts on it).
+
+    Attributes:
+        source: the source whose engine handled it (``dossier:3``); empty for
+            a line ``produce`` could not route.
+        topic: the topic it was consumed from.
+        outcome: applied, duplicate or dead-lettered, with the event and its
+            counter changes.
+    """
+
+    source: str
+    topic: str
+    outcome: Outcome
+
+
+@cache  # called for every message, with a few dozen distinct arguments
+def source_of(topic: str, partition: int) -> str:
+    """The source name of a topic partition (the dossier topics share one per partition)."""
+    family = topic.split(".", 1)[0]
+    return f"{family}:{partition}"
+
+
+def _header(headers: Any, name: str) -> str | None:
+    items = headers.items() if isinstance(headers, dict) else headers or []
+    for key, value in items:
+        if key == name:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def dead_letter_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:
+    """The headers a dead letter is published with (why, and where it came from)."""
+    return [
+        ("reason", dl.reason.encode()),
+        ("code", dl.code.encode()),
+        ("detail", dl.detail[:1000].encode()),
+        ("source_topic", (dl.topic or "").encode()),
+        ("source_partition", str(dl.partition).encode()),
+        ("source_offset", str(dl.offset).encode()),
+        ("origin", b"worker"),
+    ]
+
+
+def dead_letter_row(
+    topic: str, partition: int, offset: int, headers: Any, value: bytes, now: datetime
+) -> tuple[tuple[Any, ...], str | None]:
+    """The ``dead_letters`` row of a message of the dead-letter topic.
+
+    Args:
+        topic: the topic it was read from (the dead-letter topic).
+        partition: its partition.
+        offset: its offset.
+        headers: its headers (a list of ``(name, bytes)`` or a mapping).
+        value: the original line.
+        now: when it is logged.
+
+    Returns:
+        The row, and the reason code when ``produce`` wrote the letter (a line it
+        could not route, which no worker counted yet), else ``None``.
+    """
+    producer_code = None
+    if _header(headers, "origin") == "producer":
+        producer_code = _header(headers, "code") or "unroutable"
+    row = (
+        _header(headers, "source_topic") or topic,
+        int(_header(headers, "source_partition") or partition),
+        int(_header(headers, "source_offset") or offset),
+        _header(headers, "reason") or "unknown",
+        _header(headers, "code") or "unknown",
+        _header(headers, "detail") or "",
+        value.decode("utf-8", errors="replace"),
+        now,
+    )
+    return row, producer_code
+
+
+def dossier_fact(state: DossierState, source: str) -> tuple[Any, ...]:
+    """The ``dossier_facts`` row of a state."""
+    r, c = state.received, state.completion
+    methods = {p.method for p in state.payments}
+    return (
+        state.dossier_id, source, r.unit_code if r else "",
+        r.received_at if r else None, r.due_at if r else None,
+        r.channel if r else "", r.online_service_level if r else "",
+        int(bool(r and r.fee_required)), int(bool(r and r.reused_digital_data)),
+        int("online" in methods), int("cashless" in methods), int("cash" in methods),
+        int(state.has_component_files), int(state.has_result_files),
+        state.supplement_requests, c.completed_at if c else None,
+        state.effective_due() if c else None,
+        None if state.is_on_time is None else int(state.is_on_time),
+        int(bool(c and c.result_e_signed)), state.withdrawn_at,
+        dumps_dossier(state).decode(),
+    )  # fmt: skip
+
+
+def _destroy(engine: Engine) -> None:
+    """Destroy the engine's dossier store if it has files (a RocksDB cache)."""
+    destroy = getattr(engine.dossiers, "destroy", None)
+    if callable(destroy):
+        destroy()
+
+
+class Processor:
+    """Folds batches of messages per source and feeds the batching sink.
+
+    Args:
+        registry: unit registry.
+        calendar: working-day calendar.
+        catalog: topic catalog (events on the wrong topic are dead-lettered).
+        sink: the batching writer.
+        store: the ClickHouse store (for recovery reads).
+        dossier_store: makes the dossier state store of a source (a new, empty
+            mapping; e.g. :func:`~dossier_stream.store.statestore.open_dossier_store`);
+            a ``dict`` when omitted. A store with a ``destroy()`` method is
+            destroyed when its source is released.
+    """
+
+    def __init__(
+        self,
+        registry: UnitRegistry,
+        calendar: WorkCalendar,
+        catalog: TopicCatalog,
+        sink: BatchingSink,
+        store: ClickHouseStore,
+        *,
+        dossier_store: Callable[[str], MutableMapping[str, DossierState]] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.calendar = calendar
+        self.catalog = catalog
+        self.sink = sink
+        self.store = store
+        self.dossier_store = dossier_store
+        self.engines: dict[str, Engine] = {}
+        self._retired = PipelineStats()
+
+    def _engine(self, source: str) -> Engine:
+        engine = self.engines.get(source)
+        if engine is None:
+            self.recover([source])
+            engine = self.engines[source]
+        return engine
+
+    def count_producer_dead_letter(self, code: str, topic: str | None = None) -> Handled:
+        """Count a line that ``produce`` could not route (it never reached an input topic).
+
+        Args:
+            code: the reason code from the dead letter's headers.
+            topic: the topic it was read from (default: the dead-letter topic).
+        """
+        r = self._retired
+        r.events_in += 1
+        r.deadletter += 1
+        r.deadletter_by_code[code] = r.deadletter_by_code.get(code, 0) + 1
+        topic = topic or self.catalog.deadletter.name
+        dead = DeadLetter(code, code, "", b"", topic)
+        return Handled("", topic, Outcome("deadletter", dead_letter=dead))
+
+    def log_dead_letter(
+        self, topic: str, partition: int, offset: int, headers: Any, value: bytes, now: datetime
+    ) -> Handled | None:
+        """Buffer a record read from the dead-letter topic for ``dead_letters``.
+
+        Returns:
+            What happened, for a line ``produce`` could not route (counted
+            here: it never reached an input topic); ``None`` for the dead
+            letters of a worker, counted when they were dead-lettered.
+        """
+        row, producer_code = dead_letter_row(topic, partition, offset, headers, value, now)
+        handled = None
+        if producer_code is not None:
+            handled = self.count_producer_dead_letter(producer_code, topic)
+        self.sink.add_dead_letter(row)
+        return handled
+
+    @property
+    def stats(self) -> PipelineStats:
+        """Totals over every source handled by this process."""
+        total = PipelineStats().add(self._retired)
+        for engine in self.engines.values():
+            total.add(engine.stats)
+        return total
+
+    def recover(self, sources: Iterable[str]) -> None:
+        """Load the stored states of newly assigned sources and rewrite their counters.
+
+        A source is registered only once all of it is read, so a read that
+        fails (ClickHouse down) leaves no half-loaded engine behind: calling
+        this again retries it. Sources already held are skipped.
+        """
+        for source in sources:
+            if source in self.engines:
+                continue
+            dossiers = None if self.dossier_store is None else self.dossier_store(source)
+            engine = Engine(self.registry, self.calendar, catalog=self.catalog, dossiers=dossiers)
+            try:
+                counters = self._load(source, engine)
+                stored = self.store.source_counters(source)
+            except BaseException:
+                _destroy(engine)  # a failed read is retried from scratch
+                raise
+            # counters are a pure function of the states: whatever a crash left in the
+            # table (totals of states never stored, keys no state gives any more: 0) goes
+            stale = [
+                k for k in stored.keys() | counters.keys() if stored.get(k, 0) != counters.get(k, 0)
+            ]
+            for key in stale:
+                self.sink.add_counter(source, key, counters.get(key, 0))
+            self.engines[source] = engine
+            _LOG.info(
+                "recovered %s: %s dossiers, %s feedback, %s reports, %s counters (%s rewritten)",
+                source,
+                len(engine.dossiers),
+                len(engine.feedback),
+                len(engine.reported),
+                len(counters),
+                len(stale),
+            )
+
+    def _load(self, source: str, engine: Engine) -> dict[CounterKey, int]:
+        """Read the stored states of ``source`` into ``engine``; returns their counters."""
+        counters: dict[CounterKey, int] = {}
+        for raw in self.store.source_states("dossier_facts", source):
+            state = loads_dossier(raw)
+            engine.dossiers[state.dossier_id] = state
+            accumulate(counters, dossier_counters(state, self.calendar))
+        for raw in self.store.source_states("feedback_facts", source):
+            fb = loads_feedback(raw)
+            engine.feedback[fb.feedback_id] = fb
+            accumulate(counters, feedback_counters(fb))
+        for unit, start, end, total, event_id, at in self.store.source_reports(source):
+            order = (at if at.tzinfo else at.replace(tzinfo=UTC), event_id)
+            engine.reported[(unit, start, end)] = (order, total)
+        engine.counters = counters
+        return counters
+
+    def release(self, sources: Iterable[str]) -> None:
+        """Forget revoked sources (flush first: their rows must be written)."""
+        for source in sources:
+            engine = self.engines.pop(source, None)
+            if engine is not None:
+                self._retired.add(engine.stats)
+                _destroy(engine)
+
+    def revoke(self, sources: Iterable[str]) -> None:
+        """Store what is buffered, then forget revoked sources.
+
+        Call it when no batch of these sources is in hand. If ClickHouse
+        refuses this flush, the buffered rows of ``sources`` are dropped: they
+        belong to uncommitted messages, which the partitions' next owner reads
+        again, and writing them later would replace that owner's newer totals.
+        """
+        gone = set(sources)
+        try:
+            self.sink.flush()
+        except Exception as exc:
+            _LOG.warning(
+                "ClickHouse flush failed during a rebalance (%s): dropped %s buffered rows "
+                "of revoked partitions",
+                exc,
+                self.sink.discard(gone),
+            )
+        self.release(gone)
+
+    def close(self) -> None:
+        """Release every source (at stop, after the last flush)."""
+        self.release(list(self.engines))
+
+    def handle(self, messages: Sequence[Message]) -> list[Handled]:
+        """Process a batch; returns what happened to each message, in order.
+
+        Dead letters are among the outcomes (the shell publishes them to the
+        dead-letter topic, from which they are logged).
+        """
+        handled: list[Handled] = []
+        touched: dict[str, set[CounterKey]] = {}  # counters whose totals moved, per source
+        for msg in messages:
+            source = source_of(msg.topic, msg.partition)
+            engine = self._engine(source)
+            out = engine.process(
+                msg.value, topic=msg.topic, partition=msg.partition, offset=msg.offset
+            )
+            handled.append(Handled(source, msg.topic, out))
+            if out.dead_letter is not None:
+                engine.dead_letters.clear()
+                continue
+            if out.kind != "applied" or out.event is None:
+                continue
+            event = out.event
+            if out.delta:
+                keys = touched.get(source)
+                if keys is None:
+                    keys = touched[source] = set()
+                keys.update(out.delta)
+            if isinstance(event, UnitReportedTotals):
+                rkey = (event.unit_code, event.period_start, event.period_end)
+                (occurred_at, event_id), total = engine.reported[rkey]
+                self.sink.add_fact(
+                    "unit_reports", REPORT_COLUMNS, rkey,
+                    (event.unit_code, source, event.period_start, event.period_end, total,
+                     event_id, occurred_at),
+                    source=source,
+                )  # fmt: skip
+            elif isinstance(event, DossierEvent):
+                state = engine.dossiers[event.dossier_id]
+                # built at the flush: once per dossier per flush, not once per event
+                self.sink.add_fact(
+                    "dossier_facts",
+                    DOSSIER_FACT_COLUMNS,
+                    state.dossier_id,
+                    partial(dossier_fact, state, source),
+                    source=source,
+                )
+            else:
+                fb: FeedbackState = engine.feedback[event.feedback_id]
+                self.sink.add_fact(
+                    "feedback_facts", FEEDBACK_FACT_COLUMNS, fb.feedback_id,
+                    (fb.feedback_id, source, fb.unit_code or "", fb.due_at, fb.resolved_at,
+                     dumps_feedback(fb).decode()),
+                    source=source,
+                )  # fmt: skip
+        for source, keys in touched.items():  # the new absolute totals, once per batch
+            counters = self.engines[source].counters
+            for key in keys:
+                self.sink.add_counter(source, key, counters.get(key, 0))
+        return handled

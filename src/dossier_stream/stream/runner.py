@@ -1,0 +1,426 @@
+"""Orchestration used by the command line: topics, producing, the worker, reports.
+
+Kept apart from :mod:`dossier_stream.cli.main` so the same steps serve ``demo``,
+``worker``, ``produce``, ``report`` and the integration tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dossier_stream.core.counters import open_past_due
+from dossier_stream.core.indicators import build_report
+from dossier_stream.core.lifecycle import DossierState
+from dossier_stream.core.periods import Period
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.topics import TopicCatalog
+from dossier_stream.core.workdays import WorkCalendar
+from dossier_stream.settings import Settings, mask_dsn
+from dossier_stream.store.codec import loads_dossier
+from dossier_stream.store.sink import BatchingSink, ClickHouseStore, connect
+from dossier_stream.stream.metrics import LiveFigures, Metrics, MetricsServer, consumer_lag
+from dossier_stream.stream.processor import Handled, Processor
+
+__all__ = [
+    "ProduceStats",
+    "Worker",
+    "create_topics",
+    "open_store",
+    "produce_lines",
+    "report_from_store",
+]
+
+_LOG = logging.getLogger(__name__)
+_KEY_FIELD = {"dossier": "dossier_id", "feedback": "feedback_id", "unit": "unit_code"}
+
+
+def open_store(settings: Settings) -> ClickHouseStore:
+    """Connect to ClickHouse and apply pending migrations."""
+    dsn = settings.clickhouse_dsn.get_secret_value()
+    try:
+        store = ClickHouseStore(connect(dsn))
+        store.migrate()
+    except Exception as exc:
+        raise ConnectionError(f"cannot use ClickHouse at {mask_dsn(dsn)}: {exc}") from exc
+    return store
+
+
+async def create_topics(settings: Settings, catalog: TopicCatalog) -> list[str]:
+    """Create the catalog's topics that do not exist yet; return those created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.kafka_options()
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                t.name,
+                num_partitions=(
+                    (settings.partitions or t.partitions)
+                    if t in catalog.dossier_topics
+                    else t.partitions
+                ),
+                replication_factor=1,
+                topic_configs=t.config(),
+            )
+            for t in catalog.topics
+            if t.name not in existing
+        ]
+        if new:
+            await admin.create_topics(new)
+        return [t.name for t in new]
+    finally:
+        await admin.close()
+
+
+@dataclass(slots=True)
+class ProduceStats:
+    """What ``produce`` sent where."""
+
+    sent: int = 0
+    unroutable: int = 0
+    per_topic: dict[str, int] = field(default_factory=dict)
+
+
+def _route(raw: bytes, catalog: TopicCatalog) -> tuple[str | None, bytes | None]:
+    """Topic and key of a line, or ``(None, None)`` when no topic carries it."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(obj, dict) or not isinstance(obj.get("event_type"), str):
+        return None, None
+    try:
+        topic = catalog.topic_for(obj["event_type"])
+    except KeyError:
+        return None, None
+    key = obj.get(_KEY_FIELD[topic.split(".", 1)[0]])
+    return topic, key.encode() if isinstance(key, str) else None
+
+
+async def produce_lines(
+    settings: Settings,
+    catalog: TopicCatalog,
+    lines: Sequence[bytes],
+    *,
+    rate: float | None = None,
+    source: str = "produce",
+    progress: Callable[[int], object] | None = None,
+) -> ProduceStats:
+    """Publish JSONL lines to their topics by ``event_type``.
+
+    A line whose ``event_type`` names a contract topic goes there even if it
+    is otherwise invalid (the worker dead-letters it with its source offset);
+    a line no topic carries goes straight to the dead-letter topic.
+
+    Args:
+        settings: broker settings.
+        catalog: the topic catalog.
+        lines: message values.
+        rate: at most this many messages per second (None: as fast as possible).
+        source: a name recorded on dead letters of unroutable lines.
+        progress: called with the number of lines sent since the last call.
+    """
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        max_request_size=2 * 1024 * 1024,
+        **settings.kafka_options(),
+    )
+    await producer.start()
+    stats = ProduceStats()
+    dead = catalog.deadletter.name
+    t0 = time.monotonic()
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        for n, raw in enumerate(lines, start=1):
+            topic, key = _route(raw, catalog)
+            if topic is None:
+                stats.unroutable += 1
+                headers = [
+                    ("reason", b"unroutable"), ("code", b"unroutable"),
+                    ("detail", b"no topic carries this line's event_type"),
+                    ("source_topic", source.encode()), ("source_partition", b"0"),
+                    ("source_offset", str(n).encode()), ("origin", b"producer"),
+                ]  # fmt: skip
+                pending.append(await producer.send(dead, raw, headers=headers))
+                topic = dead
+            else:
+                pending.append(await producer.send(topic, raw, key=key))
+            stats.sent += 1
+            stats.per_topic[topic] = stats.per_topic.get(topic, 0) + 1
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                if progress:
+                    progress(len(pending))
+                pending = []
+            if rate:
+                ahead = n / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        await asyncio.gather(*pending)
+        if progress and pending:
+            progress(len(pending))
+    finally:
+        await producer.stop()
+    return stats
+
+
+def _state_store(
+    settings: Settings,
+) -> Callable[[str], MutableMapping[str, DossierState]] | None:
+    """The factory of per-source dossier state stores that ``settings.state_store`` names."""
+    if settings.state_store == "memory":
+        return None
+    from dossier_stream.store.statestore import open_dossier_store  # noqa: PLC0415
+
+    root = settings.data_dir / "states"
+    _remove_dead_stores(root)
+    directory = root / str(os.getpid())  # workers may share a data directory
+
+    def make(source: str) -> MutableMapping[str, DossierState]:
+        return open_dossier_store(directory, source)
+
+    return make
+
+
+_GC_DEFAULT = (700, 10, 10)
+_GC_WORKER = (50_000, 20, 100)
+
+
+def _tune_gc() -> None:
+    """Fewer collections for a worker (see :meth:`Worker.start`); a no-op if already tuned."""
+    if gc.get_threshold() == _GC_DEFAULT:
+        gc.set_threshold(*_GC_WORKER)
+        gc.freeze()
+
+
+def _remove_dead_stores(root: Path) -> None:
+    """Remove the state stores that processes no longer running left (after a crash)."""
+    if not root.is_dir():
+        return
+    for child in root.iterdir():
+        if not child.name.isdigit():
+            continue
+        pid = int(child.name)
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(child, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            continue
+
+
+class Worker:
+    """The stream worker in this process: runtime + processor + ClickHouse sink + metrics.
+
+    The runtime (``settings.runtime``) is the batch consumer of
+    :mod:`dossier_stream.stream.ingest` (default) or the Faust app of
+    :mod:`dossier_stream.stream.app`; :attr:`app` is it either way (``start``,
+    ``stop``, ``consumer``, ``rebalancing_count``).
+
+    Metrics (:mod:`dossier_stream.stream.metrics`) are served on
+    ``settings.metrics_host:settings.metrics_port`` from :meth:`start` to
+    :meth:`stop` (an ephemeral port when the port is the default and busy);
+    counters move with every batch, the per-unit and lag gauges every
+    ``metrics_refresh_s`` seconds (and on :meth:`refresh_metrics`).
+
+    Args:
+        settings: configuration.
+        catalog: topic catalog.
+        registry: unit registry.
+        calendar: working-day calendar.
+        store: the ClickHouse store (migrated).
+        on_batch: progress callback (events per processed batch).
+        metrics: the metrics object (default: a new one on a private registry).
+        clock: the time the per-unit gauges are computed at (default: now).
+        metrics_refresh_s: seconds between refreshes of the gauges.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: TopicCatalog,
+        registry: UnitRegistry,
+        calendar: WorkCalendar,
+        store: ClickHouseStore,
+        *,
+        on_batch: Callable[[int], object] | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], datetime] | None = None,
+        metrics_refresh_s: float = 5.0,
+    ) -> None:
+        from dossier_stream.stream.app import patch_tansu_leave_group  # noqa: PLC0415
+
+        patch_tansu_leave_group()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = store
+        self.metrics = Metrics() if metrics is None else metrics
+        self.live = LiveFigures(registry, clock=clock)
+        self.sink = BatchingSink(
+            store,
+            max_rows=settings.flush_max_rows,
+            interval_s=settings.flush_interval_s,
+            on_flush=self.metrics.observe_flush,
+        )
+        self.processor = Processor(
+            registry, calendar, catalog, self.sink, store, dossier_store=_state_store(settings)
+        )
+        self.app: Any
+        if settings.runtime == "faust":
+            from dossier_stream.stream.app import build_app  # noqa: PLC0415
+
+            self.app = build_app(
+                settings, catalog, self.processor, on_batch=on_batch, on_handled=self._handled
+            )
+        else:
+            from dossier_stream.stream.ingest import BatchConsumer  # noqa: PLC0415
+
+            self.app = BatchConsumer(
+                settings, catalog, self.processor, on_batch=on_batch, on_handled=self._handled
+            )
+        self.metrics_server = MetricsServer(
+            self.metrics.registry,
+            host=settings.metrics_host,
+            port=settings.metrics_port,
+            # the default port may be taken (a demo beside a worker): an explicit one may not
+            fallback="metrics_port" not in settings.model_fields_set,
+        )
+        self._refresh_s = metrics_refresh_s
+        self._refresher: asyncio.Task[None] | None = None
+        self._refreshing = False
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port ``/metrics`` is served on (``None`` when not started)."""
+        return self.metrics_server.port
+
+    def _handled(self, handled: list[Handled]) -> None:
+        self.metrics.observe(handled)
+        self.live.update(handled, self.processor.engines)
+
+    async def refresh_metrics(self) -> None:
+        """Recompute the per-unit and lag gauges now."""
+        self.metrics.set_live(self.live.snapshot(self.processor.engines))
+        self.metrics.set_lag(await consumer_lag(self.app.consumer))
+
+    async def _refresh_forever(self) -> None:
+        # a flag, not only cancellation: Python 3.11's asyncio.wait_for (in consumer_lag) can
+        # swallow a cancellation that races with its inner call, and the loop would go on
+        while self._refreshing:
+            try:
+                await self.refresh_metrics()
+            except Exception as exc:  # a metrics problem must not stop the worker
+                _LOG.warning("metrics refresh failed: %s", exc)
+            if self._refreshing:
+                await asyncio.sleep(self._refresh_s)
+
+    async def start(self) -> None:
+        """Serve the metrics, tune the garbage collector and start consuming.
+
+        The collector's defaults (a young-generation pass every 700
+        allocations) cost the fold about 40 % of its time once the process
+        holds a large heap of states and buffered rows, which it scans again
+        and again although the fold makes almost no reference cycles. So
+        the objects alive at start are frozen out of collection and the first
+        threshold goes up to 50.000 allocations, unless the process already
+        set other thresholds.
+
+        Raises:
+            OSError: the metrics port cannot be bound.
+        """
+        self.metrics_server.start()
+        _tune_gc()
+        try:
+            await self.app.start()
+        except BaseException:
+            self.metrics_server.stop()
+            raise
+        self._refreshing = True
+        self._refresher = asyncio.create_task(self._refresh_forever())
+
+    async def stop(self) -> None:
+        """Flush, stop, and stop serving the metrics.
+
+        If ClickHouse refuses the last flush, the worker stops all the same:
+        the events of what is not stored were never acknowledged, so they
+        are not committed and the next worker reads them again.
+        """
+        self._refreshing = False
+        if self._refresher is not None:
+            self._refresher.cancel()
+            # a lag read may swallow the cancellation (3.11's wait_for) and wait on
+            # partition positions: the gauges are not worth a slow stop
+            await asyncio.wait({self._refresher}, timeout=5.0)  # wait, not wait_for: see above
+            self._refresher = None
+        _LOG.info("stopping: storing what is buffered, then leaving the group")
+        try:
+            try:
+                self.sink.flush()
+            except Exception as exc:
+                _LOG.warning(
+                    "stopping with %s rows not stored (ClickHouse: %s); their events were not "
+                    "committed and will be read again",
+                    len(self.sink),
+                    exc,
+                )
+            await self.app.stop()
+        finally:
+            self.processor.close()
+            self.metrics_server.stop()
+
+    @property
+    def rebalances(self) -> int:
+        """How many rebalances this worker's consumer went through since it started."""
+        return int(self.app.rebalancing_count)
+
+    async def wait_for(self, events: int, *, timeout: float, idle: float = 30.0) -> bool:
+        """Wait until ``events`` messages were processed (True) or time runs out."""
+        deadline = time.monotonic() + timeout
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            n = self.processor.stats.events_in
+            if n >= events and len(self.sink) == 0:
+                return True
+            if n != last:
+                last, last_change = n, time.monotonic()
+            elif n > 0 and time.monotonic() - last_change > idle:
+                return False
+            await asyncio.sleep(0.1)
+        return False
+
+
+def report_from_store(
+    store: ClickHouseStore,
+    registry: UnitRegistry,
+    period: Period,
+) -> dict[str, Any]:
+    """The report of ``period`` read back from ClickHouse."""
+    open_states = [loads_dossier(raw) for raw in store.open_states(period.ends_at)]
+    return build_report(
+        store.counters(period.start, period.end),
+        registry,
+        period,
+        reported_totals=store.reported_totals(period.start, period.end),
+        open_past_due=open_past_due(open_states, period.ends_at),
+    )

@@ -1,0 +1,81 @@
+"""Smoke test of the benchmark harness (``python -m bench``) on a tiny workload.
+
+No speed assertions: the speed targets live in ``bench/`` (its README), never
+in timed unit tests. This checks that every scenario runs to completion and
+that the final line carries positive numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # `bench` is a top-level folder, not an installed package
+    sys.path.insert(0, str(REPO))
+
+from bench.cli import parse_args, percentile  # noqa: E402
+from bench.profile import area_of, summarize_raw  # noqa: E402
+
+FINAL = re.compile(
+    r"ratio_to_ceiling=(\S+) ratio_to_faust_bare=(\S+) ratio_to_naive=(\S+) p99_freshness_s=(\S+)"
+)
+
+
+@pytest.mark.integration
+def test_bench_runs_every_scenario_and_prints_the_final_line(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    options = "--events 3000 --freshness-seconds 1 --open-dossiers 20000 --timeout 120"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", *options.split(), "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    stderr = proc.stderr.decode(errors="replace")
+    assert proc.returncode == 0, stderr[-3000:]
+    last = proc.stdout.decode().strip().splitlines()[-1]
+    match = FINAL.fullmatch(last)
+    assert match, last
+    values = [float(v) for v in match.groups()]
+    assert all(math.isfinite(v) and v > 0 for v in values), last
+
+    results = json.loads(out.read_text("utf-8"))
+    for name in ("ceiling", "faust-bare", "naive", "dossier-stream"):
+        scenario = results["scenarios"][name]
+        assert scenario["complete"], scenario
+        assert scenario["events"] == 3000
+        assert scenario["peak_rss_bytes"] > 0
+    assert results["freshness"]["measured_events"] > 0
+    assert results["open_dossiers"]["open_dossiers"] == 20_000
+    assert results["open_dossiers"]["bytes_per_open_dossier"] > 0
+
+
+def test_options_and_helpers(tmp_path: Path) -> None:
+    args = parse_args(["--events", "10", "--scenarios", "naive,ceiling"])
+    assert args.events == 10
+    assert args.scenarios == ["ceiling", "naive"]  # always in the harness's order
+    with pytest.raises(SystemExit):
+        parse_args(["--scenarios", "nope"])
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([0.0, 10.0], 99) == pytest.approx(9.9)
+    assert math.isnan(percentile([], 50))
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        "main (x/site-packages/faust/streams.py:10);ack (x/site-packages/faust/consumer.py:5) 3\n"
+        "main (x/site-packages/faust/streams.py:10);handle (x/src/dossier_stream/engine.py:9) 1\n",
+        "utf-8",
+    )
+    prof = summarize_raw(raw)
+    assert prof.samples == 4
+    assert prof.areas() == {"faust": 0.75, "dossier_stream": 0.25}
+    assert prof.total_time["main (faust/streams.py)"] == 4
+    assert area_of("/x/lib/python3.11/asyncio/events.py") == "asyncio"

@@ -1,0 +1,106 @@
+"""Every rule of event-contract.md: valid events parse, each defect has its reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dossier_stream.core.events import (
+    EVENT_TYPES,
+    MAX_EVENT_BYTES,
+    DossierReceived,
+    InvalidEvent,
+    check_unit,
+    parse_event,
+)
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.sim import testing as t
+
+UNIT = "HP-SO-TUPHAP"
+
+VALID = {
+    "dossier.received": t.received("000.00.31.H26-241003-0001", UNIT),
+    "dossier.payment": t.payment("D1", UNIT),
+    "dossier.digitized": t.digitized("D1", UNIT, kind="result", files=3),
+    "dossier.supplement_requested": t.supplement_requested(
+        "D1", UNIT, at="2024-10-04T08:00:00+07:00"
+    ),
+    "dossier.supplement_received": t.supplement_received(
+        "D1", UNIT, at="2024-10-05T08:00:00+07:00"
+    ),
+    "dossier.completed": t.completed("D1", UNIT, e_signed=True),
+    "dossier.withdrawn": t.withdrawn("D1", UNIT),
+    "feedback.received": t.feedback_received("F1", UNIT),
+    "feedback.resolved": t.feedback_resolved("F1", UNIT),
+    "unit.reported_totals": t.reported_totals(
+        UNIT, start="2024-09-15", end="2024-10-14", total=1200
+    ),
+}
+
+
+def test_every_contract_type_has_a_valid_example() -> None:
+    assert set(VALID) == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_valid_example_parses(event_type: str) -> None:
+    event = parse_event(t.encode(VALID[event_type]))
+    assert event.event_type == event_type
+    assert event.occurred_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("desc", "raw", "reason"), t.INVALID_SAMPLES, ids=[s[0] for s in t.INVALID_SAMPLES]
+)
+def test_each_defect_has_its_reason(desc: str, raw: bytes, reason: str) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(raw)
+    assert info.value.reason == reason
+    assert info.value.code == reason.split(":")[0]
+
+
+def test_unknown_fields_are_ignored() -> None:
+    ev = VALID["dossier.received"] | {"x_vendor_field": {"nested": [1, 2]}, "note": "ok"}
+    assert isinstance(parse_event(t.encode(ev)), DossierReceived)
+
+
+def test_defaults_of_optional_booleans() -> None:
+    ev = dict(VALID["dossier.received"])
+    del ev["reused_digital_data"]
+    parsed = parse_event(t.encode(ev))
+    assert isinstance(parsed, DossierReceived)
+    assert parsed.reused_digital_data is False
+
+
+def test_exactly_64_kib_is_accepted_one_more_byte_is_not() -> None:
+    base = t.encode(VALID["dossier.withdrawn"])
+    pad = MAX_EVENT_BYTES - len(base) - len(b',"p":""')
+    ok = base[:-1] + b',"p":"' + b"x" * pad + b'"}'
+    assert len(ok) == MAX_EVENT_BYTES
+    parse_event(ok)
+    with pytest.raises(InvalidEvent, match="too_large"):
+        parse_event(ok[:-2] + b'x"}')
+
+
+def test_utc_z_and_other_offsets_are_aware() -> None:
+    ev = VALID["dossier.completed"] | {"completed_at": "2024-10-07T08:00:00Z"}
+    parsed = parse_event(t.encode(ev))
+    assert parsed.completed_at == datetime(2024, 10, 7, 8, tzinfo=UTC)  # type: ignore[union-attr]
+    ev = VALID["dossier.completed"] | {"completed_at": "2024-10-07T15:00:00+07:00"}
+    parsed = parse_event(t.encode(ev))
+    assert parsed.completed_at.utcoffset() == timedelta(hours=7)  # type: ignore[union-attr]
+
+
+def test_unit_checks(registry: UnitRegistry) -> None:
+    check_unit(parse_event(t.encode(VALID["dossier.payment"])), registry)
+    ghost = parse_event(t.encode(t.payment("D1", "NO-SUCH-UNIT")))
+    with pytest.raises(InvalidEvent, match="unknown_unit"):
+        check_unit(ghost, registry)
+
+
+def test_reception_after_the_unit_ended_is_not_active(registry: UnitRegistry) -> None:
+    late = t.received("D1", UNIT, at="2025-07-02T08:00:00+07:00")
+    with pytest.raises(InvalidEvent) as info:
+        check_unit(parse_event(t.encode(late)), registry)
+    assert info.value.reason == "unit_not_active"

@@ -1,0 +1,332 @@
+"""The ClickHouse store on chdb, and the same code against a server when one is given."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dossier_stream.core.periods import monthly_report
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.topics import load_catalog
+from dossier_stream.core.workdays import WorkCalendar
+from dossier_stream.sim import testing as t
+from dossier_stream.store.sink import (
+    MIGRATIONS,
+    BatchingSink,
+    ClickHouseStore,
+    CounterRows,
+    SinkBackpressure,
+    connect,
+)
+from dossier_stream.stream.processor import DOSSIER_FACT_COLUMNS, Processor
+
+SERVER_REASON = (
+    "no ClickHouse server: set DOSSIER_TEST_CLICKHOUSE_DSN=http://user:pass@host:8123/db to run "
+    "this against one (Debian's clickhouse-server 18.16 is too old for clickhouse-connect; "
+    "production is covered by docker-compose)"
+)
+
+
+def _exercise(store: ClickHouseStore, registry: UnitRegistry, calendar: WorkCalendar) -> None:
+    assert store.migrate() in ([v for v, _, _ in MIGRATIONS], [])
+    assert store.migrate() == []  # idempotent
+    sink = BatchingSink(store, max_rows=1000, interval_s=1.0)
+    proc = Processor(registry, calendar, load_catalog(), sink, store)
+    from dossier_stream.stream.processor import Message
+
+    evs = [t.received("D1", "HP-SO-TUPHAP"), t.completed("D1", "HP-SO-TUPHAP")]
+    msgs = [
+        Message("dossier.submissions.v1", 0, 0, t.encode(evs[0])),
+        Message("dossier.progress.v1", 0, 0, t.encode(evs[1])),
+    ]
+    for _ in range(2):  # the same messages twice: figures unchanged
+        proc.handle(msgs)
+        sink.flush()
+    p = monthly_report(2024, 10)
+    counters = store.counters(p.start, p.end)
+    assert counters[("HP-SO-TUPHAP", date(2024, 10, 3), "received")] == 1
+    assert counters[("HP-SO-TUPHAP", date(2024, 10, 7), "completed")] == 1
+    # a new processor recovers the partition's states from the facts table
+    fresh = Processor(registry, calendar, load_catalog(), sink, store)
+    fresh.recover(["dossier:0"])
+    assert "D1" in fresh.engines["dossier:0"].dossiers
+    assert fresh.engines["dossier:0"].counters == proc.engines["dossier:0"].counters
+
+
+def test_store_on_chdb(tmp_path: Path, registry: UnitRegistry, calendar: WorkCalendar) -> None:
+    store = ClickHouseStore(connect(f"chdb://{tmp_path / 'ch'}"))
+    try:
+        _exercise(store, registry, calendar)
+    finally:
+        store.close()
+
+
+@pytest.mark.skipif("DOSSIER_TEST_CLICKHOUSE_DSN" not in os.environ, reason=SERVER_REASON)
+def test_store_on_a_clickhouse_server(registry: UnitRegistry, calendar: WorkCalendar) -> None:
+    _exercise(
+        ClickHouseStore(connect(os.environ["DOSSIER_TEST_CLICKHOUSE_DSN"])), registry, calendar
+    )
+
+
+def test_buffer_bound_raises_backpressure(tmp_path: Path) -> None:
+    store = ClickHouseStore(connect(f"chdb://{tmp_path / 'ch'}"))
+    sink = BatchingSink(store, max_rows=2, interval_s=60)
+    try:
+        with pytest.raises(SinkBackpressure):
+            for i in range(10):
+                sink.add_counter("dossier:0", ("U", date(2024, 10, 1), f"c{i}"), i)
+    finally:
+        store.close()
+
+
+# ------------------------------------------------------- columnar writes, bookkeeping
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+COUNTER_COLUMNS = ["source", "unit_code", "day", "counter", "value"]
+LETTER_COLUMNS = ["topic", "partition", "offset", "reason", "code", "detail", "value", "logged_at"]
+
+
+def _fact(i: int, at: datetime | None) -> tuple[Any, ...]:
+    """A ``dossier_facts`` row with aware datetimes in several zones and ``None``s."""
+    due = None if at is None else at + timedelta(days=3, microseconds=7)
+    return (
+        f"D{i}", "dossier:0", "U", at, due, "online", "full", 1, 0, 1, 0, 0, 1, 0, i % 3,
+        due, due, None if i % 2 else 1, 0, None, f'{{"id": "D{i}"}}',
+    )  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ClickHouseStore]:
+    s = ClickHouseStore(connect(f"chdb://{tmp_path / 'ch'}"))
+    s.migrate()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _dump(store: ClickHouseStore, sql: str) -> bytes:
+    return store.client.raw_query(sql, fmt="TabSeparated")
+
+
+def test_columnar_writes_store_what_the_clients_row_inserts_store(store: ClickHouseStore) -> None:
+    """Every value type of the tables, against the client's own row-oriented insert."""
+    base = datetime(2024, 10, 3, 8, 30, 15, 123456, tzinfo=UTC)
+    zones = (UTC, VN, timezone(timedelta(hours=-5)))
+    ats = [None, *(base.astimezone(z) + timedelta(hours=i) for i, z in enumerate(zones))]
+    ats.append(datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))  # before the epoch
+    facts = [_fact(i, at) for i, at in enumerate(ats)]
+    letters = [
+        ("t", 0, i, "r", "c", "d", "v", (at or base) - timedelta(microseconds=1500))
+        for i, at in enumerate(ats)
+    ]
+    counters = [("dossier:0", "U", date(2024, 10, 3), f"c{i}", i - 2) for i in range(5)]
+    store.write_rows("dossier_facts", DOSSIER_FACT_COLUMNS, facts)
+    store.write_dead_letters(letters)
+    store.write_counters(iter(counters))  # any iterable, as before
+    client = store.client
+    for table in ("dossier_facts", "dead_letters", "unit_day_counters"):
+        client.command(f"CREATE TABLE ref_{table} AS {table}")
+    client.insert("ref_dossier_facts", facts, column_names=list(DOSSIER_FACT_COLUMNS))
+    client.insert("ref_dead_letters", letters, column_names=LETTER_COLUMNS)
+    client.insert("ref_unit_day_counters", counters, column_names=COUNTER_COLUMNS)
+    for table, order in (
+        ("dossier_facts", "dossier_id"),
+        ("dead_letters", "offset"),
+        ("unit_day_counters", "counter"),
+    ):
+        mine = _dump(store, f"SELECT * EXCEPT version FROM {table} ORDER BY {order}")
+        ref = _dump(store, f"SELECT * EXCEPT version FROM ref_{table} ORDER BY {order}")
+        assert mine == ref and mine.count(b"\n") == 5
+    (row,) = client.query(
+        "SELECT received_at FROM dossier_facts WHERE dossier_id = 'D2'"
+    ).result_rows
+    assert row[0] == ats[2]  # the instant, to the microsecond
+
+
+def test_naive_datetimes_are_left_to_the_client(store: ClickHouseStore) -> None:
+    naive = datetime(2024, 10, 3, 8, 30, 15, 123456)  # noqa: DTZ001 - the point of the test
+    store.write_rows("dossier_facts", DOSSIER_FACT_COLUMNS, [_fact(1, naive)])
+    store.client.command("CREATE TABLE ref AS dossier_facts")
+    store.client.insert("ref", [_fact(1, naive)], column_names=list(DOSSIER_FACT_COLUMNS))
+    assert _dump(store, "SELECT * EXCEPT version FROM dossier_facts") == _dump(
+        store, "SELECT * EXCEPT version FROM ref"
+    )
+
+
+def test_insert_contexts_are_made_once_per_table(
+    store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[str] = []
+    create = store.client.create_insert_context
+
+    def counting(table: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(table)
+        return create(table, *args, **kwargs)
+
+    monkeypatch.setattr(store.client, "create_insert_context", counting)
+    sink = BatchingSink(store, max_rows=100, interval_s=60)
+    for n in range(3):
+        sink.add_counter("dossier:0", ("U", date(2024, 10, 3), "received"), n)
+        sink.add_fact("dossier_facts", DOSSIER_FACT_COLUMNS, "D1", _fact(n, None))
+        assert sink.flush() == 2
+    assert sorted(made) == ["dossier_facts", "unit_day_counters"]
+    assert store.source_counters("dossier:0") == {("U", date(2024, 10, 3), "received"): 2}
+    with pytest.raises(ValueError, match="values for"):
+        store.write_rows("dossier_facts", DOSSIER_FACT_COLUMNS, [_fact(1, None)[:-1]])
+    assert store.write_rows("dossier_facts", DOSSIER_FACT_COLUMNS, []) == 0
+
+
+class _Recorder:
+    """Stands in for the store's writes; fails while told to."""
+
+    def __init__(self) -> None:
+        self.fail = False
+        self.rows: dict[str, list[Any]] = {}
+
+    def _write(self, table: str, rows: Any) -> int:
+        if self.fail:
+            raise ConnectionError("down (test)")
+        self.rows.setdefault(table, []).extend(rows)
+        return len(rows)
+
+    def write_counters(self, rows: Any) -> int:
+        return self._write("unit_day_counters", list(rows))
+
+    def write_rows(self, table: str, columns: Any, rows: Any) -> int:
+        return self._write(table, rows)
+
+    def write_dead_letters(self, rows: Any) -> int:
+        return self._write("dead_letters", rows)
+
+
+def _recount(sink: BatchingSink) -> int:
+    buf = sink._buf
+    return len(buf.counters) + sum(len(v) for v in buf.facts.values()) + len(buf.dead)
+
+
+def test_the_running_row_count_follows_every_change() -> None:
+    rec = _Recorder()
+    sink = BatchingSink(cast(ClickHouseStore, rec), max_rows=100, interval_s=60)
+    day = date(2024, 10, 3)
+    for total in range(3):  # the same keys again: replaced, counted once
+        for source in ("dossier:0", "dossier:1"):
+            sink.add_counter(source, ("U", day, "received"), total)
+            sink.add_fact("dossier_facts", ("dossier_id",), source, (source,), source=source)
+    sink.add_dead_letter(("t", 0, 0))
+    assert len(sink) == _recount(sink) == 5
+    assert sink.discard(["dossier:1"]) == 2
+    assert len(sink) == _recount(sink) == 3
+    rec.fail = True
+    with pytest.raises(ConnectionError):
+        sink.flush()
+    assert len(sink) == _recount(sink) == 3  # put back
+    sink.add_fact("dossier_facts", ("dossier_id",), "dossier:0", ("new",), source="dossier:0")
+    sink.add_counter("dossier:2", ("U", day, "received"), 1)
+    assert len(sink) == _recount(sink) == 4
+    rec.fail = False
+    assert sink.flush() == 4 and len(sink) == 0
+    assert rec.rows["dossier_facts"] == [("new",)]
+    assert rec.rows["unit_day_counters"] == [
+        ("dossier:0", "U", day, "received", 2),
+        ("dossier:2", "U", day, "received", 1),
+    ]
+
+
+def test_backpressure_counts_rows_not_replacements() -> None:
+    sink = BatchingSink(cast(ClickHouseStore, _Recorder()), max_rows=1, interval_s=60)
+    for total in range(20):  # one key, replaced: never more than one row waits
+        sink.add_counter("dossier:0", ("U", date(2024, 10, 3), "received"), total)
+    for i in range(3):
+        sink.add_fact("f", ("id",), i, (i,))
+    with pytest.raises(SinkBackpressure):
+        sink.add_dead_letter(("t", 0, 0))
+    assert len(sink) == 4
+
+
+def test_a_lazy_fact_row_is_built_once_per_flush_and_again_after_a_failure() -> None:
+    rec = _Recorder()
+    sink = BatchingSink(cast(ClickHouseStore, rec), max_rows=100, interval_s=60)
+    built: list[int] = []
+
+    def lazy(version: int) -> Callable[[], tuple[Any, ...]]:
+        def row() -> tuple[Any, ...]:
+            built.append(version)
+            return ("D1", version)
+
+        return row
+
+    for version in range(5):  # replaced 5 times before the flush
+        sink.add_fact("dossier_facts", ("dossier_id", "v"), "D1", lazy(version))
+    sink.add_fact("dossier_facts", ("dossier_id", "v"), "D2", ("D2", 0))  # plain rows still work
+    assert built == [] and len(sink) == 2
+    rec.fail = True
+    with pytest.raises(ConnectionError):
+        sink.flush()
+    assert built == [4] and len(sink) == 2  # built for the failed write, kept unbuilt
+    rec.fail = False
+    assert sink.flush() == 2
+    assert built == [4, 4]  # built again by the retry
+    assert rec.rows["dossier_facts"] == [("D1", 4), ("D2", 0)]
+
+
+def test_a_lazy_row_that_raises_fails_the_flush_and_keeps_the_table() -> None:
+    rec = _Recorder()
+    sink = BatchingSink(cast(ClickHouseStore, rec), max_rows=100, interval_s=60)
+    sink.add_counter("dossier:0", ("U", date(2024, 10, 3), "received"), 1)
+
+    def broken() -> tuple[Any, ...]:
+        raise RuntimeError("cannot build (test)")
+
+    sink.add_fact("dossier_facts", ("dossier_id",), "D1", broken)
+    with pytest.raises(RuntimeError, match="cannot build"):
+        sink.flush()
+    assert len(sink) == 1 and "unit_day_counters" in rec.rows
+    sink.add_fact("dossier_facts", ("dossier_id",), "D1", lambda: ("D1",))
+    assert sink.flush() == 1 and rec.rows["dossier_facts"] == [("D1",)]
+
+
+def test_counter_rows_read_as_rows_or_columns() -> None:
+    totals = {("s", "U", date(2024, 10, 3), "a"): 1, ("s", "V", date(2024, 10, 4), "b"): 2}
+    rows = CounterRows(totals)
+    assert len(rows) == 2
+    assert list(rows) == [
+        ("s", "U", date(2024, 10, 3), "a", 1),
+        ("s", "V", date(2024, 10, 4), "b", 2),
+    ]
+    assert rows.columns() == [
+        ["s", "s"], ["U", "V"], [date(2024, 10, 3), date(2024, 10, 4)], ["a", "b"], [1, 2]
+    ]  # fmt: skip
+
+
+def test_the_sorting_keys_the_store_knows_are_the_schemas(store: ClickHouseStore) -> None:
+    from dossier_stream.store.sink import _SORTING_KEYS
+
+    rows = store.client.query(
+        "SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase()"
+    ).result_rows
+    schema = {name: tuple(key.split(", ")) for name, key in rows}
+    assert {t: schema[t] for t in _SORTING_KEYS} == _SORTING_KEYS
+
+
+def test_rows_of_one_key_in_one_write_are_still_merged_on_insert(store: ClickHouseStore) -> None:
+    """Distinct keys skip ClickHouse's merge of the inserted block; repeated keys keep it."""
+    day = date(2024, 10, 3)
+    store.write_counters([("dossier:0", "U", day, "received", n) for n in (1, 2)])
+    store.write_rows("dossier_facts", DOSSIER_FACT_COLUMNS, [_fact(1, None), _fact(1, None)])
+    letters = [("t", 0, 7, "r", "c", "d", "v", datetime(2024, 10, 3, tzinfo=UTC))] * 2
+    store.write_dead_letters(letters)
+    for table in ("unit_day_counters", "dossier_facts", "dead_letters"):  # without FINAL
+        assert store.client.query(f"SELECT count() FROM {table}").result_rows == [(1,)]
+    assert store.source_counters("dossier:0") == {("U", day, "received"): 2}
+    sink = BatchingSink(store, max_rows=100, interval_s=60)
+    sink.add_counter("dossier:0", ("U", day, "received"), 3)
+    sink.add_fact("dossier_facts", DOSSIER_FACT_COLUMNS, "D2", _fact(2, None))
+    assert sink.flush() == 2
+    assert store.source_counters("dossier:0") == {("U", day, "received"): 3}
+    assert store.count("dossier_facts") == 2

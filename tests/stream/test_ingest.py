@@ -1,0 +1,79 @@
+"""The batch runtime's pieces that need no broker: co-partitioning and dead-letter rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
+
+from dossier_stream.core.engine import DeadLetter
+from dossier_stream.core.topics import load_catalog
+from dossier_stream.stream.processor import dead_letter_headers, dead_letter_row
+
+
+class _Cluster:
+    def __init__(self, partitions: dict[str, int]) -> None:
+        self.partitions = partitions
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(range(self.partitions[topic]))
+
+
+@pytest.mark.parametrize("members", [1, 2, 3, 4, 7])
+def test_the_range_assignor_keeps_every_dossier_partition_number_on_one_member(
+    members: int,
+) -> None:
+    catalog = load_catalog()
+    dossier = [t.name for t in catalog.dossier_topics]
+    others = [
+        catalog.topic_for("feedback.received"),
+        catalog.topic_for("unit.reported_totals"),
+        catalog.deadletter.name,
+    ]
+    counts = {name: 6 for name in dossier} | {name: 2 for name in others}
+    subscription = [*dossier, *others]
+    metadata = {
+        f"member-{i}": ConsumerProtocolMemberMetadata(0, subscription, b"") for i in range(members)
+    }
+    assignment = RangePartitionAssignor.assign(_Cluster(counts), metadata)  # type: ignore[arg-type]
+    owner: dict[tuple[str, int], str] = {}
+    for member, assigned in assignment.items():
+        for topic, partitions in assigned.assignment:
+            for p in partitions:
+                assert (topic, p) not in owner
+                owner[(topic, p)] = member
+    assert len(owner) == sum(counts.values())  # every partition has one owner
+    for p in range(6):
+        assert len({owner[(topic, p)] for topic in dossier}) == 1, p
+
+
+def test_a_dead_letter_survives_its_round_trip_through_headers() -> None:
+    dl = DeadLetter("bad_enum", "bad_enum", "channel: x", b'{"a":1}', "dossier.payments.v1", 3, 41)
+    now = datetime(2024, 10, 1, tzinfo=UTC)
+    row, producer = dead_letter_row(
+        "dossier.deadletter.v1", 0, 9, dead_letter_headers(dl), dl.raw, now
+    )
+    assert producer is None
+    assert row == (
+        "dossier.payments.v1",
+        3,
+        41,
+        "bad_enum",
+        "bad_enum",
+        "channel: x",
+        '{"a":1}',
+        now,
+    )
+
+
+def test_a_producer_dead_letter_is_counted_and_a_bare_one_is_kept() -> None:
+    headers: list[tuple[str, Any]] = [("origin", b"producer"), ("code", b"unroutable")]
+    now = datetime(2024, 10, 1, tzinfo=UTC)
+    row, producer = dead_letter_row("dossier.deadletter.v1", 0, 5, headers, b"\xff", now)
+    assert producer == "unroutable"
+    assert row[:3] == ("dossier.deadletter.v1", 0, 5) and row[6] == "\ufffd"
+    row, producer = dead_letter_row("dossier.deadletter.v1", 0, 6, None, b"x", now)
+    assert producer is None and row[3:5] == ("unknown", "unknown")
