@@ -251,9 +251,9 @@ def deadletter_list(reason: str | None, topic: str | None, limit: int, fmt: str)
       dossier-stream deadletter list --reason missing_field:unit_code --limit 500
       dossier-stream deadletter list --topic dossier.payments.v1 --format json | jq .
     """
-    from dossier_stream.cli.pipeline import _settings, _store  # noqa: PLC0415
+    from dossier_stream.cli._common import settings_or_exit, store_or_exit  # noqa: PLC0415
 
-    store = _store(_settings())
+    store = store_or_exit(settings_or_exit())
     try:
         counts = store.dead_letter_counts(reason=reason, topic=topic)
         letters = store.find_dead_letters(reason=reason, topic=topic, limit=limit)
@@ -334,13 +334,13 @@ def deadletter_replay(
       dossier-stream deadletter replay --topic dossier.payments.v1
       dossier-stream deadletter replay --reason unknown_unit --all   # again, replayed or not
     """
-    from dossier_stream.cli.pipeline import _core, _settings, _store  # noqa: PLC0415
+    from dossier_stream.cli._common import core_or_exit, settings_or_exit, store_or_exit  # noqa: PLC0415
     from dossier_stream.core.engine import Engine  # noqa: PLC0415
     from dossier_stream.stream.runner import produce_lines  # noqa: PLC0415
 
-    settings = _settings(bootstrap_servers=bootstrap_servers, units_file=units_file)
-    registry, calendar, catalog = _core(settings)
-    store = _store(settings)
+    settings = settings_or_exit(bootstrap_servers=bootstrap_servers, units_file=units_file)
+    registry, calendar, catalog = core_or_exit(settings)
+    store = store_or_exit(settings)
     try:
         letters = store.find_dead_letters(
             reason=reason, topic=topic, pending=not replay_all, oldest_first=True

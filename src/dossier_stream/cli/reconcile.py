@@ -98,15 +98,18 @@ def reconcile(
     import orjson  # noqa: PLC0415
     from clickhouse_connect.driver.exceptions import ClickHouseError  # noqa: PLC0415
 
-    from dossier_stream.cli.main import _registry  # noqa: PLC0415
-    from dossier_stream.cli.pipeline import _settings, _store  # noqa: PLC0415
+    from dossier_stream.cli._common import (  # noqa: PLC0415
+        registry_or_exit,
+        settings_or_exit,
+        store_or_exit,
+    )
     from dossier_stream.reports.reconcile import reconcile as run  # noqa: PLC0415
     from dossier_stream.reports.reconcile import render_text  # noqa: PLC0415
 
     chosen = _chosen_period(date_from, date_to, period)
-    settings = _settings()
-    registry = _registry(settings.units_file)
-    store = _store(settings)
+    settings = settings_or_exit()
+    registry = registry_or_exit(settings.units_file)
+    store = store_or_exit(settings)
     try:
         result = run(
             store,

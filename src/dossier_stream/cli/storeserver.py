@@ -50,10 +50,10 @@ def store_server(path: Path | None, host: str, port: int) -> None:
     No users, no TLS: keep it on loopback. For more than one machine, run a
     ClickHouse server.
     """
-    from dossier_stream.cli.pipeline import _settings  # noqa: PLC0415
+    from dossier_stream.cli._common import settings_or_exit  # noqa: PLC0415
     from dossier_stream.store.storeserver import StoreServer  # noqa: PLC0415
 
-    settings = _settings()
+    settings = settings_or_exit()
     where = path or chdb_path(settings.clickhouse_dsn.get_secret_value())
     server = StoreServer(where or Path(".dossier-stream/clickhouse"), host=host, port=port)
     try:

@@ -1,0 +1,173 @@
+"""What the commands share: settings, the registry, the store, period options, the report.
+
+Every helper turns a user-caused failure into a :class:`click.ClickException`
+(one line, no traceback). Heavy modules are imported inside the helpers, so
+``dossier-stream --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from dossier_stream.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from dossier_stream.core.registry import UnitRegistry
+    from dossier_stream.core.workdays import WorkCalendar
+
+__all__ = [
+    "CALENDAR_OPTION",
+    "PERIOD_OPTIONS",
+    "UNITS_OPTION",
+    "calendar_or_exit",
+    "core_or_exit",
+    "emit_report",
+    "period_from",
+    "registry_or_exit",
+    "settings_or_exit",
+    "store_or_exit",
+    "with_options",
+]
+
+UNITS_OPTION = click.option(
+    "--units",
+    "units_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="DOSSIER_UNITS_FILE",
+    help="Unit registry CSV (see spec/units.md). Default: the bundled Hải Phòng registry. "
+    "Env: DOSSIER_UNITS_FILE.",
+)
+CALENDAR_OPTION = click.option(
+    "--calendar",
+    "calendar_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="DOSSIER_CALENDAR_FILE",
+    help="Extra official day swaps (CSV date,kind,note) on top of the bundled ones. "
+    "Env: DOSSIER_CALENDAR_FILE.",
+)
+
+
+def registry_or_exit(units_file: Path | None) -> UnitRegistry:
+    from dossier_stream.core.registry import RegistryError, UnitRegistry  # noqa: PLC0415
+
+    try:
+        return UnitRegistry.from_csv(units_file) if units_file else UnitRegistry.load_default()
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def calendar_or_exit(calendar_file: Path | None) -> WorkCalendar:
+    from dossier_stream.core.workdays import CalendarError, WorkCalendar  # noqa: PLC0415
+
+    try:
+        return WorkCalendar.from_file(calendar_file) if calendar_file else WorkCalendar.default()
+    except CalendarError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+_LOG = logging.getLogger("dossier_stream")
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("aiokafka", "faust", "mode"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
+    return settings
+
+
+def core_or_exit(settings: Settings) -> tuple[Any, Any, Any]:
+    from dossier_stream.core.topics import CatalogError, load_catalog  # noqa: PLC0415
+
+    try:
+        catalog = load_catalog(settings.topics_file)
+    except CatalogError as exc:
+        raise click.ClickException(str(exc)) from None
+    return registry_or_exit(settings.units_file), calendar_or_exit(settings.calendar_file), catalog
+
+
+def store_or_exit(settings: Settings) -> Any:
+    from dossier_stream.stream.runner import open_store  # noqa: PLC0415
+
+    try:
+        return open_store(settings)
+    except ConnectionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def period_from(
+    date_from: datetime | None, date_to: datetime | None, period: str | None, days: list[date]
+) -> Any:
+    from dossier_stream.core.periods import Period, parse_period  # noqa: PLC0415
+
+    try:
+        if period:
+            return parse_period(period)
+        if date_from and date_to:
+            return Period(date_from.date(), date_to.date())
+        span = days or [datetime.now().astimezone().date()]
+        return Period(
+            date_from.date() if date_from else min(span), date_to.date() if date_to else max(span)
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def emit_report(
+    report: dict[str, Any],
+    registry: Any,
+    fmt: str,
+    out: Path | None,
+    template: str = "auto",
+) -> None:
+    """Print or write ``report`` in ``fmt`` with ``template`` (see ``reports.output``)."""
+    from dossier_stream.reports.output import render_report  # noqa: PLC0415
+
+    try:
+        text = render_report(report, registry, fmt, out, template)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if text is None:
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+PERIOD_OPTIONS = [
+    click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="First day."),
+    click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last day."),
+    click.option("--period", help="Instead of --from/--to: 2024-10 (monthly), week:2025-09-12…"),
+    click.option("--format", "fmt", default="text", show_default=True,
+                 type=click.Choice(["text", "json", "md", "csv", "xlsx", "docx"]),
+                 help="text: as the province prints it; json: the report structure and the "
+                      "tables; md/csv; xlsx/docx need --out."),
+    click.option("--template", default="auto", show_default=True,
+                 type=click.Choice(["auto", "monthly", "weekly", "summary"]),
+                 help="Report form: monthly (Bảng 1-3, payments, digitization appendix), "
+                      "weekly (targets, lowest units), summary (short operator view); auto = "
+                      "weekly for a Friday-Thursday week, else monthly."),
+    click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."),
+]  # fmt: skip
+
+
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+def with_options(options: list[Any]) -> Callable[[_Fn], _Fn]:
+    def wrap(fn: _Fn) -> _Fn:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return wrap
