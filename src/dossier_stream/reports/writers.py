@@ -40,13 +40,11 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 from dossier_stream.core.formatting import rate_hundredths
 from dossier_stream.reports.document import (
-    Cell,
     Count,
     Document,
     Heading,
@@ -55,6 +53,7 @@ from dossier_stream.reports.document import (
     Table,
     cell_text,
 )
+from dossier_stream.reports.layout import FIXED_TIME, captioned, number_columns
 
 __all__ = [
     "CSV_FIELDS",
@@ -85,42 +84,6 @@ CSV_FIELDS: Final = (
 )
 """The header of :func:`render_csv`."""
 
-FIXED_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
-"""Creation and modification time written into xlsx and docx files."""
-
-
-def _is_number(cell: Cell) -> bool:
-    return isinstance(cell, Count | Rate)
-
-
-def _number_columns(table: Table) -> list[bool]:
-    """Per column: it holds numbers (counts or rates) and nothing else but empty cells."""
-    return [
-        any(_is_number(row[j]) for row in table.rows)
-        and all(row[j] is None or _is_number(row[j]) for row in table.rows)
-        for j in range(len(table.columns))
-    ]
-
-
-def _captioned(doc: Document) -> list[tuple[Heading | Paragraph | Table, str | None]]:
-    """The blocks, each with the group caption to print before it (``None``: none).
-
-    A table's group caption is printed when it differs from the previous
-    table's group, or when text came between them.
-    """
-    out: list[tuple[Heading | Paragraph | Table, str | None]] = []
-    current: str | None = None
-    for block in doc.blocks:
-        if isinstance(block, Table):
-            caption = block.group if block.group and block.group != current else None
-            current = block.group
-            out.append((block, caption))
-        else:
-            current = None
-            out.append((block, None))
-    return out
-
-
 # --- Markdown -----------------------------------------------------------------------------
 
 _MD_SPECIAL: Final = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|"})
@@ -133,7 +96,7 @@ def _md(text: str) -> str:
 
 
 def _md_table(table: Table) -> list[str]:
-    numbers = _number_columns(table)
+    numbers = number_columns(table)
     lines = [
         "| " + " | ".join(_md(c) for c in table.columns) + " |",
         "|" + "".join(" ---: |" if n else " --- |" for n in numbers),
@@ -154,7 +117,7 @@ def render_markdown(doc: Document) -> str:
     parts = [f"# {_md(doc.title)}"]
     if doc.subtitle:
         parts.append(f"**{_md(doc.subtitle)}**")
-    for block, caption in _captioned(doc):
+    for block, caption in captioned(doc):
         if isinstance(block, Heading):
             parts.append(f"{'#' * min(max(block.level, 1), 6)} {_md(block.text)}")
         elif isinstance(block, Paragraph):

@@ -41,7 +41,7 @@ from dossier_stream.reports.document import (
     cell_text,
     is_order_column,
 )
-from dossier_stream.reports.writers import FIXED_TIME, _captioned, _is_number, _number_columns
+from dossier_stream.reports.layout import FIXED_TIME, captioned, is_number, number_columns
 
 __all__ = ["docx_bytes", "xlsx_bytes"]
 
@@ -78,7 +78,7 @@ def _column_chars(table: Table) -> list[tuple[float, float, float]]:
     """
     out = []
     for j, header in enumerate(table.columns):
-        texts = [(cell_text(row[j]), _is_number(row[j])) for row in table.rows]
+        texts = [(cell_text(row[j]), is_number(row[j])) for row in table.rows]
         least = max(
             [1.25 * _longest_word(header)] + [len(t) if n else _longest_word(t) for t, n in texts]
         )
@@ -159,7 +159,7 @@ def _summary_sheet(book: Workbook, doc: Document, names: dict[int, str]) -> None
     if doc.subtitle:
         _line(sheet, 2, doc.subtitle, _BOLD, width)
     row = 4
-    for block, caption in _captioned(doc):
+    for block, caption in captioned(doc):
         if caption:
             _line(sheet, row, caption, _ITALIC, width)
             row += 1
@@ -328,7 +328,7 @@ def _docx_table(out: DocxDocument, table: Table) -> None:
     )
     aligns = [
         right if number else center if is_order_column(header) else left
-        for header, number in zip(table.columns, _number_columns(table), strict=True)
+        for header, number in zip(table.columns, number_columns(table), strict=True)
     ]
     grid = out.add_table(rows=1, cols=len(table.columns))
     grid.style = out.styles["Table Grid"]
@@ -366,7 +366,7 @@ def docx_bytes(doc: Document) -> bytes:
     _docx_line(out, doc.title, center=True).runs[0].font.size = Pt(14)
     if doc.subtitle:
         _docx_line(out, doc.subtitle, center=True).runs[0].font.size = Pt(14)
-    for block, caption in _captioned(doc):
+    for block, caption in captioned(doc):
         if caption:
             _docx_line(out, caption)
         if isinstance(block, Heading):

@@ -1,0 +1,10 @@
+"""Simulation: the calibrated month simulator, its quotas, and the in-package test
+doubles (event builders) that tests and the bench share.
+"""
+
+from __future__ import annotations
+
+from dossier_stream.sim.quotas import calibration_for
+from dossier_stream.sim.simulate import SimConfig, simulate
+
+__all__ = ["SimConfig", "calibration_for", "simulate"]

@@ -37,14 +37,35 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from dossier_stream.core.counters import CounterKey
 
-if TYPE_CHECKING:
-    from dossier_stream.store.sink import ClickHouseStore
+__all__ = [
+    "BatchingSink",
+    "CounterRows",
+    "FactRow",
+    "FlushHook",
+    "RowWriter",
+    "SinkBackpressure",
+]
 
-__all__ = ["BatchingSink", "CounterRows", "FactRow", "FlushHook", "SinkBackpressure"]
+
+class RowWriter(Protocol):
+    """Where a flush writes (:class:`~.sink.ClickHouseStore` is one; tests may pass another)."""
+
+    def write_counters(self, rows: Iterable[tuple[str, str, date, str, int]]) -> int:
+        """Upsert absolute counter rows; return how many were written."""
+        ...
+
+    def write_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Insert rows into a fact table; return how many."""
+        ...
+
+    def write_dead_letters(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Insert dead-letter rows; return how many."""
+        ...
+
 
 _LOG = logging.getLogger(__name__)
 
@@ -155,7 +176,7 @@ class BatchingSink:
 
     def __init__(
         self,
-        store: ClickHouseStore,
+        store: RowWriter,
         *,
         max_rows: int,
         interval_s: float,

@@ -20,16 +20,29 @@ Both carry ``level`` and ``name`` from ``units``. Rates are never stored:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from dossier_stream.core.indicators import INDICATORS
 
 if TYPE_CHECKING:
     from dossier_stream.core.registry import UnitRegistry
-    from dossier_stream.store.sink import ClickHouseStore
 
-__all__ = ["LIVE_WINDOWS", "MIGRATION", "indicator_rows", "write_units"]
+__all__ = ["LIVE_WINDOWS", "MIGRATION", "ViewStore", "indicator_rows", "write_units"]
+
+
+class ViewStore(Protocol):
+    """What the views need of a store (:class:`~.sink.ClickHouseStore` is one)."""
+
+    client: Any
+
+    def insert_versioned(
+        self, table: str, rows: Iterable[tuple[object, ...]], column_names: list[str]
+    ) -> int:
+        """Insert rows into a ``ReplacingMergeTree(version)`` table."""
+        ...
+
 
 LIVE_WINDOWS: Final = ("7d", "30d", "ptd")
 
@@ -85,7 +98,7 @@ MIGRATION: Final = (
 """``(version, description, statements)`` of migration 2."""
 
 
-def write_units(store: ClickHouseStore, registry: UnitRegistry) -> int:
+def write_units(store: ViewStore, registry: UnitRegistry) -> int:
     """Replace the ``units`` table's rows with the registry's; return how many."""
     rows = [
         (u.code, u.name, u.level, u.parent_code or "", u.valid_from, u.valid_to) for u in registry
@@ -95,7 +108,7 @@ def write_units(store: ClickHouseStore, registry: UnitRegistry) -> int:
 
 
 def indicator_rows(
-    store: ClickHouseStore, start: date, end: date
+    store: ViewStore, start: date, end: date
 ) -> list[tuple[str, str, str, str, int, int]]:
     """``unit_indicators(start, end)``: ``(unit, name, level, indicator, num, den)`` rows."""
     return [
