@@ -1,7 +1,7 @@
 """Generate the Grafana dashboards of dossier-stream (``deploy/grafana/dashboards/*.json``).
 
 The dashboards are code: edit this file, then run it to rewrite the JSON that
-Grafana provisions (``tests/test_grafana.py`` fails when they differ)::
+Grafana provisions (``tests/deploy/test_grafana.py`` fails when they differ)::
 
     .venv/bin/python deploy/grafana/generate.py
     .venv/bin/python deploy/grafana/generate.py --check    # exit 1 if the JSON is stale
