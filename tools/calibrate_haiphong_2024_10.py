@@ -16,7 +16,12 @@ What the seed fixes and how the counts are chosen:
   (received 41.818 / 4.853 / 30.359, online 38.507 / 3.596 / 13.512): the seed
   gives only rates per unit, so counts are searched that print exactly as
   those rates and add up to the totals. Starting guesses: each unit's
-  completed count from the appendix, scaled to the level total.
+  completed count from the appendix, scaled to the level total and, for
+  districts and communes, tilted towards the lower rates just enough that
+  the level's online total holds (``prior * exp(b * rate)``): the volume the
+  published rates need is shared by every unit instead of being dumped on
+  one "pivot" unit (which gave the communes of Đồ Sơn 14.726 dossiers
+  received for 1.494 completed, and 2.702 of them open past due in the demo).
 * Bảng 1 prints equal rates for every department, so departments receive only
   dossiers of online services. The Bảng 1 rates and the department totals
   cannot both hold over the 18 listed departments alone: even with all
@@ -25,6 +30,9 @@ What the seed fixes and how the counts are chosen:
   tra thành phố, 40 completed in the appendix), therefore receives the rest:
   dossiers of procedures with no online service, all at the counter. Having
   no online-service dossiers is also why Bảng 1 leaves it out.
+  The same arithmetic leaves Sở Tư pháp (the lowest rate) ~18.500 dossiers
+  received for 2.291 completed: the department level receives twice what it
+  completes (41.818 / 20.305), and the rates leave nowhere else to put it.
 * Every commune receives at least one dossier of an online service, so every
   commune counts among the units that offer online services (the "x/217" of
   sections 1.2 and 1.3).
@@ -36,8 +44,12 @@ What the seed fixes and how the counts are chosen:
   seed gives only with them included.
 * **Overdue**: the seed's prose names Sở Tài nguyên và Môi trường (992),
   Sở Kế hoạch và Đầu tư (165) and UBND huyện An Lão (75) as the units with the
-  most overdue dossiers; they get those counts among their completions. Every
-  other unit gets 0-4 % of its completions, drawn with a fixed seed.
+  most overdue dossiers; they get those counts among their completions. The
+  prose says "some units" and the city's on-time rate is high in the 90s, so
+  only a few other units (``OTHER_LATE_UNITS``, drawn with a fixed seed in
+  proportion to their completions, among those completing 100 or more) get
+  1-4 % of their completions overdue, fewer than An Lão's 75; every other
+  unit completes everything on time.
 
 Usage::
 
@@ -49,6 +61,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import random
 import sys
 from collections.abc import Sequence
@@ -72,6 +85,8 @@ OVERDUE = {
     "Sở Kế hoạch và Đầu tư": 165,
     "UBND huyện An Lão": 75,
 }
+OTHER_LATE_UNITS = 9
+"""Units with overdue completions besides the three the seed names."""
 NOT_IN_TABLE_1 = "Thanh tra thành phố"
 COLUMNS = (
     "code",
@@ -139,12 +154,43 @@ def _rate(text: str) -> float:
     return float(text.rstrip("%").replace(",", ".")) / 100
 
 
+def tilt(targets: Sequence[Target], total_r: int, total_o: int) -> dict[str, float]:
+    """Volumes ``prior * exp(b * rate)`` summing to ``total_r`` with ``total_o`` online.
+
+    ``b`` (found by bisection: the online share grows with it) is the
+    smallest exponential tilt of the priors towards the lower or the higher
+    rates that makes the level's online share hold.
+    """
+    target = total_o / total_r
+
+    def weights(b: float) -> list[float]:
+        return [t.prior * math.exp(b * _rate(t.rate_all)) for t in targets]
+
+    def share(b: float) -> float:
+        w = weights(b)
+        return sum(x * _rate(t.rate_all) for x, t in zip(w, targets, strict=True)) / sum(w)
+
+    lo, hi = -60.0, 60.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if share(mid) < target else (lo, mid)
+    w = weights(lo)
+    scale = total_r / sum(w)
+    return {t.key: x * scale for x, t in zip(w, targets, strict=True)}
+
+
 def solve_totals(
-    targets: Sequence[Target], total_r: int, total_o: int, rng: random.Random
+    targets: Sequence[Target],
+    total_r: int,
+    total_o: int,
+    rng: random.Random,
+    *,
+    tilted: bool = False,
 ) -> dict[str, tuple[int, int]]:
     """Received/online per target printing ``rate_all`` and summing to the totals.
 
-    Every unit but two starts at its prior, scaled; the unit with the lowest
+    Every unit but two starts at its prior, scaled (``tilted``: at its
+    volume from :func:`tilt`); the unit with the lowest
     rate and the largest unit with the highest rate ("pivots") take what is
     left so that both totals hold, then a small search around them (moving
     one other unit by one dossier when needed) makes every rate print exactly.
@@ -155,11 +201,13 @@ def solve_totals(
     hi = max((t for t in live if _rate(t.rate_all) == top), key=lambda t: t.prior)
     rest = [t for t in live if t not in (lo, hi)]
     scale = total_r / sum(t.prior for t in live)
+    start = tilt(live, total_r, total_o) if tilted else {t.key: t.prior * scale for t in live}
+    shrink = 1.0
     for _attempt in range(60):
         r: dict[str, int] = {}
         o: dict[str, int] = {}
         for t in rest:
-            n = max(t.min_r, round(t.prior * scale))
+            n = max(t.min_r, round(start[t.key] * shrink))
             while not numerators(t.rate_all, n):
                 n += 1
             r[t.key], o[t.key] = n, numerators(t.rate_all, n)[0]
@@ -170,7 +218,7 @@ def solve_totals(
             found = _pivot_search(lo, hi, r_lo, left_r, left_o, rest, r, o, rng)
             if found is not None:
                 return found
-        scale *= 0.9
+        shrink *= 0.9
     raise SystemExit(f"no solution for totals {total_r}/{total_o}")
 
 
@@ -289,8 +337,12 @@ def calibrate() -> str:
     for rec in rates["department"]:
         code = registry.resolve(rec["unit_name"], on=ON, level="department").code
         targets.append(
-            Target(code, rec["online_rate_of_online_service_dossiers"],
-                   rec["online_rate_of_all_dossiers"], rows[code].completed)
+            Target(
+                code,
+                rec["online_rate_of_online_service_dossiers"],
+                rec["online_rate_of_all_dossiers"],
+                rows[code].completed,
+            )
         )
     inspectorate = registry.resolve(NOT_IN_TABLE_1, on=ON, level="department").code
     extra = 1_500
@@ -306,10 +358,14 @@ def calibrate() -> str:
     for rec in rates["district"]:
         code = registry.resolve(rec["unit_name"], on=ON, level="district").code
         targets.append(
-            Target(code, rec["online_rate_of_online_service_dossiers"],
-                   rec["online_rate_of_all_dossiers"], rows[code].completed)
+            Target(
+                code,
+                rec["online_rate_of_online_service_dossiers"],
+                rec["online_rate_of_all_dossiers"],
+                rows[code].completed,
+            )
         )
-    dist = solve_totals(targets, RECEIVED["district"], ONLINE["district"], rng)
+    dist = solve_totals(targets, RECEIVED["district"], ONLINE["district"], rng, tilted=True)
     for t in targets:
         row = rows[t.key]
         row.received, row.online = dist[t.key]
@@ -325,21 +381,38 @@ def calibrate() -> str:
         members = communes.get(district, [])
         prior = sum(rows[c].completed for c in members) if members else 0
         targets.append(
-            Target(district, rec["online_rate_of_online_service_dossiers"],
-                   rec["online_rate_of_all_dossiers"], prior, min_oos=max(1, len(members)))
+            Target(
+                district,
+                rec["online_rate_of_online_service_dossiers"],
+                rec["online_rate_of_all_dossiers"],
+                prior,
+                min_oos=max(1, len(members)),
+            )
         )
     live = [t for t in targets if t.prior > 0]
-    agg = solve_totals(live, RECEIVED["commune"], ONLINE["commune"], rng)
+    agg = solve_totals(live, RECEIVED["commune"], ONLINE["commune"], rng, tilted=True)
     for t in live:
         received, online = agg[t.key]
         oos, oos_online = split_oos(t, received, online, rng.uniform(0.5, 0.85))
         _deal_communes(rows, communes[t.key], received, online, oos, oos_online, rng)
 
     _payments(rows)
+    _overdue(rows, rng)
+    return _csv(rows, registry)
+
+
+def _overdue(rows: dict[str, Row], rng: random.Random) -> None:
+    """A few more units complete 1-4 % late (fewer than the named ones); the rest none."""
+    cap = min(OVERDUE.values()) - 1
+    pool = sorted((r for r in rows.values() if r.overdue < 0 and r.completed >= 100),
+                  key=lambda r: r.code)  # fmt: skip
+    late: set[str] = set()
+    while len(late) < OTHER_LATE_UNITS:
+        late.add(rng.choices(pool, weights=[float(r.completed) for r in pool])[0].code)
     for row in rows.values():
         if row.overdue < 0:
-            row.overdue = round(row.completed * rng.uniform(0.0, 0.04))
-    return _csv(rows, registry)
+            share = rng.uniform(0.01, 0.04) if row.code in late else 0.0
+            row.overdue = min(cap, max(1, round(row.completed * share))) if share else 0
 
 
 def _deal_communes(
@@ -399,8 +472,20 @@ def _csv(rows: dict[str, Row], registry: UnitRegistry) -> str:
     for unit in registry.units_in(ON, ON):
         r = rows[unit.code]
         out.writerow(
-            (r.code, r.level, r.received, r.online, r.oos, r.oos_online, r.completed,
-             r.component, r.result, r.both, r.overdue, r.tx)
+            (
+                r.code,
+                r.level,
+                r.received,
+                r.online,
+                r.oos,
+                r.oos_online,
+                r.completed,
+                r.component,
+                r.result,
+                r.both,
+                r.overdue,
+                r.tx,
+            )
         )
     return buf.getvalue()
 
