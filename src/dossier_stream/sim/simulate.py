@@ -1,14 +1,18 @@
-"""Synthetic dossier streams with an independently computed ground truth.
+"""Synthetic dossier streams with an independently computed ground truth, a day at a time.
 
-:func:`simulate` writes the contract events of a report period for every unit,
-in a realistic publish order with exact duplicates and invalid lines mixed in,
-and returns the per-(unit, local day, counter) totals a correct processor must
-reach. That truth is derived from the facts chosen for each dossier (channel,
-fee, payments, files, supplement requests, completion against due time plus
-pause, withdrawal) with the definitions of ``shared/spec/indicators.md``, not
-with :mod:`~dossier_stream.core.lifecycle` or :mod:`~dossier_stream.core.counters`.
-``completed_ahead_working_days`` is left out of it (it would repeat the
-engine's working-day arithmetic); compare the other counters.
+:class:`SimStream` writes the contract events of a report period for every
+unit, in a realistic publish order with exact duplicates and invalid lines
+mixed in, one publish day at a time (:meth:`SimStream.days`), without
+holding the month: it plans every dossier (:mod:`dossier_stream.sim.plan`),
+then writes the plans' events in reception order, releasing a day once no
+dossier still to be written can publish into it. :func:`simulate` collects
+a whole stream with the per-(unit, local day, counter) totals a correct
+processor must reach. That truth is derived from the facts chosen for each
+dossier (channel, fee, payments, files, supplement requests, completion
+against due time plus pause, withdrawal) with the definitions of
+``shared/spec/indicators.md``, not with :mod:`~dossier_stream.core.lifecycle`
+or :mod:`~dossier_stream.core.counters`. ``completed_ahead_working_days`` is
+left out of it (it would repeat the engine's working-day arithmetic).
 
 Assumptions (documented here because the published reports do not say):
 
@@ -19,18 +23,17 @@ Assumptions (documented here because the published reports do not say):
   simulated stream produces exactly the quota's counts in the period.
 * Receptions in the period: uniform over its days; online at any hour,
   others (counter 96 %, post 4 %) 07:30-17:00. Service level of online
-  services full/partial 55/45 %, else ``none``. 1..15 working days (30 % state
-  ``due_at``: 17:00 of the due day, some in UTC); 10 % have ``occurred_at``
-  minutes after ``received_at``. Reused digital data: 20 %.
-* Completions in the period: from dossiers received in it (up to 55 % of
-  them), the rest from dossiers received up to 40 days before it. Overdue ones
-  end 1 h to 10 days after the effective due time (a quarter after two
-  supplement requests); on-time ones end before it, 8 % after one supplement
-  pause, 2 % exactly at it. 60 % e-signed, 10 % rejected. Components are
-  digitized within 2 h of reception, results within the hour before completion.
-* Dossiers received in the period and not completed in it stay open (their
-  completion falls after the cut and is not published), 1 % withdrawn in the
-  period; 0.5 % more, received before, are completed and then withdrawn in it.
+  services full/partial 55/45 %, else ``none``. 1..15 working days, longer
+  for dossiers open at the cut (see :mod:`~dossier_stream.sim.plan`; 30 %
+  state ``due_at``: 17:00 of the due day, some in UTC); 10 % have
+  ``occurred_at`` minutes after ``received_at``. Reused digital data: 20 %.
+* Completions and open dossiers: as :mod:`~dossier_stream.sim.plan` decides
+  (the dossiers due first are completed; the open ones are mostly not yet
+  due). Overdue ones end 1 h to 10 days after the effective due time (a
+  quarter after two supplement requests); on-time ones end before it, 8 %
+  after one supplement pause, 2 % exactly at it. 60 % e-signed, 10 %
+  rejected. Components are digitized within 2 h of reception, results within
+  the hour before completion.
 * Payments: units with online transactions get them on that many fee
   dossiers, one each, paid between reception and the period's end (half of
   them stamped in UTC, 3 % re-sent by the gateway with a new event id);
@@ -43,39 +46,40 @@ Assumptions (documented here because the published reports do not say):
   next morning. Publish order: event time plus a per-topic lag (receptions
   often hours to days late), so payments and completions often precede their
   reception.
-* Duplicates re-send valid lines byte for byte; invalid lines are unique
-  variants of :data:`~dossier_stream.sim.testing.INVALID_SAMPLES`, plus one
-  well-formed event of an unknown unit per five (at least one).
+* Noise: each valid line is re-sent byte for byte within a day with
+  probability ``duplicate_rate``, and followed within a day by an invalid
+  line with probability ``invalid_rate``: unique variants of
+  :data:`~dossier_stream.sim.testing.INVALID_SAMPLES`, plus a well-formed
+  event of an unknown unit with the first invalid line and every fifth.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import random
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from dossier_stream.core.periods import Period
+from dossier_stream.core.periods import Period, monthly_report
 from dossier_stream.core.registry import Unit, UnitRegistry
 from dossier_stream.core.workdays import VN_TZ, WorkCalendar
 from dossier_stream.sim import testing
-from dossier_stream.sim.quotas import UnitQuota, load_calibration, random_quotas
+from dossier_stream.sim.plan import DAY, OFFICE, DossierPlan, Planner, local_day, seconds
+from dossier_stream.sim.quotas import CALIBRATIONS, UnitQuota, load_calibration, random_quotas
 
-__all__ = ["SimConfig", "Simulation", "simulate"]
+__all__ = ["SimConfig", "SimStream", "Simulation", "following", "simulate", "simulate_months"]
 
-_DAY = 86_400
-_BEFORE_DAYS = 40
-_HOUR = timedelta(hours=1)
-_WORKING_DAYS = (1, 2, 3, 5, 7, 10, 15)
-_WORKING_DAYS_W = (10, 10, 25, 20, 15, 12, 8)
 _FEES = (10_000, 20_000, 30_000, 50_000, 100_000, 200_000, 500_000, 1_000_000)
 _PROCEDURES = ("1.000046", "1.001612", "1.004227", "1.010739", "2.000889", "2.001157")
-_OFFICE = (27_000, 61_200)  # 07:30 .. 17:00, seconds after midnight
 _LAG = {"dossier.received": 600, "dossier.payment": 300, "dossier.digitized": 7200}  # seconds
+_EARLIEST = 2 * DAY
+"""No event of a dossier happens more than this before its reception (online payments)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,59 @@ class Simulation:
                 fh.write(line + b"\n")
 
 
+def simulate(config: SimConfig, registry: UnitRegistry, calendar: WorkCalendar) -> Simulation:
+    """Generate the stream of one period, held in memory, and its ground truth.
+
+    Args:
+        config: period, seed, sizes and rates, or a calibration.
+        registry: the units (those existing in the period receive dossiers).
+        calendar: working days, used to turn processing days into due times.
+
+    Returns:
+        The lines in publish order, the expected counters and the numbers of
+        invalid and duplicate lines.
+
+    Raises:
+        KeyError: the calibration is unknown, or names a unit that does not
+            exist in the period.
+    """
+    stream = SimStream(config, registry, calendar, truth=True)
+    lines = list(stream)
+    return Simulation(lines, dict(sorted(stream.truth.items())), stream.invalid, stream.duplicates)
+
+
+def following(period: Period) -> Period:
+    """The period after ``period``: the next city month, else the next span of equal length."""
+    if period.start.day == 15 and period.end.day == 14:
+        nxt = period.end + timedelta(days=31)
+        return monthly_report(nxt.year, nxt.month)
+    return Period(period.end + timedelta(days=1), period.end + timedelta(days=len(period)))
+
+
+def simulate_months(
+    config: SimConfig, months: int, registry: UnitRegistry, calendar: WorkCalendar
+) -> Iterator[SimStream]:
+    """Streams of ``months`` consecutive periods from ``config.period``, one at a time.
+
+    Month ``i`` uses seed ``config.seed + i``; the calibration applies only to
+    the period it reproduces (the others spread ``config.dossiers``). Each
+    month is simulated on its own: the dossiers it completes from before its
+    period are its own, so they add to the previous month's receptions.
+    """
+    period = config.period
+    for i in range(months):
+        calibration = config.calibration
+        if calibration is not None and CALIBRATIONS.get(calibration) != period:
+            calibration = None
+        month = replace(config, period=period, seed=config.seed + i, calibration=calibration)
+        yield SimStream(month, registry, calendar)
+        period = following(period)
+
+
+def _ts(at: datetime, *, utc: bool = False) -> str:
+    return at.astimezone(UTC if utc else VN_TZ).isoformat(timespec="seconds")
+
+
 @dataclass
 class _Facts:
     """What one dossier ended up with in the published stream."""
@@ -148,293 +205,207 @@ class _Facts:
     withdrawn: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """What one dossier must become: its kind, and how it ends in the period."""
+class SimStream:
+    """One simulated period, generated as it is read (iterate once).
 
-    oos: bool
-    online: bool
-    before: bool = False  # received before the period
-    files: tuple[bool, bool] | None = None  # (component, result) if completed in the period
-    overdue: bool = False
-    pay_online: bool = False
-    withdraw: bool = False
-
-
-def simulate(config: SimConfig, registry: UnitRegistry, calendar: WorkCalendar) -> Simulation:
-    """Generate the stream of one period and its ground truth.
+    Iterating gives the lines in publish order; :meth:`days` gives them a
+    publish day at a time. ``invalid``, ``duplicates`` and ``count`` are
+    final once the stream is exhausted; ``truth`` is filled only when asked
+    for (``truth=True``), since it grows with the month.
 
     Args:
         config: period, seed, sizes and rates, or a calibration.
         registry: the units (those existing in the period receive dossiers).
         calendar: working days, used to turn processing days into due times.
-
-    Returns:
-        The lines in publish order, the expected counters and the numbers of
-        invalid and duplicate lines.
+        truth: also compute the expected counters.
 
     Raises:
-        KeyError: the calibration is unknown, or names a unit that does not
-            exist in the period.
+        KeyError: (when iterated) the calibration is unknown, or names a unit
+            that does not exist in the period.
     """
-    return _Generator(config, registry, calendar).run()
 
-
-def _ts(at: datetime, *, utc: bool = False) -> str:
-    return at.astimezone(UTC if utc else VN_TZ).isoformat(timespec="seconds")
-
-
-def _day(at: datetime) -> date:
-    return at.astimezone(VN_TZ).date()
-
-
-def _secs(n: int) -> timedelta:
-    return timedelta(seconds=n)
-
-
-def _kinds(counts: list[tuple[tuple[bool, bool], int]]) -> list[tuple[bool, bool]]:
-    return [kind for kind, n in counts for _ in range(n)]
-
-
-class _Generator:
-    def __init__(self, config: SimConfig, registry: UnitRegistry, calendar: WorkCalendar) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        registry: UnitRegistry,
+        calendar: WorkCalendar,
+        *,
+        truth: bool = False,
+    ) -> None:
         self.config, self.registry, self.calendar = config, registry, calendar
         self.rng = random.Random(config.seed)
         self.as_of = config.period.ends_at
         self.origin = config.period.starts_at
-        self.events: list[tuple[int, int, bytes]] = []  # (publish second, sequence, line)
+        self.planner = Planner(config.period, calendar, self.rng)
         self.truth: dict[tuple[str, date, str], int] = {}
-        self.held: dict[str, int] = {}  # receptions in the period, per unit
-        self.ids = itertools.count(1)
+        self.invalid = 0
+        self.duplicates = 0
+        self.count = 0
+        self._truth = truth
+        self._heap: list[tuple[int, int, bytes]] = []  # (publish second, sequence, line)
+        self._held: dict[str, int] = {}  # receptions in the period, per unit
+        self._ids = itertools.count(1)
+        self._units: list[Unit] = []
+        self._defects = 0  # invalid samples written
+        self._started = False
 
-    def run(self) -> Simulation:
+    def __iter__(self) -> Iterator[bytes]:
+        for _day, lines in self.days():
+            yield from lines
+
+    def write(self, path: Path, *, append: bool = False) -> int:
+        """Write the lines as JSONL (each terminated by ``\\n``); return how many."""
+        before = self.count
+        with path.open("ab" if append else "wb") as fh:
+            for _day, lines in self.days():
+                fh.write(b"".join(line + b"\n" for line in lines))
+        return self.count - before
+
+    def days(self) -> Iterator[tuple[date, list[bytes]]]:
+        """``(publish day, lines)`` in publish order, for every day with lines.
+
+        Raises:
+            RuntimeError: the stream was already read.
+        """
+        if self._started:
+            raise RuntimeError("a simulated stream can be read only once")
+        self._started = True
         cfg, rng = self.config, self.rng
         units = self.registry.units_in(cfg.period.start, cfg.period.end)
-        if cfg.calibration is None:
-            quotas = random_quotas(units, cfg.dossiers, rng)
-        else:
-            quotas = load_calibration(cfg.calibration)
-            missing = sorted(quotas.keys() - {u.code for u in units})
-            if missing:
-                raise KeyError(f"calibration units not in the period: {', '.join(missing[:5])}")
+        self._units = units
+        quotas = self._quotas(units)
+        plans: list[DossierPlan] = []
         for unit in units:
             if unit.code in quotas:
-                self._unit(unit, quotas[unit.code])
+                plans.extend(self.planner.unit_plans(unit, quotas[unit.code]))
+        plans.sort(key=lambda p: p.received_at)
         weights = [1 + (quotas[u.code].received if u.code in quotas else 0) for u in units]
-        for unit in rng.choices(units, weights=weights, k=cfg.feedback):
-            self._feedback(unit)
+        feedback = [
+            (self.planner.at(self.planner.day(unit), *OFFICE), unit)
+            for unit in rng.choices(units, weights=weights, k=cfg.feedback)
+        ]
+        feedback.sort(key=lambda f: f[0])
+        origin = self.origin
+        sources = heapq.merge(
+            ((p.received_at, i, p) for i, p in enumerate(plans)),
+            ((at, len(plans) + i, unit) for i, (at, unit) in enumerate(feedback)),
+        )
+        for at, _i, source in sources:
+            yield from self._release(int((at - origin).total_seconds()) - _EARLIEST)
+            if isinstance(source, DossierPlan):
+                self._dossier(source)
+            elif isinstance(source, Unit):
+                self._feedback(source, at)
+        del plans, feedback
         self._reports(units)
-        valid = list(self.events)
-        duplicates = round(len(valid) * cfg.duplicate_rate)
-        for _ in range(duplicates):
-            key, _seq, line = rng.choice(valid)
-            self.events.append((key + rng.randrange(1, _DAY), next(self.ids), line))
-        invalid = self._invalid(round(len(valid) * cfg.invalid_rate), units)
-        self.events.sort()
-        lines = [line for _key, _seq, line in self.events]
-        return Simulation(lines, dict(sorted(self.truth.items())), invalid, duplicates)
+        yield from self._release(None)
 
-    def _unit(self, unit: Unit, q: UnitQuota) -> None:
-        """Plan every dossier of ``unit`` so that the period's counts equal ``q``."""
-        rng = self.rng
-        kinds = _kinds(
-            [
-                ((True, True), q.received_oos_online),
-                ((True, False), q.received_oos - q.received_oos_online),
-                ((False, True), q.received_online - q.received_oos_online),
-                ((False, False), q.received - q.received_oos - q.received_online
-                 + q.received_oos_online),
-            ]
-        )  # fmt: skip
-        files = _kinds(
-            [
-                ((True, True), q.completed_both),
-                ((True, False), q.completed_component - q.completed_both),
-                ((False, True), q.completed_result - q.completed_both),
-                ((False, False), q.completed - q.completed_component - q.completed_result
-                 + q.completed_both),
-            ]
-        )  # fmt: skip
-        late = [True] * q.completed_overdue + [False] * (q.completed - q.completed_overdue)
-        rng.shuffle(kinds)
-        rng.shuffle(files)
-        rng.shuffle(late)
-        from_period = min(q.completed, round(q.received * 0.55))
-        paying = set(rng.sample(range(q.received), q.payment_tx_online))
-        for i, (oos, online) in enumerate(kinds):
-            done = i < from_period
-            self._dossier(
-                unit,
-                _Plan(
-                    oos,
-                    online,
-                    files=files[i] if done else None,
-                    overdue=done and late[i],
-                    pay_online=i in paying,
-                    withdraw=not done and rng.random() < 0.01,
-                ),
-            )
-        for j in range(from_period, q.completed):
-            kind = (rng.random() < 0.75, rng.random() < 0.6)
-            self._dossier(unit, _Plan(*kind, before=True, files=files[j], overdue=late[j]))
-        for _ in range(sum(rng.random() < 0.005 for _ in range(q.completed))):
-            kind = (rng.random() < 0.75, rng.random() < 0.6)
-            files_kind = (rng.random() < 0.9, rng.random() < 0.8)
-            self._dossier(unit, _Plan(*kind, before=True, files=files_kind, withdraw=True))
+    def _quotas(self, units: list[Unit]) -> dict[str, UnitQuota]:
+        cfg = self.config
+        if cfg.calibration is None:
+            return random_quotas(units, cfg.dossiers, self.rng)
+        quotas = load_calibration(cfg.calibration)
+        missing = sorted(quotas.keys() - {u.code for u in units})
+        if missing:
+            raise KeyError(f"calibration units not in the period: {', '.join(missing[:5])}")
+        return quotas
+
+    def _release(self, below: int | None) -> Iterator[tuple[date, list[bytes]]]:
+        """The lines of every publish day that ends at or before ``below`` (all: ``None``)."""
+        heap, start = self._heap, self.config.period.start
+        limit = None if below is None else below // DAY * DAY
+        while heap and (limit is None or heap[0][0] < limit):
+            day = heap[0][0] // DAY
+            end = (day + 1) * DAY
+            lines = []
+            while heap and heap[0][0] < end:
+                lines.append(heapq.heappop(heap)[2])
+            self.count += len(lines)
+            yield start + timedelta(days=day), lines
+
+    def _push(self, key: int, line: bytes) -> None:
+        heapq.heappush(self._heap, (key, next(self._ids), line))
 
     def _emit(self, event: dict[str, Any], at: datetime) -> bool:
         """Publish ``event`` (at ``at``, a new id) unless after the cut; return whether it was."""
         if at > self.as_of and not event["event_type"].startswith("unit."):
             return False
-        rng, kind = self.rng, event["event_type"]
-        event["event_id"] = f"sim{self.config.seed}-{next(self.ids):08d}"
+        rng, kind, cfg = self.rng, event["event_type"], self.config
+        event["event_id"] = f"sim{cfg.seed}-{next(self._ids):08d}"
         lag = rng.randrange(_LAG.get(kind, 1800))
         if kind == "dossier.received" and rng.random() < 0.35:  # a late batch from the counter
-            lag += rng.randrange(_DAY * (3 if rng.random() < 0.86 else 10))
+            lag += rng.randrange(DAY * (3 if rng.random() < 0.86 else 10))
         elif kind == "dossier.digitized" and rng.random() < 0.1:
-            lag += rng.randrange(2 * _DAY)
+            lag += rng.randrange(2 * DAY)
         key = int((at - self.origin).total_seconds()) + lag
-        self.events.append((key, next(self.ids), testing.encode(event)))
+        line = testing.encode(event)
+        self._push(key, line)
+        if cfg.duplicate_rate and rng.random() < cfg.duplicate_rate:
+            self._push(key + rng.randrange(1, DAY), line)
+            self.duplicates += 1
+        if cfg.invalid_rate and rng.random() < cfg.invalid_rate:
+            self._invalid(key + rng.randrange(DAY))
         return True
 
-    def _at(self, day: date, lo: int, hi: int) -> datetime:
-        return datetime.combine(day, time(0), tzinfo=VN_TZ) + _secs(self.rng.randrange(lo, hi))
-
     def _add(self, unit: str, at: datetime, name: str, value: int = 1) -> None:
-        if value:
-            key = (unit, _day(at), name)
+        if value and self._truth:
+            key = (unit, local_day(at), name)
             self.truth[key] = self.truth.get(key, 0) + value
 
-    def _day(self, unit: Unit, *, before: bool = False) -> date:
-        """A day the unit exists: in the period, or (``before``) up to 40 days before it.
-
-        Falls back to the period when the unit did not exist before it.
-        """
-        period = self.config.period
-        lo, hi = period.start, period.end
-        if before:
-            lo, hi = lo - timedelta(days=_BEFORE_DAYS), lo - timedelta(days=1)
-        lo, hi = max(lo, unit.valid_from or lo), min(hi, unit.valid_to or hi)
-        if lo > hi:
-            return self._day(unit)
-        return lo + timedelta(days=self.rng.randrange((hi - lo).days + 1))
-
-    def _reception(self, unit: Unit, plan: _Plan, channel: str) -> datetime:
-        """When the dossier is received: in the period, or up to 40 days before it."""
-        day = self._day(unit, before=plan.before)
-        window = (0, _DAY) if channel == "online" else _OFFICE
-        at = self._at(day, *window)
-        if plan.files is not None:  # leave room to complete (and withdraw) in the period
-            at = min(at, self.as_of - _secs(3 * 3600))
-        return at
-
-    def _due(self, rec_at: datetime, n_days: int, explicit: bool) -> datetime:
-        due = self.calendar.due_at(rec_at, n_days)
-        if explicit:
-            due = datetime.combine(due.date(), time(17), tzinfo=VN_TZ)
-        return due
-
-    def _dossier(self, unit: Unit, plan: _Plan) -> None:
-        rng, code = self.rng, unit.code
+    def _dossier(self, plan: DossierPlan) -> None:
+        rng, code, rec_at = self.rng, plan.unit, plan.received_at
         level = ("full" if rng.random() < 0.55 else "partial") if plan.oos else "none"
-        channel = "online" if plan.online else ("postal" if rng.random() < 0.04 else "direct")
-        rec_at = self._reception(unit, plan, channel)
-        n_days = rng.choices(_WORKING_DAYS, weights=_WORKING_DAYS_W)[0]
-        explicit = rng.random() < 0.3
-        done_at, requests = None, 0
-        if plan.files is not None:
-            rec_at, n_days, done_at, requests = self._timeline(plan, rec_at, n_days, explicit)
-        due = self._due(rec_at, n_days, explicit)
         fee = plan.pay_online or rng.random() < 0.3
-        did = f"{code}-{_day(rec_at):%y%m%d}-{next(self.ids):06d}"
-        f = _Facts(code, rec_at, channel, level, fee, rng.random() < 0.2, due)
+        did = f"{code}-{local_day(rec_at):%y%m%d}-{next(self._ids):06d}"
+        f = _Facts(code, rec_at, plan.channel, level, fee, rng.random() < 0.2, plan.due)
         ev = testing.received(
             did,
             code,
             at=_ts(rec_at),
-            channel=channel,
+            channel=plan.channel,
             level=level,
             fee=fee,
-            due_at=_ts(due, utc=rng.random() < 0.2) if explicit else None,
-            working_days=n_days,
+            due_at=_ts(plan.due, utc=rng.random() < 0.2) if plan.explicit_due else None,
+            working_days=plan.working_days,
             reused=f.reused,
             procedure=rng.choice(_PROCEDURES),
         )
         if rng.random() < 0.1:
-            ev["occurred_at"] = _ts(rec_at + _secs(rng.randrange(60, 1800)))
+            ev["occurred_at"] = _ts(rec_at + seconds(rng.randrange(60, 1800)))
         self._emit(ev, rec_at)
+        done_at = plan.completed_at
         end = done_at or self.as_of
         if fee:
             self._payments(f, did, plan.pay_online, end)
         component = plan.files[0] if plan.files is not None else rng.random() < 0.85
         if component:
             room = max(1, min(7200, int((end - rec_at).total_seconds())))
-            at = rec_at + _secs(rng.randrange(room))
+            at = rec_at + seconds(rng.randrange(room))
             ev = testing.digitized(did, code, files=rng.randint(1, 6), at=_ts(at))
             f.component = self._emit(ev, at)
         if done_at is None:
-            if rng.random() < 0.05:  # waiting for documents at the end of the period
-                asked = rec_at + _secs(rng.randrange(3600, 3 * _DAY))
-                ev = testing.supplement_requested(did, code, at=_ts(asked))
-                f.requests = int(self._emit(ev, asked))
-            if plan.withdraw:
-                at = rec_at + _secs(rng.randrange(3600, 5 * _DAY))
-                f.withdrawn = self._emit(testing.withdrawn(did, code, at=_ts(at)), at)
+            if plan.asked_at is not None:  # waiting for documents at the end of the period
+                ev = testing.supplement_requested(did, code, at=_ts(plan.asked_at))
+                f.requests = int(self._emit(ev, plan.asked_at))
+            if plan.withdrawn_at is not None:
+                ev = testing.withdrawn(did, code, at=_ts(plan.withdrawn_at))
+                f.withdrawn = self._emit(ev, plan.withdrawn_at)
         else:
-            self._pauses(f, did, requests, done_at)
+            self._pauses(f, did, plan.requests, done_at)
             self._complete(f, did, done_at, result=plan.files is not None and plan.files[1])
-            if plan.withdraw:
-                at = done_at + _secs(rng.randrange(60, int((self.as_of - done_at).total_seconds())))
+            if plan.withdraw_after:
+                left = int((self.as_of - done_at).total_seconds())
+                at = done_at + seconds(rng.randrange(60, left))
                 f.withdrawn = self._emit(testing.withdrawn(did, code, at=_ts(at)), at)
         self._count(f)
-
-    def _timeline(
-        self, plan: _Plan, rec_at: datetime, n_days: int, explicit: bool
-    ) -> tuple[datetime, int, datetime, int]:
-        """Reception, working days, completion and supplement requests of a completion.
-
-        On time: completed before the (effective) due time and inside the
-        period. Overdue: an hour or more after the due time, or after two
-        supplement requests when the period leaves no room to be late.
-        """
-        rng, start, end = self.rng, self.origin, self.as_of
-        if plan.overdue and not plan.withdraw:
-            if rng.random() < 0.25:
-                return rec_at, n_days, self._between(max(rec_at + _HOUR, start), end), 2
-            for _ in range(60):
-                due = self._due(rec_at, n_days, explicit)
-                lo = max(due + _secs(3600), start)
-                if lo < end:
-                    late = min(end, due + _secs(10 * _DAY))
-                    return rec_at, n_days, self._between(lo, max(lo, late)), 0
-                if n_days > 1:
-                    n_days = 1
-                elif rec_at - timedelta(days=1) >= (start if not plan.before else rec_at):
-                    rec_at -= timedelta(days=1)
-                else:
-                    break
-            return rec_at, n_days, self._between(max(rec_at + _HOUR, start), end), 2
-        while True:
-            due = self._due(rec_at, n_days, explicit)
-            lo, hi = max(rec_at + _secs(60), start), min(due, end - _secs(7200))
-            if lo < hi:
-                break
-            n_days += 1
-        if rng.random() < 0.02 and due <= end - _secs(7200):
-            return rec_at, n_days, due, 0
-        return rec_at, n_days, self._between(lo, hi), int(rng.random() < 0.08)
-
-    def _between(self, lo: datetime, hi: datetime) -> datetime:
-        span = int((hi - lo).total_seconds())
-        return lo + _secs(self.rng.randrange(span) + 1) if span > 1 else hi
 
     def _pauses(self, f: _Facts, did: str, requests: int, done_at: datetime) -> None:
         """``requests`` supplement request/receipt pairs between reception and completion."""
         rng, last = self.rng, f.received_at
         for i in range(requests):
             room = int((done_at - last).total_seconds()) // (requests - i) - 2
-            asked = last + _secs(1 + rng.randrange(max(1, room // 2)))
-            got = asked + _secs(1 + rng.randrange(max(1, room // 2)))
+            asked = last + seconds(1 + rng.randrange(max(1, room // 2)))
+            got = asked + seconds(1 + rng.randrange(max(1, room // 2)))
             self._emit(testing.supplement_requested(did, f.unit, at=_ts(asked)), asked)
             self._emit(testing.supplement_received(did, f.unit, at=_ts(got)), got)
             f.requests += 1
@@ -443,17 +414,17 @@ class _Generator:
 
     def _payments(self, f: _Facts, did: str, pay_online: bool, end: datetime) -> None:
         """One online transaction for an online-paying dossier, else cash/cashless or none."""
-        rng = self.rng
+        rng, between = self.rng, self.planner.between
         if pay_online:
-            lo = max(self.origin, f.received_at - _secs(2 * _DAY))
-            paid, method = self._between(lo, max(lo, end)), "online"
+            lo = max(self.origin, f.received_at - seconds(_EARLIEST))
+            paid, method = between(lo, max(lo, end)), "online"
         elif rng.random() < 0.85:
-            paid = self._between(f.received_at, max(f.received_at, end))
+            paid = between(f.received_at, max(f.received_at, end))
             method = "cash" if rng.random() < 0.45 else "cashless"
         else:
             return
         amount = rng.choice(_FEES)
-        tx = f"TX{self.config.seed}-{next(self.ids):08d}"
+        tx = f"TX{self.config.seed}-{next(self._ids):08d}"
         stamp = _ts(paid, utc=method == "online" and rng.random() < 0.5)
         sends = 2 if method == "online" and rng.random() < 0.03 else 1
         for attempt in range(sends):  # a gateway retry re-sends the same transaction
@@ -470,7 +441,7 @@ class _Generator:
         if self._emit(ev, done_at):
             f.completed_at, f.e_signed = done_at, signed
         if result:
-            at = max(f.received_at, done_at - _secs(rng.randrange(3600)))
+            at = max(f.received_at, done_at - seconds(rng.randrange(3600)))
             ev = testing.digitized(did, f.unit, kind="result", files=rng.randint(1, 2))
             ev["occurred_at"] = _ts(at)
             f.result = self._emit(ev, at)
@@ -478,6 +449,10 @@ class _Generator:
     def _count(self, f: _Facts) -> None:
         """The dossier's counters, straight from indicators.md."""
         unit, rec = f.unit, f.received_at
+        if local_day(rec) in self.config.period:
+            self._held[unit] = self._held.get(unit, 0) + 1
+        if not self._truth:
+            return
         online = f.channel == "online"
         self._add(unit, rec, "received")
         self._add(unit, rec, "received_online", online)
@@ -495,8 +470,6 @@ class _Generator:
         for paid, method, amount in f.payments:
             self._add(unit, paid, f"payment_tx_{method}")
             self._add(unit, paid, f"payment_amount_{method}", amount)
-        if _day(rec) in self.config.period:
-            self.held[unit] = self.held.get(unit, 0) + 1
         done = f.completed_at
         if done is None or f.withdrawn:
             return
@@ -513,10 +486,9 @@ class _Generator:
         ):
             self._add(unit, done, name, value)
 
-    def _feedback(self, unit: Unit) -> None:
+    def _feedback(self, unit: Unit, got: datetime) -> None:
         rng = self.rng
-        fid = f"PAKN-{unit.code}-{next(self.ids):06d}"
-        got = self._at(self._day(unit), *_OFFICE)
+        fid = f"PAKN-{unit.code}-{next(self._ids):06d}"
         due = self.calendar.due_at(got, rng.choice((5, 10, 15)))
         ev = testing.feedback_received(fid, unit.code, at=_ts(got), due_at=_ts(due))
         self._emit(ev, got)
@@ -526,9 +498,9 @@ class _Generator:
         if r < 0.03:
             done = due
         elif r < 0.85:
-            done = got + _secs(rng.randrange(1, room))
+            done = got + seconds(rng.randrange(1, room))
         else:
-            done = due + _secs(rng.randrange(3600, 10 * _DAY))
+            done = due + seconds(rng.randrange(3600, 10 * DAY))
         ev = testing.feedback_resolved(fid, unit.code, at=_ts(done))
         if self._emit(ev, done):
             self._add(unit.code, done, "feedback_resolved")
@@ -539,28 +511,28 @@ class _Generator:
         morning = datetime.combine(period.end + timedelta(days=1), time(8), tzinfo=VN_TZ)
         a, b = period.start.isoformat(), period.end.isoformat()
         for code in [u.code for u in units if rng.random() < 0.8]:
-            held = self.held.get(code, 0)
-            at = morning + _secs(rng.randrange(4 * 3600))
+            held = self._held.get(code, 0)
+            at = morning + seconds(rng.randrange(4 * 3600))
             total = held + rng.randint(0, held // 10)
             self._emit(testing.reported_totals(code, start=a, end=b, total=total, at=_ts(at)), at)
 
-    def _invalid(self, count: int, units: list[Unit]) -> int:
-        """Add ``count`` contract defects and a few unknown-unit events; return how many."""
-        rng, span = self.rng, len(self.config.period) * _DAY
-        for i in range(count):
-            _what, sample, _reason = rng.choice(testing.INVALID_SAMPLES)
-            line = _vary(sample, f"bad{self.config.seed}-{i}", rng.choice(units).code)
-            self.events.append((rng.randrange(span), next(self.ids), line))
-        unknown = max(1, count // 5) if count or self.config.invalid_rate > 0 else 0
-        for i in range(unknown):
-            code = f"{rng.choice(units).code}-OLD"
+    def _invalid(self, key: int) -> None:
+        """An invalid line at ``key`` (and, first and every fifth, an unknown unit's event)."""
+        rng, seed, i = self.rng, self.config.seed, self._defects
+        _what, sample, _reason = rng.choice(testing.INVALID_SAMPLES)
+        self._push(key, _vary(sample, f"bad{seed}-{i}", rng.choice(self._units).code))
+        self._defects += 1
+        self.invalid += 1
+        if i % 5 == 0:
+            n = i // 5
+            code = f"{rng.choice(self._units).code}-OLD"
             while code in self.registry:
                 code += "X"
-            key, eid = rng.randrange(span), f"sim{self.config.seed}-unknown-{i}"
-            at = _ts(self.origin + _secs(key))
-            ev = testing.payment(f"{code}-{i}", code, at=at, transaction_id=eid, event_id=eid)
-            self.events.append((key, next(self.ids), testing.encode(ev)))
-        return count + unknown
+            eid = f"sim{seed}-unknown-{n}"
+            at = _ts(self.origin + seconds(key))
+            ev = testing.payment(f"{code}-{n}", code, at=at, transaction_id=eid, event_id=eid)
+            self._push(key, testing.encode(ev))
+            self.invalid += 1
 
 
 def _vary(sample: bytes, tag: str, unit: str) -> bytes:

@@ -46,8 +46,13 @@ def _envelope(event_type: str, unit: str, at: str, event_id: str | None) -> dict
 
 
 def encode(event: dict[str, Any]) -> bytes:
-    """The message value of an event dict (UTF-8 JSON)."""
-    return orjson.dumps(event)
+    """The message value of an event dict (UTF-8 JSON), in a buffer of its own size.
+
+    ``orjson.dumps`` returns bytes that keep the 4 KiB buffer they were written
+    in (orjson 3.13): held by the hundred thousand, as a simulated month is,
+    that is 4 KiB a line instead of ~350 bytes. The copy costs ~0,1 µs.
+    """
+    return memoryview(orjson.dumps(event)).tobytes()
 
 
 def received(
