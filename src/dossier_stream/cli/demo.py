@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from multiprocessing.connection import Connection
@@ -67,13 +68,14 @@ class DemoResult:
         return report
 
 
-def _default_events(registry: UnitRegistry, calendar: WorkCalendar) -> list[bytes]:
+def _default_events(registry: UnitRegistry, calendar: WorkCalendar) -> Iterable[bytes]:
+    """The simulated month, generated a day at a time while it is published."""
     from dossier_stream.sim.quotas import calibration_for  # noqa: PLC0415
-    from dossier_stream.sim.simulate import SimConfig, simulate  # noqa: PLC0415
+    from dossier_stream.sim.simulate import SimConfig, SimStream  # noqa: PLC0415
 
     config = SimConfig(DEFAULT_PERIOD, calibration=calibration_for(DEFAULT_PERIOD), feedback=1_000)
     print("simulating tháng 10/2024 of Hải Phòng ...", file=sys.stderr)
-    return simulate(config, registry, calendar).lines
+    return SimStream(config, registry, calendar)
 
 
 def _read(path: Path) -> list[bytes]:
@@ -84,8 +86,10 @@ def _read(path: Path) -> list[bytes]:
 def _publish(settings: Settings, events_file: Path | None, out: Connection) -> None:
     """The publishing process: simulate or read the events, publish them, say how many.
 
-    It sends ``("total", n)`` once the events exist, ``("sent", k)`` as they
-    go out, then ``("done", n)``; on failure ``("error", message)``. The
+    It sends ``("total", n)`` once the events are read from a file (a
+    simulated month is generated as it is published: its total comes with
+    ``done``), ``("sent", k)`` as they go out, then ``("done", n)``; on
+    failure ``("error", message)``. The
     registry and the calendar are built from the same settings as the
     command's (``DOSSIER_UNITS_FILE``, ``DOSSIER_CALENDAR_FILE``).
     """
@@ -101,8 +105,12 @@ def _publish(settings: Settings, events_file: Path | None, out: Connection) -> N
             else WorkCalendar.default()
         )
         t0 = time.monotonic()
-        lines = _read(events_file) if events_file else _default_events(registry, calendar)
-        out.send(("total", len(lines), time.monotonic() - t0))
+        lines: Iterable[bytes]
+        if events_file:
+            lines = _read(events_file)
+            out.send(("total", len(lines), time.monotonic() - t0))
+        else:
+            lines = _default_events(registry, calendar)
         catalog = load_catalog(settings.topics_file)
         t0 = time.monotonic()
         stats = asyncio.run(
@@ -189,6 +197,9 @@ class _Feed:
                 self.publish_bar.update(int(value))
             elif kind == "done":
                 self.sent = int(value)
+                if self.total is None:
+                    self.total = self.sent
+                    self.publish_bar.total = self.process_bar.total = self.total
                 _LOG.info("%s events published in %.1f s", value, seconds)
             else:
                 raise RuntimeError(f"publishing the events failed: {value}")

@@ -86,6 +86,13 @@ def replay(
 @click.option("--invalid", type=click.FloatRange(0, 1), default=0.002, show_default=True,
               help="Share of invalid lines (every defect of the contract).")  # fmt: skip
 @click.option(
+    "--months",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Consecutive months from --month, written one after the other (seed, seed+1, ...).",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
@@ -100,6 +107,7 @@ def simulate_cmd(
     feedback: int,
     duplicates: float,
     invalid: float,
+    months: int,
     out: Path,
     units_file: Path | None,
     calendar_file: Path | None,
@@ -110,11 +118,11 @@ def simulate_cmd(
     tháng 10/2024: replaying the file gives every count and rate of its tables.
     The same --seed gives byte-identical output. The expected counters (the
     ground truth) are computed from the simulated facts, independently of the
-    engine.
+    engine. The file is written a day at a time (the month is never held).
     """
     from dossier_stream.core.periods import parse_period  # noqa: PLC0415
     from dossier_stream.sim.quotas import calibration_for  # noqa: PLC0415
-    from dossier_stream.sim.simulate import SimConfig, simulate  # noqa: PLC0415
+    from dossier_stream.sim.simulate import SimConfig, simulate_months  # noqa: PLC0415
 
     try:
         chosen = parse_period(month)
@@ -130,11 +138,13 @@ def simulate_cmd(
         invalid_rate=invalid,
         feedback=feedback,
     )
-    sim = simulate(config, registry_or_exit(units_file), calendar_or_exit(calendar_file))
-    sim.write(out)
+    registry, calendar = registry_or_exit(units_file), calendar_or_exit(calendar_file)
+    lines = dups = bad = 0
+    for i, stream in enumerate(simulate_months(config, months, registry, calendar)):
+        lines += stream.write(out, append=i > 0)
+        dups, bad = dups + stream.duplicates, bad + stream.invalid
     what = f"calibrated to {calibration}" if calibration else f"{config.dossiers} dossiers"
-    click.echo(
-        f"wrote {len(sim.lines)} events to {out} ({what}; {sim.duplicates} duplicates, "
-        f"{sim.invalid} invalid)",
-        err=True,
-    )
+    if months > 1:
+        what += f" a month, {months} months"
+    summary = f"{what}; {dups} duplicates, {bad} invalid"
+    click.echo(f"wrote {lines} events to {out} ({summary})", err=True)

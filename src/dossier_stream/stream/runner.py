@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -116,7 +116,7 @@ def _route(raw: bytes, catalog: TopicCatalog) -> tuple[str | None, bytes | None]
 async def produce_lines(
     settings: Settings,
     catalog: TopicCatalog,
-    lines: Sequence[bytes],
+    lines: Iterable[bytes],
     *,
     rate: float | None = None,
     source: str = "produce",
@@ -131,7 +131,7 @@ async def produce_lines(
     Args:
         settings: broker settings.
         catalog: the topic catalog.
-        lines: message values.
+        lines: message values (any iterable: a simulated stream is sent as it is made).
         rate: at most this many messages per second (None: as fast as possible).
         source: a name recorded on dead letters of unroutable lines.
         progress: called with the number of lines sent since the last call.
