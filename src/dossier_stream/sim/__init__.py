@@ -1,5 +1,6 @@
-"""Simulation: the calibrated month simulator, its quotas, and the in-package test
-doubles (event builders) that tests and the bench share.
+"""Simulation: the calibrated month simulator (streamed a publish day at a time), its
+dossier plans and quotas, and the in-package test doubles (event builders) that tests
+and the bench share.
 """
 
 from __future__ import annotations
