@@ -5,8 +5,9 @@ Every writer prints the Vietnamese texts of the cells (:func:`cell_text`:
 
 * **Markdown** (:func:`render_markdown`): title, headings, paragraphs, group
   captions, GitHub tables (number columns right-aligned), footnotes in italics.
-* **CSV** (:func:`render_csv`): long ("tidy") form, UTF-8 without BOM, ``\\n``
-  line ends, one header row (:data:`CSV_FIELDS`) and one line per body cell,
+* **CSV** (:func:`render_csv`): long ("tidy") form, UTF-8 (a file starts with
+  a BOM unless turned off, for Excel on Windows), ``\\n`` line ends, one header
+  row (:data:`CSV_FIELDS`) and one line per body cell,
   label cells included, so a table can be rebuilt from its lines. ``row`` is
   the 1-based body row, ``unit_code`` its :attr:`Table.row_keys` entry,
   ``unit_name`` its :meth:`Table.row_name` (the first non-empty text cell
@@ -45,11 +46,14 @@ from typing import Final
 
 from dossier_stream.core.formatting import rate_hundredths
 from dossier_stream.reports.document import (
+    Average,
     Count,
     Document,
+    Front,
     Heading,
     Paragraph,
     Rate,
+    Signature,
     Table,
     cell_text,
 )
@@ -105,8 +109,18 @@ def _md_table(table: Table) -> list[str]:
     return lines
 
 
+def _md_front(front: Front) -> list[str]:
+    lines = [front.parent.upper(), f"**{front.issuer.upper()}**", front.number]
+    right = [f"**{front.NATION}**", f"**{front.MOTTO}**", f"_{_md(front.dated)}_"]
+    return ["  \n".join(_md(x) if not x.startswith(("*", "_")) else x for x in lines),
+            "  \n".join(right)]  # fmt: skip
+
+
 def render_markdown(doc: Document) -> str:
     """The document as Markdown (GitHub tables), ending with a newline.
+
+    Editable paragraphs (what the issuing office completes) are in italics;
+    a two-level table header is printed with the self-contained column names.
 
     Args:
         doc: the report.
@@ -114,20 +128,34 @@ def render_markdown(doc: Document) -> str:
     Returns:
         The Markdown text.
     """
-    parts = [f"# {_md(doc.title)}"]
+    parts = _md_front(doc.front) if doc.front else []
+    parts.append(f"# {_md(doc.title)}")
     if doc.subtitle:
         parts.append(f"**{_md(doc.subtitle)}**")
+    if doc.front:
+        parts.append("  \n".join(_md(line) for line in doc.front.addressed()))
     for block, caption in captioned(doc):
         if isinstance(block, Heading):
             parts.append(f"{'#' * min(max(block.level, 1), 6)} {_md(block.text)}")
         elif isinstance(block, Paragraph):
-            parts.append(_md(block.text))
-        else:
+            parts.append(f"_{_md(block.text)}_" if block.editable else _md(block.text))
+        elif isinstance(block, Table):
             if caption:
                 parts.append(f"**{_md(caption)}**")
-            parts.append(f"**{_md(block.title)}**")
+            if block.captioned:
+                parts.append(f"**{_md(block.title)}**")
             parts.append("\n".join(_md_table(block)))
             parts += [f"_{_md(note)}_" for note in block.notes]
+        elif isinstance(block, Signature):
+            parts.append("**_Nơi nhận:_**  \n" + "  \n".join(_md(x) for x in block.distribution))
+            parts.append("  \n".join(f"**{_md(x)}**" for x in (*block.authority, block.name)))
+        else:
+            parts.append("---")
+            parts.append(f"## {_md(block.label)}")
+            lines = [f"**{_md(block.title.upper())}**"]
+            if block.attached:
+                lines.append(f"_{_md(block.attached)}_")
+            parts.append("  \n".join(lines))
     return "\n\n".join(parts) + "\n"
 
 
@@ -163,6 +191,8 @@ def render_csv(doc: Document) -> str:
                 value, numerator, denominator = "", "", ""
                 if isinstance(cell, Count):
                     value = str(cell.value)
+                elif isinstance(cell, Average):
+                    value = "" if cell.value is None else f"{cell.value:g}"
                 elif isinstance(cell, Rate):
                     value = _percent_text(cell)
                     numerator, denominator = str(cell.numerator), str(cell.denominator)
@@ -203,7 +233,7 @@ def write_docx(doc: Document, path: Path) -> None:
         doc: the report.
         path: the ``.docx`` file to write (replaced if it exists).
     """
-    from dossier_stream.reports.writers_office import docx_bytes  # noqa: PLC0415
+    from dossier_stream.reports.writers_docx import docx_bytes  # noqa: PLC0415
 
     path.write_bytes(docx_bytes(doc))
 
@@ -211,13 +241,15 @@ def write_docx(doc: Document, path: Path) -> None:
 # --- dispatch -----------------------------------------------------------------------------
 
 
-def write(doc: Document, fmt: str, path: Path | None = None) -> None:
+def write(doc: Document, fmt: str, path: Path | None = None, *, csv_bom: bool = True) -> None:
     """Write the document in one of :data:`FORMATS`.
 
     Args:
         doc: the report.
         fmt: ``md``, ``csv``, ``xlsx`` or ``docx``.
         path: the file to write; ``None`` prints a text format on standard output.
+        csv_bom: a CSV file starts with a UTF-8 BOM (Excel on Windows then reads
+            its diacritics); never on standard output.
 
     Raises:
         ValueError: an unknown format, or a binary format (xlsx, docx) without a
@@ -234,4 +266,5 @@ def write(doc: Document, fmt: str, path: Path | None = None) -> None:
     if path is None:
         sys.stdout.write(text)
     else:
-        path.write_text(text, encoding="utf-8", newline="")
+        bom = "\ufeff" if fmt == "csv" and csv_bom else ""
+        path.write_text(bom + text, encoding="utf-8", newline="")
