@@ -140,8 +140,8 @@ def _line(sheet: Worksheet, row: int, text: str, font: Font, width: float = 0) -
 def _summary_sheet(book: Workbook, doc: Document, names: dict[int, str]) -> None:
     """The first sheet: front, title, ``Kính gửi``, then the blocks (tables as links)."""
     sheet = _new_sheet(book, _SUMMARY_SHEET)
-    sheet.column_dimensions["A"].width = 86  # the width between the A4 margins
-    width = 70  # characters of the widest (bold) text that surely fit in column A
+    sheet.column_dimensions["A"].width = 72  # within the A4 margins, in 12 pt Times
+    width = 62  # characters of the widest (bold) text that surely fit in column A
     lines: list[tuple[str, Font]] = []
     if doc.front:
         f = doc.front
