@@ -1,7 +1,7 @@
 """Layout decisions every writer shares: which columns hold numbers, which captions to print.
 
 Kept apart from the writers so that :mod:`~.writers` (text formats) and
-:mod:`~.writers_office` (xlsx, docx) both read them without importing each other.
+:mod:`~.writers_office` (xlsx) and :mod:`~.writers_docx` all read them without importing each other.
 """
 
 from __future__ import annotations
