@@ -1,7 +1,8 @@
 """Layout decisions every writer shares: which columns hold numbers, which captions to print.
 
-Kept apart from the writers so that :mod:`~.writers` (text formats) and
-:mod:`~.writers_office` (xlsx) and :mod:`~.writers_docx` all read them without importing each other.
+Kept apart from the writers so that :mod:`~.writers` (text formats),
+:mod:`~.writers_office` (xlsx) and :mod:`~.writers_docx` read them without
+importing each other.
 """
 
 from __future__ import annotations
@@ -81,12 +82,15 @@ def _longest_word(text: str) -> int:
 
 
 def column_chars(table: Table) -> list[tuple[float, float, float]]:
-    """Per column, in characters: the width it must have, then would like for its body and header.
+    """Per column, in characters: the width it must have, would like for its header, then
+    would like for its body.
 
     It must hold its longest unbreakable text: a printed number or a word
-    (header characters count 1.25, being bold). It would like its longest body
-    text on one line, then its header on at most three lines. A column under
-    a band must also hold its share of the band's longest word.
+    (header characters count 1.25, being bold); a column under a band also its
+    share of the band's longest word. It would like its header on at most
+    four lines, then its longest body text on one line. Headers come first:
+    a long unit name may wrap in its cell, a header of one word a line is
+    hard to read.
     """
     out = []
     for j, header in enumerate(table.headers):
@@ -96,8 +100,8 @@ def column_chars(table: Table) -> list[tuple[float, float, float]]:
         )
         if band := table.band_of(j):
             least = max(least, 1.25 * _longest_word(band.text) / (band.last - band.first + 1))
-        body = max([least] + [len(t) for t, _ in texts])
-        out.append((least, body, max(body, 1.25 * -(-len(header) // 3))))
+        heading = max(least, 1.1 * -(-len(header) // 4))
+        out.append((least, heading, max([heading] + [len(t) for t, _ in texts])))
     return out
 
 

@@ -144,7 +144,8 @@ def _section_one(v: ReportView, previous: Report | None) -> list[Paragraph]:
     first = (
         f"Số liệu báo cáo, thống kê từ ngày {format_date(v.period.start)} đến "
         f"{format_date(v.period.end)}: Tổng số hồ sơ tiếp nhận được cập nhật trên hệ thống là "
-        f"{format_count(received['city'])} hồ sơ, trong đó: "
+        f"{format_count(received['city'])} hồ sơ, trong đó: Số hồ sơ tiếp nhận trên địa bàn "
+        "thành phố tại "
         + "; ".join(
             f"{LEVEL_WORDS[lvl][0]} là {format_count(received['levels'][lvl])} hồ sơ"
             for lvl in v.levels
@@ -156,7 +157,8 @@ def _section_one(v: ReportView, previous: Report | None) -> list[Paragraph]:
         f"Số hồ sơ trực tuyến là {format_count(city['numerator'])} hồ sơ (đạt tỷ lệ "
         f"{city['rate_text']}), "
         + ", ".join(
-            f"{LEVEL_WORDS[lvl][0]} {format_count(online['levels'][lvl]['numerator'])} hồ sơ "
+            f"{LEVEL_WORDS[lvl][0]}{' là' if lvl == v.levels[-1] else ''} "
+            f"{format_count(online['levels'][lvl]['numerator'])} hồ sơ "
             f"(đạt tỷ lệ {online['levels'][lvl]['rate_text']})"
             for lvl in v.levels
         )
@@ -514,7 +516,7 @@ def _other_indicators(v: ReportView, attached: str) -> list[Block]:
                              Average(ahead[u.code]["average"]),
                              Count(signed.get(u.code, 0))]  # fmt: skip
         table.add(cells, u.code)
-    return [Appendix("Phụ lục 2", "MỘT SỐ CHỈ TIÊU KHÁC", attached), table]
+    return [Appendix("Phụ lục 2", "MỘT SỐ CHỈ TIÊU KHÁC", attached, landscape=True), table]
 
 
 # --- the document -------------------------------------------------------------------------
@@ -557,7 +559,13 @@ def monthly(
     blocks += _online_tables(v)
     blocks += [Heading("1.2. Về thanh toán trực tuyến:", 3), *_payments(v, previous)]
     blocks += [Heading("1.3. Số hoá hồ sơ thủ tục hành chính:", 3), *_digitized(v)]
-    blocks.append(Heading("1.4. Ký số kết quả giải quyết thủ tục hành chính:", 3))
+    blocks.append(
+        Heading(
+            "1.4. Ký số kết quả giải quyết thủ tục hành chính và đính kèm kết quả đã ký số khi "
+            "trả kết quả giải quyết thủ tục hành chính cho cá nhân/tổ chức:",
+            3,
+        )
+    )
     blocks += _e_signed(v)
     blocks.append(Heading("1.5. Tiến độ giải quyết hồ sơ:", 3))
     blocks += _overdue(v, previous)

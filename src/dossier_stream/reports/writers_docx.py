@@ -61,7 +61,7 @@ from dossier_stream.reports.layout import (
     reproducible_zip,
 )
 
-__all__ = ["MARGINS_MM", "docx_bytes", "text_width"]
+__all__ = ["MARGINS_MM", "balanced", "docx_bytes", "text_width"]
 
 _FONT: Final = "Times New Roman"
 _BODY: Final = 14  # points
@@ -166,14 +166,39 @@ def _borderless(out: DocxDocument, rows: int, widths_mm: tuple[float, ...]) -> D
     return grid
 
 
+def balanced(text: str, fits: int) -> list[str]:
+    """``text`` on one line if it ``fits`` (characters), else on two lines split at the
+    word end that makes the longer line shortest (the first line the longer on a tie):
+    ``ỦY BAN NHÂN DÂN`` / ``THÀNH PHỐ HẢI PHÒNG``."""
+    words = text.split()
+    if len(text) <= fits or len(words) < 2:
+        return [text]
+    splits = [(" ".join(words[:i]), " ".join(words[i:])) for i in range(1, len(words))]
+    best = min(splits, key=lambda s: (max(len(s[0]), len(s[1])), -len(s[0])))
+    return list(best)
+
+
+def _lines_in(cell: DocxCell, lines: list[str], size: int, *, bold: bool = False) -> None:
+    """A centered paragraph of ``lines`` separated by line breaks, in a new paragraph."""
+    paragraph = cell.add_paragraph()
+    paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    for n, line in enumerate(lines):
+        run = paragraph.add_run(line)
+        run.font.size, run.bold = Pt(size), bold
+        if n < len(lines) - 1:
+            run.add_break()
+
+
 def _front(out: DocxDocument, front: Front) -> None:
     """The heading block; 7 mm wider than the text, into the right margin, as is usual,
     so that the Quốc hiệu holds on one line."""
     widths = (68.0, text_width(False) + 7.0 - 68.0)
     grid = _borderless(out, 2, widths)
     left, right = grid.rows[0].cells
-    _text(left, front.parent.upper(), 12, first=True)
-    _text(left, front.issuer.upper(), 12, bold=True)
+    fits = int(widths[0] / 2.9)  # upper-case characters of 12 pt bold Times in the column
+    _lines_in(left, balanced(front.parent.upper(), fits), 12)
+    _lines_in(left, balanced(front.issuer.upper(), fits), 12, bold=True)
+    left._tc.remove(left.paragraphs[0]._p)  # the cell's initial empty paragraph
     _rule(_text(left, "", 2), widths[0], 25)
     _text(right, front.NATION, 12, bold=True, first=True)
     _text(right, front.MOTTO, 13, bold=True, underline=True)
@@ -242,9 +267,17 @@ def _appendix(out: DocxDocument, block: Appendix) -> None:
     _page_numbers(section)
     _text(out, block.label, _BODY, bold=True).paragraph_format.keep_with_next = True
     _text(out, block.title.upper(), _BODY, bold=True).paragraph_format.keep_with_next = True
-    if block.attached:
-        attached = _text(out, block.attached, _BODY, italic=True)
+    if block.attached:  # on two lines before "của …", as seed 000 prints it
+        attached = out.add_paragraph()
+        attached.alignment = WD_ALIGN_PARAGRAPH.CENTER
         attached.paragraph_format.keep_with_next = True
+        head, sep, tail = block.attached.partition(" của ")
+        run = attached.add_run(head)
+        run.italic, run.font.size = True, Pt(_BODY)
+        if sep:
+            run.add_break()
+            run = attached.add_run(sep.strip() + " " + tail)
+            run.italic, run.font.size = True, Pt(_BODY)
     _text(out, "", 8).paragraph_format.keep_with_next = True
 
 
@@ -266,8 +299,8 @@ def _widths(table: Table, size: int, width: float) -> list[float]:
     """Column widths (mm) that fill ``width``.
 
     Every column first gets the width it must have; what is left goes to the
-    columns that would like more for their body texts, in proportion to how
-    much more, then likewise for their headers; any rest widens all columns.
+    columns that would like more for their headers, in proportion to how much
+    more, then likewise for their body texts; any rest widens all columns.
     """
     char, pad = 0.55 * size * 0.3528, 4.0  # mm: an average character, the cell margins
     tiers = [[n * char + pad for n in tier] for tier in zip(*column_chars(table), strict=True)]
@@ -367,7 +400,8 @@ def docx_bytes(doc: Document) -> bytes:
     width = text_width(False)
     for block, caption in captioned(doc):
         if caption:
-            _text(out, caption, 13, bold=True, align=WD_ALIGN_PARAGRAPH.LEFT)
+            group = _text(out, caption, 13, bold=True, align=WD_ALIGN_PARAGRAPH.LEFT)
+            group.paragraph_format.keep_with_next = True
         if isinstance(block, Heading):
             _body(out, block.text, bold=True)
         elif isinstance(block, Paragraph):
