@@ -11,23 +11,17 @@ gửi``, the opening sentence, then:
    overdue or open-past-due dossiers;
 2. ``Công tác vận hành hệ thống``: what the stream cannot know, as editable
    placeholders;
-3. ``Kiến nghị``: the sections of :data:`PART_THREE`, each a function of the
-   report; the data-backed sentences (the units with most overdue dossiers,
-   most dossiers not counted online, not fully digitized) are pre-filled and
-   marked editable, the proposals are a placeholder;
+3. ``Kiến nghị``: the sections of :data:`~.proposals.PART_THREE`, each a
+   function of the report (see :mod:`.proposals`);
 
 the closing sentence, ``Nơi nhận`` and the signatory, and the appendices: Phụ
-lục 1 (digitization per unit, landscape, the seed's two-level header,
-communes grouped under their district) and Phụ lục 2 (other indicators).
-
-"Hồ sơ quá hạn" of a unit in part 3 is its dossiers completed past due plus
-its dossiers still open past due at the period's end (the two counts of
-Bảng 4).
+lục 1 (digitization per unit, the seed's two-level header,
+communes grouped under their district) and Phụ lục 2 (other indicators),
+landscape too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final
 
 from dossier_stream.core.formatting import format_count, format_date
@@ -49,6 +43,7 @@ from dossier_stream.reports.document import (
     Table,
 )
 from dossier_stream.reports.profile import DocumentProfile, load_profile
+from dossier_stream.reports.proposals import PART_THREE, PartThree
 from dossier_stream.reports.view import (
     LEVEL_WORDS,
     Report,
@@ -59,7 +54,7 @@ from dossier_stream.reports.view import (
     short_name,
 )
 
-__all__ = ["PART_THREE", "PartThree", "monthly", "part_three_overdue"]
+__all__ = ["PART_THREE", "PartThree", "monthly"]
 
 RATE_COLUMNS: Final = [
     "STT",
@@ -94,11 +89,6 @@ DIGIT_BANDS: Final = [
     Band("Số lượng hồ sơ đã giải quyết", 2, 5),
     Band("Tỷ lệ số hóa hồ sơ đã giải quyết (%)", 6, 8),
 ]
-TOP: Final = 3
-"""How many units a part-3 sentence names (seed 000 names three, then ``...``)."""
-
-PartThree = Callable[[ReportView, DocumentProfile], list[Block]]
-"""A section of part 3 (Kiến nghị): blocks from the report and the province's profile."""
 
 
 # --- part 1: the figures ------------------------------------------------------------------
@@ -267,12 +257,6 @@ def _e_signed(v: ReportView) -> list[Paragraph]:
     return out
 
 
-def _late(v: ReportView, code: str) -> int:
-    """Completed past due plus open past due at the period's end."""
-    opd: dict[str, int] = v.report["open_past_due"]
-    return v.fig("overdue", code)[0] + opd.get(code, 0)
-
-
 def _overdue(v: ReportView, previous: Report | None) -> list[Paragraph | Table]:
     ind = v.report["indicators"]["on_time"]["city"]
     text = (
@@ -297,7 +281,7 @@ def _overdue(v: ReportView, previous: Report | None) -> list[Paragraph | Table]:
          "Tỷ lệ quá hạn", "Đang xử lý đã quá hạn"],
         sheet="Bảng 4",
     )  # fmt: skip
-    rows = [(u, *v.fig("overdue", u.code)) for u in v.units if _late(v, u.code)]
+    rows = [(u, *v.fig("overdue", u.code)) for u in v.units if v.late(u.code)]
     rows.sort(key=lambda r: (-r[1], -opd.get(r[0].code, 0), r[0].name))
     for i, (u, late, done) in enumerate(rows, 1):
         on_time = v.fig("on_time", u.code)[0]
@@ -330,119 +314,6 @@ def _part_two() -> list[Block]:
             editable=True,
         ),
     ]
-
-
-def _names(parts: list[str]) -> str:
-    return ", ".join(parts) + ("..." if parts else "")
-
-
-def part_three_index(v: ReportView, profile: DocumentProfile) -> list[Block]:
-    """The national portal's assessment of the province (Quyết định 766/QĐ-TTg).
-
-    A placeholder: the score is not in the stream. The 766 index (issue 16)
-    replaces this function in :data:`PART_THREE` with its computed paragraph.
-    """
-    return [
-        Paragraph(
-            f"Kết quả đánh giá của Cổng Dịch vụ công quốc gia đối với {profile.province} năm "
-            f"{v.period.end.year} tính đến thời điểm hiện tại đạt … điểm, xếp hạng thứ …",
-            editable=True,
-        )
-    ]
-
-
-def part_three_overdue(v: ReportView, profile: DocumentProfile) -> list[Block]:
-    """The units with most overdue dossiers, as seed 000's part 3 names them."""
-    del profile
-    late = sorted(((u, _late(v, u.code)) for u in v.units), key=lambda ul: (-ul[1], ul[0].name))
-    late = [(u, n) for u, n in late if n][:TOP]
-    if not late:
-        text = "trong kỳ không có hồ sơ quá hạn."
-    else:
-        first, *rest = late
-        names = [f"{first[0].name} với tổng số hồ sơ quá hạn là {format_count(first[1])} hồ sơ"]
-        names += [f"{u.name} có {format_count(n)} hồ sơ quá hạn" for u, n in rest]
-        text = f"một số đơn vị chưa xử lý hồ sơ đúng hạn như {_names(names)}"
-    rate = v.report["indicators"]["on_time"]["city"]["rate_text"]
-    return [
-        Paragraph(
-            f"- Nhóm chỉ số về tiến độ, kết quả giải quyết: tỷ lệ hồ sơ giải quyết trước hạn, "
-            f"đúng hạn đạt {rate}; {text}",
-            editable=True,
-        )
-    ]
-
-
-def _shortfall(v: ReportView, key: str) -> list[tuple[Unit, int]]:
-    """Departments and districts by dossiers missing from ``key``'s numerator, most first."""
-    units = [u for lvl in ("department", "district") for u in v.of(lvl)]
-    gaps = [(u, (f := v.fig(key, u.code))[1] - f[0]) for u in units]
-    return sorted([(u, n) for u, n in gaps if n > 0], key=lambda un: (-un[1], un[0].name))[:TOP]
-
-
-def part_three_online(v: ReportView, profile: DocumentProfile) -> list[Block]:
-    """The units with most dossiers of online services not received online."""
-    del profile
-    gaps = _shortfall(v, "online_submission_of_online_services")
-    listed = [
-        f"{u.name} ({format_count(n)} hồ sơ chưa được công nhận là hồ sơ trực tuyến)"
-        for u, n in gaps
-    ]
-    if not listed:
-        return []
-    return [
-        Paragraph(
-            "- Nhóm chỉ số về cung cấp dịch vụ trực tuyến: nhiều hồ sơ của các đơn vị chưa được "
-            f"công nhận là hồ sơ trực tuyến: {'; '.join(listed)}...",
-            editable=True,
-        )
-    ]
-
-
-def part_three_digitization(v: ReportView, profile: DocumentProfile) -> list[Block]:
-    """The units with most completed dossiers not fully digitized."""
-    del profile
-    listed = []
-    for u, n in _shortfall(v, "digitization"):
-        res, done = v.fig("digitization_result", u.code)
-        listed.append(
-            f"{u.name} ({format_count(n)} hồ sơ chưa thực hiện số hóa đầy đủ; "
-            f"{format_count(done - res)} hồ sơ chưa cấp kết quả điện tử)"
-        )
-    if not listed:
-        return []
-    return [
-        Paragraph(
-            "- Nhóm chỉ số về số hóa hồ sơ: nhiều hồ sơ của các đơn vị chưa được công nhận là "
-            f"số hóa: {'; '.join(listed)}.",
-            editable=True,
-        )
-    ]
-
-
-def part_three_proposals(v: ReportView, profile: DocumentProfile) -> list[Block]:
-    """The proposals: a placeholder the issuing office writes."""
-    del v
-    return [
-        Paragraph(
-            f"Theo kết quả trên, {profile.issuer} kính đề xuất {profile.recipients[0]} chỉ đạo:"
-        ),
-        Paragraph(
-            "[Các kiến nghị, đề xuất theo từng nhóm chỉ số: công khai, minh bạch; tiến độ, kết "
-            "quả giải quyết; cung cấp dịch vụ trực tuyến; số hóa hồ sơ.]",
-            editable=True,
-        ),
-    ]
-
-
-PART_THREE: Final[tuple[PartThree, ...]] = (
-    part_three_index,  # issue 16: the 766 index paragraph goes here, in place of the placeholder
-    part_three_overdue,
-    part_three_online,
-    part_three_digitization,
-    part_three_proposals,
-)
-"""The sections of part 3 (Kiến nghị), in order."""
 
 
 # --- appendices ---------------------------------------------------------------------------

@@ -126,6 +126,11 @@ class ReportView:
             if self.fig("online_submission_of_online_services", u.code)[1] or paying.get(u.code)
         ]
 
+    def late(self, code: str) -> int:
+        """The unit's overdue dossiers: completed past due plus open past due at the end."""
+        opd: dict[str, int] = self.report["open_past_due"]
+        return self.fig("overdue", code)[0] + opd.get(code, 0)
+
     def sum_rate(self, key: str, units: Iterable[Unit]) -> Rate:
         """The rate of ``key`` over ``units`` (sums of numerators and denominators)."""
         pairs = [self.fig(key, u.code) for u in units]
