@@ -405,3 +405,20 @@ def _table_sheets_named(doc: Document) -> bool:
         and "PL1 Huyện An Dương" in names
         and not any(re.fullmatch(r"[a-z0-9-]+", name) for name in names)
     )
+
+
+def test_a_figure_the_previous_month_lacks_is_not_compared(
+    reports: tuple[Report, Report], registry: UnitRegistry
+) -> None:
+    september, october = reports
+    backlog = orjson.loads(orjson.dumps(september))  # received dossiers, nothing else
+    backlog["online_payment_transactions"] |= {"count": 0, "amount_vnd": 0, "units": {}}
+    backlog["indicators"]["on_time"]["city"] |= {"numerator": 0, "denominator": 0}
+    text = render_document_text(monthly(october, registry, previous=backlog))
+    assert "tổng số hồ sơ tiếp nhận" in text and "so với tháng 09/2024" in text
+    assert "giao dịch và" not in text and "điểm phần trăm" not in text
+    full = render_document_text(monthly(october, registry, previous=september))
+    assert "giao dịch và" in full and "so với tháng 09/2024 là" in full
+    nothing = orjson.loads(orjson.dumps(september))
+    nothing["received"]["city"] = 0
+    assert "so với tháng" not in render_document_text(monthly(october, registry, previous=nothing))

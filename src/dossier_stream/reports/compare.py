@@ -8,6 +8,11 @@ tháng MM/YYYY`` for dossiers received, received online, online payment
 transactions and amounts, and dossiers completed on time (count, and the rate's
 change in percentage points).
 
+A figure is compared only when the previous month has it: a previous month
+without dossiers received, online payments or completed dossiers (before the
+store's data begins, or a simulated month's warm-up backlog) leaves that
+sentence out rather than print ``tăng 15.252 giao dịch so với … 0 giao dịch``.
+
 :func:`comparison` gives those figures as JSON (``previous_period`` of
 ``report --format json``): every number of a sentence is in it.
 """

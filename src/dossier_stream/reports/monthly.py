@@ -187,8 +187,8 @@ def _payments(v: ReportView, previous: Report | None) -> list[Paragraph]:
         f"trực tuyến với tổng số tiền {format_count(pay['amount_vnd'])} đồng "
         f"(trong đó: {', '.join(parts)})"
     )
-    if previous is not None and comparable(previous):
-        before = previous["online_payment_transactions"]
+    before = previous["online_payment_transactions"] if previous else None
+    if previous is not None and before and before["count"] and comparable(previous):
         label = month_label(ReportView(previous, v.registry).period)
         text += (
             f" {change(pay['count'], before['count'], 'giao dịch')} và "
@@ -263,8 +263,8 @@ def _overdue(v: ReportView, previous: Report | None) -> list[Paragraph | Table]:
         f"- Tỷ lệ hồ sơ giải quyết trước hạn, đúng hạn toàn thành phố đạt {ind['rate_text']} "
         f"({format_count(ind['numerator'])}/{format_count(ind['denominator'])} hồ sơ)"
     )
-    if previous is not None and comparable(previous):
-        before = previous["indicators"]["on_time"]["city"]
+    before = previous["indicators"]["on_time"]["city"] if previous else None
+    if previous is not None and before and before["denominator"] and comparable(previous):
         label = month_label(ReportView(previous, v.registry).period)
         text += (
             f"; số hồ sơ giải quyết trước hạn, đúng hạn "

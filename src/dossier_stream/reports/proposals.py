@@ -112,10 +112,10 @@ def part_three_digitization(v: ReportView, profile: DocumentProfile) -> list[Blo
     listed = []
     for u, n in _shortfall(v, "digitization"):
         res, done = v.fig("digitization_result", u.code)
-        listed.append(
-            f"{u.name} ({format_count(n)} hồ sơ chưa thực hiện số hóa đầy đủ; "
-            f"{format_count(done - res)} hồ sơ chưa cấp kết quả điện tử)"
-        )
+        gaps = [f"{format_count(n)} hồ sơ chưa thực hiện số hóa đầy đủ"]
+        if done > res:
+            gaps.append(f"{format_count(done - res)} hồ sơ chưa cấp kết quả điện tử")
+        listed.append(f"{u.name} ({'; '.join(gaps)})")
     if not listed:
         return []
     return [
