@@ -22,6 +22,7 @@ landscape too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from dossier_stream.core.formatting import format_count, format_date
@@ -225,34 +226,40 @@ def _digitized(v: ReportView) -> list[Paragraph]:
 
 
 def _e_signed(v: ReportView) -> list[Paragraph]:
+    """Seed 001's 1.3: per level, the results signed and by how many units, each named.
+
+    ``x/y`` counts among :meth:`~.ReportView.counted`; a unit outside them
+    with signed results (a department without online services) is named
+    after them (``ngoài ra: …``), so that the names add up to the total.
+    """
     signed: dict[str, int] = v.report["e_signed"]["units"]
+
+    def named(units: list[Unit], name: Callable[[Unit], str]) -> str:
+        return ", ".join(f"{name(u)} ({count_text(signed[u.code])} kết quả)" for u in units)
+
     out, missing = [], []
     for level in v.levels:
         counted = v.counted(level)
-        having = [u for u in v.of(level) if signed.get(u.code)]
-        total = sum(signed.get(u.code, 0) for u in v.of(level))
         done = [u for u in counted if signed.get(u.code)]
+        others = [u for u in v.of(level) if signed.get(u.code) and u not in counted]
+        total = sum(signed.get(u.code, 0) for u in v.of(level))
         missing.append(f"{len(counted) - len(done):02d}/{len(counted):02d} {LEVEL_WORDS[level][3]}")
         head = (
             f"- {LEVEL_WORDS[level][2]} có {format_count(total)} hồ sơ của "
             f"{len(done)}/{len(counted)} đơn vị"
         )
-        if level == "commune" and "district" in v.levels and having:
+        if not done and not others:
+            out.append(Paragraph(head + "."))
+        elif level == "commune" and "district" in v.levels:
             out.append(Paragraph(head + ", cụ thể:"))
             for d in v.of("district"):
-                mine = [u for u in having if u.parent_code == d.code]
-                if mine:
-                    listed = ", ".join(
-                        f"{u.name} ({count_text(signed[u.code])} kết quả)" for u in mine
-                    )
-                    out.append(Paragraph(f"+ {short_name(d)}: {listed};"))
-        elif having:
-            listed = ", ".join(
-                f"{short_name(u)} ({count_text(signed[u.code])} kết quả)" for u in having
-            )
-            out.append(Paragraph(f"{head}, cụ thể: {listed}."))
+                if mine := [u for u in done if u.parent_code == d.code]:
+                    out.append(Paragraph(f"+ {short_name(d)}: {named(mine, lambda u: u.name)};"))
+            if others:
+                out.append(Paragraph(f"+ Ngoài ra: {named(others, lambda u: u.name)}."))
         else:
-            out.append(Paragraph(head + "."))
+            extra = f"; ngoài ra: {named(others, short_name)}" if others else ""
+            out.append(Paragraph(f"{head}, cụ thể: {named(done, short_name)}{extra}."))
     out.append(Paragraph(f"- Các đơn vị chưa thực hiện: {', '.join(missing)}."))
     return out
 
