@@ -422,3 +422,17 @@ def test_a_figure_the_previous_month_lacks_is_not_compared(
     nothing = orjson.loads(orjson.dumps(september))
     nothing["received"]["city"] = 0
     assert "so với tháng" not in render_document_text(monthly(october, registry, previous=nothing))
+
+
+def test_xlsx_prints_no_heading_twice(doc: Document, tmp_path: Path) -> None:
+    import openpyxl
+
+    write_xlsx(doc, tmp_path / "book.xlsx")
+    book = openpyxl.load_workbook(tmp_path / "book.xlsx")
+    summary = [c.value for c in book["Báo cáo"]["A"] if c.value]
+    headings = [v for v in summary if not str(v).startswith(("- ", "(Kèm theo"))]  # may repeat
+    assert len(headings) == len(set(headings)), [v for v in headings if headings.count(v) > 1]
+    assert "- Huyện An Dương" not in summary and "Phụ lục 1 - Huyện An Dương" in summary
+    for sheet in book.worksheets[1:]:
+        top = [sheet.cell(r, 1).value for r in (1, 2) if sheet.cell(r, 1).value]
+        assert len(top) == len(set(top)) and not any(t.startswith("- ") for t in top)
