@@ -3,37 +3,35 @@
 Every writer prints the Vietnamese texts of the cells (:func:`cell_text`:
 ``92,08%``, ``77.030``); the machine formats keep the numbers too.
 
-* **Markdown** (:func:`render_markdown`): title, headings, paragraphs, group
-  captions, GitHub tables (number columns right-aligned), footnotes in italics.
+* **Markdown** (:func:`render_markdown`): the front, title, headings,
+  paragraphs (editable ones in italics), group captions, GitHub tables (number
+  columns right-aligned; a two-level header as its self-contained column
+  names), footnotes in italics, ``Nơi nhận`` and the signatory, appendices.
 * **CSV** (:func:`render_csv`): long ("tidy") form, UTF-8 (a file starts with
   a BOM unless turned off, for Excel on Windows), ``\\n`` line ends, one header
-  row (:data:`CSV_FIELDS`) and one line per body cell,
-  label cells included, so a table can be rebuilt from its lines. ``row`` is
-  the 1-based body row, ``unit_code`` its :attr:`Table.row_keys` entry,
-  ``unit_name`` its :meth:`Table.row_name` (the first non-empty text cell
-  outside the ``STT`` column), ``text`` the printed cell, ``value`` the integer
-  of a count or the percent of a rate with two decimals and a dot (``92.08``;
-  empty for a rate without dossiers, whose text is ``0%``), ``numerator`` and
+  row (:data:`CSV_FIELDS`) and one line per body cell, label cells included,
+  so a table can be rebuilt from its lines. ``row`` is the 1-based body row,
+  ``unit_code`` its :attr:`Table.row_keys` entry, ``unit_name`` its
+  :meth:`Table.row_name` (the first non-empty text cell outside the ``STT``
+  column), ``column`` its self-contained column name, ``text`` the printed
+  cell, ``value`` the integer of a count, the decimal of an average (dot) or
+  the percent of a rate with two decimals and a dot (``92.08``; empty for a
+  rate without dossiers, whose text is ``0%``), ``numerator`` and
   ``denominator`` those of a rate.
-* **xlsx** (:func:`write_xlsx`): a first sheet with the title, the prose and a
-  link to each table; then one sheet per table (named from :attr:`Table.key`)
-  with its caption, the group caption, a bold wrapped header row under which
-  the panes are frozen (and which repeats on printed pages), counts as
-  integers with a thousands format and rates as exact fractions formatted
-  ``0.00%`` (0 without dossiers): the reader's locale gives the separators.
-  Built with openpyxl rather than XlsxWriter: its ``types-openpyxl`` stubs keep
-  ``mypy --strict`` useful (XlsxWriter ships no type marker), and the tests
-  read the files back with the same library.
-* **docx** (:func:`write_docx`, python-docx): A4, Times New Roman 13 pt as in
-  Vietnamese administrative documents, a centered bold title, heading styles,
-  justified paragraphs, "Table Grid" tables whose header row is bold and
-  repeats on each page, numbers right-aligned, footnotes in italics.
+* **xlsx** (:func:`write_xlsx`, :mod:`.writers_office`): a first sheet with
+  the text, then one sheet per table named as a person would; A4, print
+  titles, numbers as numbers formatted as the report prints them. Built with
+  openpyxl rather than XlsxWriter: its ``types-openpyxl`` stubs keep ``mypy
+  --strict`` useful (XlsxWriter ships no type marker), and the tests read the
+  files back with the same library.
+* **docx** (:func:`write_docx`, :mod:`.writers_docx`, python-docx): the
+  administrative document of Nghị định 30/2020/NĐ-CP.
 
 The xlsx and docx files are reproducible: their creation and modification
 times are :data:`FIXED_TIME` and their zip members carry a fixed timestamp, so
-the same document gives the same bytes. They are built by
-:mod:`dossier_stream.reports.writers_office`, imported only when one is written, so
-that the text formats do not pay for importing openpyxl and python-docx.
+the same document gives the same bytes. Their modules are imported only when
+one is written, so that the text formats do not pay for importing openpyxl and
+python-docx.
 """
 
 from __future__ import annotations
