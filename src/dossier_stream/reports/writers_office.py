@@ -156,7 +156,7 @@ def _summary_sheet(book: Workbook, doc: Document, names: dict[int, str]) -> None
         _line(sheet, row, text, font, width)
     row = len(lines) + 2
     for block, caption in captioned(doc):
-        if caption and isinstance(block, Table) and block.group not in block.title:
+        if caption and isinstance(block, Table) and (block.group or "") not in block.title:
             _line(sheet, row, caption, _ITALIC, width)
             row += 1
         if isinstance(block, Table):
