@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("0.0.0.0", description="bind address of the worker's /metrics")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    document_file: Path | None = Field(
+        None,
+        description="who issues, receives and signs the official report (YAML); bundled "
+        "Hải Phòng (data/document_haiphong.yaml)",
+    )
+    csv_bom: bool = Field(
+        True, description="a CSV report file starts with a UTF-8 BOM (Excel on Windows)"
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

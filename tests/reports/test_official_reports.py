@@ -157,7 +157,8 @@ def test_table_numbers_come_from_the_report(
 
 def test_render_formats(october: dict[str, Any], registry: UnitRegistry, tmp_path: Path) -> None:
     text = render_report(october, registry, "text", None)
-    assert text is not None and text.startswith("BÁO CÁO\n")
+    assert text is not None and text.startswith("ỦY BAN NHÂN DÂN THÀNH PHỐ HẢI PHÒNG\n")
+    assert "\nBÁO CÁO\n" in text and "\nKính gửi: Ủy ban nhân dân thành phố.\n" in text
     with pytest.raises(ValueError, match="--out"):
         render_report(october, registry, "xlsx", None)
     summary = render_report(october, registry, "text", None, "summary")

@@ -18,7 +18,16 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Mm
 
-from dossier_stream.reports.document import Count, Document, Heading, Paragraph, Rate, Table
+from dossier_stream.reports.document import (
+    Average,
+    Band,
+    Count,
+    Document,
+    Heading,
+    Paragraph,
+    Rate,
+    Table,
+)
 from dossier_stream.reports.writers import (
     CSV_FIELDS,
     FORMATS,
@@ -28,6 +37,7 @@ from dossier_stream.reports.writers import (
     write_docx,
     write_xlsx,
 )
+from dossier_stream.reports.writers_office import rate_format, sheet_names, xlsx_bytes
 
 TITLE = "BÁO CÁO"
 SUBTITLE = (
@@ -86,7 +96,9 @@ def test_markdown_prints_the_vietnamese_texts() -> None:
 def test_markdown_aligns_numbers_and_prints_group_caption_once_and_footnote() -> None:
     md = render_markdown(make_doc())
     assert "| --- | --- | ---: | ---: |" in md and "### Phụ lục" in md
-    assert md.count("**Huyện An Dương**") == 1
+    assert md.count("**- Huyện An Dương**") == 1 and "Huyện An Dương" not in md.replace(
+        "**- Huyện An Dương**", ""
+    )
     assert f"_\\{NOTE}_" in md and md.endswith("_\n")
 
 
@@ -155,40 +167,79 @@ def xlsx(tmp_path: Path) -> openpyxl.Workbook:
     return openpyxl.load_workbook(tmp_path / "report.xlsx")
 
 
-def test_xlsx_sheets_are_named_from_table_keys(xlsx: openpyxl.Workbook) -> None:
-    assert xlsx.sheetnames == ["Báo cáo", "bang-1", LONG_KEY[:31], LONG_KEY[:29] + "-2"]
+def test_xlsx_sheets_are_named_as_a_person_would(xlsx: openpyxl.Workbook) -> None:
+    assert xlsx.sheetnames == ["Báo cáo", "Bảng 1", "Bảng 4a", "Bảng 4b"]
     assert xlsx["Báo cáo"]["A1"].value == TITLE and xlsx["Báo cáo"]["A2"].value == SUBTITLE
     links = [c.hyperlink.location for c in xlsx["Báo cáo"]["A"] if c.hyperlink]
-    assert links == ["'bang-1'!A1", f"'{LONG_KEY[:31]}'!A1", f"'{LONG_KEY[:29]}-2'!A1"]
+    assert links == ["'Bảng 1'!A1", "'Bảng 4a'!A1", "'Bảng 4b'!A1"]
+
+
+def test_xlsx_sheet_names_prefer_the_tables_sheet_and_stay_unique() -> None:
+    tables = [Table(key=LONG_KEY, title="Bảng 1 - x", columns=["a"], sheet="PL1 Huyện An Dương"),
+              Table(key="b", title="Bảng 1 - y", columns=["a"]),
+              Table(key="c", title="Bảng 1 - z", columns=["a"])]  # fmt: skip
+    assert sheet_names(tables) == ["PL1 Huyện An Dương", "Bảng 1", "Bảng 1 (2)"]
+
+
+def test_xlsx_is_a4_with_print_titles_and_landscape_when_wide(xlsx: openpyxl.Workbook) -> None:
+    for sheet in xlsx.worksheets:
+        assert int(sheet.page_setup.paperSize) == 9  # A4
+    assert xlsx["Bảng 1"].print_title_rows == "$3:$3"
+    wide = Table("w", "Phụ lục 1 - Sở", ["STT", "Đơn vị", *"abcdefg"],
+                 bands=[Band("Số lượng", 2, 5)], labels=["STT", "Đơn vị", *"ABCDEFG"])  # fmt: skip
+    wide.add(["1", "Sở Y tế", *(Count(n) for n in range(7))])
+    book = openpyxl.load_workbook(io.BytesIO(xlsx_bytes(Document("T", blocks=[wide]))))
+    sheet = book["Phụ lục 1"]
+    assert sheet.page_setup.orientation == "landscape" and sheet.print_title_rows == "$3:$4"
+    assert (
+        sheet["C3"].value == "Số lượng" and sheet["C4"].value == "A" and sheet["A3"].value == "STT"
+    )
+    assert "C3:F3" in {str(r) for r in sheet.merged_cells.ranges} and sheet.freeze_panes == "A5"
 
 
 def test_xlsx_counts_are_integers_with_a_thousands_format(xlsx: openpyxl.Workbook) -> None:
-    sheet = xlsx["bang-1"]
+    sheet = xlsx["Bảng 1"]
     assert sheet["C4"].value == 77030 and isinstance(sheet["C4"].value, int)
     assert sheet["C4"].number_format == "#,##0" and sheet["B4"].value == "Sở Tư pháp"
 
 
-def test_xlsx_rates_are_exact_fractions_with_a_percent_format(xlsx: openpyxl.Workbook) -> None:
-    sheet = xlsx["bang-1"]
+def test_xlsx_rates_are_exact_fractions_shown_as_printed(xlsx: openpyxl.Workbook) -> None:
+    sheet = xlsx["Bảng 1"]
     assert sheet["D4"].value == pytest.approx(38507 / 41818, rel=1e-15)
-    assert [sheet[f"D{r}"].number_format for r in (4, 5, 6)] == ["0.00%"] * 3
+    assert [sheet[f"D{r}"].number_format for r in (4, 5, 6)] == ["0.00%", "0.00%", "0%"]
     assert sheet["D6"].value == 0 and sheet["A7"].value is None
+    assert xlsx["Bảng 4a"]["D4"].number_format == "0%"  # 100%, as the report prints it
+    assert [rate_format(Rate(437, 1000)), rate_format(Rate(1, 3))] == ["0.0%", "0.00%"]
+
+
+def test_xlsx_averages_are_numbers() -> None:
+    table = Table("t", "Phụ lục 2 - x", ["STT", "Đơn vị", "Số ngày trung bình"])
+    table.add(["1", "Sở Y tế", Average(1.5)])
+    table.add(["2", "Sở Tư pháp", Average(None)])
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx_bytes(Document("T", blocks=[table]))))[
+        "Phụ lục 2"
+    ]
+    assert sheet["C4"].value == 1.5 and sheet["C4"].number_format == "0.0"
+    assert sheet["C5"].value is None
 
 
 def test_xlsx_header_is_frozen_bold_and_captioned(xlsx: openpyxl.Workbook) -> None:
-    sheet = xlsx["bang-1"]
+    sheet = xlsx["Bảng 1"]
     assert sheet.freeze_panes == "A4" and sheet["A3"].value == "STT" and sheet["B3"].font.b
     assert sheet["A1"].value.startswith("Bảng 1 - ") and sheet["B3"].alignment.wrap_text
 
 
 def test_xlsx_group_caption_and_footnote(xlsx: openpyxl.Workbook) -> None:
-    sheet = xlsx[LONG_KEY[:29] + "-2"]
+    sheet = xlsx["Bảng 4b"]
     assert sheet["A2"].value == "Huyện An Dương" and sheet["A6"].value == NOTE
-    assert xlsx["bang-1"]["A2"].value is None
+    assert xlsx["Bảng 1"]["A2"].value is None
 
 
 def test_xlsx_sheet_names_drop_forbidden_characters(tmp_path: Path) -> None:
     doc = Document("T", blocks=[Table(key="bảng 1/2: [x]?", title="T", columns=["a"])])
+    write_xlsx(doc, tmp_path / "r.xlsx")
+    assert openpyxl.load_workbook(tmp_path / "r.xlsx").sheetnames == ["Báo cáo", "T"]
+    doc = Document("T", blocks=[Table(key="k", title="T", columns=["a"], sheet="bảng 1/2: [x]?")])
     write_xlsx(doc, tmp_path / "r.xlsx")
     assert openpyxl.load_workbook(tmp_path / "r.xlsx").sheetnames == ["Báo cáo", "bảng 1-2- -x--"]
 
@@ -269,6 +320,18 @@ def test_write_md_file_is_utf8(tmp_path: Path) -> None:
     assert (tmp_path / "r.md").read_text(encoding="utf-8") == render_markdown(make_doc())
 
 
+def test_csv_file_starts_with_a_bom_unless_turned_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(make_doc(), "csv", tmp_path / "r.csv")
+    assert (tmp_path / "r.csv").read_bytes().startswith(b"\xef\xbb\xbftable,title,")
+    assert (tmp_path / "r.csv").read_text(encoding="utf-8-sig") == render_csv(make_doc())
+    write(make_doc(), "csv", tmp_path / "plain.csv", csv_bom=False)
+    assert (tmp_path / "plain.csv").read_bytes().startswith(b"table,title,")
+    write(make_doc(), "csv", None)
+    assert not capsys.readouterr().out.startswith("\ufeff")
+
+
 # --- LibreOffice ---------------------------------------------------------------------------
 
 
@@ -316,5 +379,5 @@ def test_libreoffice_opens_xlsx_and_docx_with_the_same_numbers(tmp_path: Path) -
         assert nfc(TITLE) in text and nfc(SUBTITLE) in text and nfc(NOTE) in text
         assert nfc("Ủy ban nhân dân huyện Bạch Long Vĩ") in text
         assert all(n in text for n in ("77.030", "92,08%", "33,33%", "77.033", "1.094"))
-    assert " 0% " in word and "100%" in word  # as printed: no trailing zeros
-    assert "0,00%" in book and "100,00%" in book  # the 0.00% number format
+    for text in (book, word):  # as printed: no trailing zeros, in the xlsx too
+        assert " 0% " in text and "100%" in text and "100,00%" not in text

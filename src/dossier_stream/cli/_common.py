@@ -130,12 +130,24 @@ def emit_report(
     fmt: str,
     out: Path | None,
     template: str = "auto",
+    previous: dict[str, Any] | None = None,
 ) -> None:
-    """Print or write ``report`` in ``fmt`` with ``template`` (see ``reports.output``)."""
-    from dossier_stream.reports.output import render_report  # noqa: PLC0415
+    """Print or write ``report`` in ``fmt`` with ``template`` (see ``reports.output``).
 
+    ``previous`` is the previous month's report (the monthly form's comparisons);
+    the document settings file and the CSV BOM come from the settings
+    (``DOSSIER_DOCUMENT_FILE``, ``DOSSIER_CSV_BOM``).
+    """
+    from dossier_stream.reports.output import render_report  # noqa: PLC0415
+    from dossier_stream.reports.profile import load_profile  # noqa: PLC0415
+
+    settings = settings_or_exit()
     try:
-        text = render_report(report, registry, fmt, out, template)
+        profile = load_profile(settings.document_file)
+        text = render_report(
+            report, registry, fmt, out, template,
+            previous=previous, profile=profile, csv_bom=settings.csv_bom,
+        )  # fmt: skip
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if text is None:

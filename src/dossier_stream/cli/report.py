@@ -47,6 +47,7 @@ def report(
       dossier-stream report --from 2025-09-12 --to 2025-09-18 # the weekly notice
       dossier-stream report --rolling 7d --template weekly    # live: the last 7 days
     """
+    from dossier_stream.reports.view import previous_month  # noqa: PLC0415
     from dossier_stream.stream.runner import report_from_store  # noqa: PLC0415
 
     settings = settings_or_exit()
@@ -55,9 +56,11 @@ def report(
         chosen = _rolling(rolling, as_of.date() if as_of else None)
     else:
         chosen = period_from(date_from, date_to, period, [])
-    emit_report(
-        report_from_store(store_or_exit(settings), registry, chosen), registry, fmt, out, template
-    )
+    store = store_or_exit(settings)
+    previous = None
+    if before := previous_month(chosen):  # the monthly form compares with the month before
+        previous = report_from_store(store, registry, before)
+    emit_report(report_from_store(store, registry, chosen), registry, fmt, out, template, previous)
 
 
 def _rolling(window: str, as_of: date | None) -> Any:

@@ -15,7 +15,9 @@ import orjson
 
 from dossier_stream.core.periods import Period
 from dossier_stream.core.registry import UnitRegistry
-from dossier_stream.reports.document import Count, Document, Rate, cell_text
+from dossier_stream.reports.compare import comparable, comparison
+from dossier_stream.reports.document import Average, Count, Document, Rate, cell_text
+from dossier_stream.reports.profile import DocumentProfile
 
 __all__ = ["FORMATS", "TEMPLATE_CHOICES", "render_report", "tables_json"]
 
@@ -30,6 +32,8 @@ def tables_json(doc: Document) -> list[dict[str, Any]]:
         if isinstance(c, Rate):
             return {"text": c.text, "numerator": c.numerator, "denominator": c.denominator}
         if isinstance(c, Count):
+            return {"text": c.text, "value": c.value}
+        if isinstance(c, Average):
             return {"text": c.text, "value": c.value}
         return cell_text(c)
 
@@ -49,13 +53,21 @@ def tables_json(doc: Document) -> list[dict[str, Any]]:
     ]
 
 
-def _document(report: dict[str, Any], registry: UnitRegistry, template: str) -> Document:
-    from dossier_stream.reports.templates import TEMPLATES, default_template  # noqa: PLC0415
+def _document(
+    report: dict[str, Any],
+    registry: UnitRegistry,
+    template: str,
+    previous: dict[str, Any] | None,
+    profile: DocumentProfile | None,
+) -> Document:
+    from dossier_stream.reports.templates import default_template, monthly, weekly  # noqa: PLC0415
 
     if template == "auto":
         period = Period.from_json(report["period"])
         template = default_template(period)
-    return TEMPLATES[template](report, registry)
+    if template == "monthly":
+        return monthly(report, registry, previous=previous, profile=profile)
+    return weekly(report, registry)
 
 
 def render_report(
@@ -64,8 +76,24 @@ def render_report(
     fmt: str,
     out: Path | None,
     template: str = "auto",
+    *,
+    previous: dict[str, Any] | None = None,
+    profile: DocumentProfile | None = None,
+    csv_bom: bool = True,
 ) -> str | None:
     """Render ``report``; return the text to print, or ``None`` once written to ``out``.
+
+    Args:
+        report: the report structure.
+        registry: the unit registry.
+        fmt: one of :data:`FORMATS`.
+        out: the file to write; ``None`` returns the text.
+        template: one of :data:`TEMPLATE_CHOICES`.
+        previous: the previous month's report (monthly form: the comparisons;
+            json: ``previous_period``).
+        profile: the province's document settings (bundled Hải Phòng by default).
+        csv_bom: a CSV written to a file starts with a UTF-8 BOM, so that
+            Excel on Windows reads its diacritics (printed CSV never has one).
 
     Raises:
         ValueError: a binary format (xlsx, docx) without ``out``; an unknown
@@ -82,9 +110,12 @@ def render_report(
             raise ValueError("--template summary prints text or json; choose monthly or weekly")
         doc = None
     else:
-        doc = _document(report, registry, template)
+        doc = _document(report, registry, template, previous, profile)
     if fmt == "json":
         data = report if doc is None else {**report, "tables": tables_json(doc)}
+        if comparable(previous):
+            assert previous is not None
+            data = {**data, "previous_period": comparison(report, previous)}
         text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
         text += "\n"
     elif fmt == "text":
@@ -101,6 +132,7 @@ def render_report(
             return None
         text = writers.render_markdown(doc) if fmt == "md" else writers.render_csv(doc)
     if out is not None:
-        out.write_text(text, encoding="utf-8")
+        bom = "\ufeff" if fmt == "csv" and csv_bom else ""
+        out.write_text(bom + text, encoding="utf-8", newline="")
         return None
     return text

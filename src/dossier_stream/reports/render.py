@@ -11,7 +11,16 @@ from datetime import date
 from typing import Any, Final
 
 from dossier_stream.core.formatting import format_count, format_date
-from dossier_stream.reports.document import Document, Heading, Paragraph, Table, cell_text
+from dossier_stream.reports.document import (
+    Document,
+    Front,
+    Heading,
+    Paragraph,
+    Signature,
+    Table,
+    cell_text,
+)
+from dossier_stream.reports.layout import captioned
 
 __all__ = ["render_document_text", "render_text"]
 
@@ -79,21 +88,58 @@ def render_text(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _front_lines(front: Front) -> list[str]:
+    return [
+        front.parent.upper(),
+        front.issuer.upper(),
+        front.NATION,
+        front.MOTTO,
+        front.number,
+        front.dated,
+        "",
+    ]
+
+
+def _table_lines(table: Table) -> list[str]:
+    out = [table.title, ""] if table.captioned else []
+    if table.bands:
+        top = []
+        for j, header in enumerate(table.headers):
+            band = table.band_of(j)
+            top.append(header if band is None else band.text if band.first == j else "")
+        out.append("\t".join(top))
+        out.append("\t".join(h if table.band_of(j) else "" for j, h in enumerate(table.headers)))
+    else:
+        out.append("\t".join(table.headers))
+    out += ["\t".join(cell_text(c) for c in row) for row in table.rows]
+    out.append("")
+    if table.notes:
+        out += [*table.notes, ""]
+    return out
+
+
 def render_document_text(doc: Document) -> str:
     """A document as the province's plain-text reports print it (seed 000).
 
-    Title lines, headings and paragraphs separated by blank lines; tables as
-    tab-separated rows under their caption, footnotes after them.
+    The front lines, title lines, ``Kính gửi``, headings and paragraphs
+    separated by blank lines; tables as tab-separated rows (a two-level header
+    on two rows, as the seed prints it), footnotes after them; ``Nơi nhận`` and
+    the signatory; each appendix's label, title and ``(Kèm theo …)`` line.
     """
-    out = [doc.title, doc.subtitle, ""] if doc.subtitle else [doc.title, ""]
-    for block in doc.blocks:
+    out = _front_lines(doc.front) if doc.front else []
+    out += [doc.title, doc.subtitle, ""] if doc.subtitle else [doc.title, ""]
+    if doc.front:
+        out += [*doc.front.addressed(), ""]
+    for block, caption in captioned(doc):
+        if caption:
+            out += [caption, ""]
         if isinstance(block, Heading | Paragraph):
             out += [block.text, ""]
         elif isinstance(block, Table):
-            out += [block.title, ""]
-            out.append("\t".join(block.columns))
-            out += ["\t".join(cell_text(c) for c in row) for row in block.rows]
-            out.append("")
-            if block.notes:
-                out += [*block.notes, ""]
+            out += _table_lines(block)
+        elif isinstance(block, Signature):
+            out += ["Nơi nhận:", *block.distribution, "", *block.authority, "", block.name, ""]
+        else:
+            out += [block.label, block.title.upper()]
+            out += [block.attached, ""] if block.attached else [""]
     return "\n".join(out).rstrip("\n") + "\n"

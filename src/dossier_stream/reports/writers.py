@@ -3,36 +3,35 @@
 Every writer prints the Vietnamese texts of the cells (:func:`cell_text`:
 ``92,08%``, ``77.030``); the machine formats keep the numbers too.
 
-* **Markdown** (:func:`render_markdown`): title, headings, paragraphs, group
-  captions, GitHub tables (number columns right-aligned), footnotes in italics.
-* **CSV** (:func:`render_csv`): long ("tidy") form, UTF-8 without BOM, ``\\n``
-  line ends, one header row (:data:`CSV_FIELDS`) and one line per body cell,
-  label cells included, so a table can be rebuilt from its lines. ``row`` is
-  the 1-based body row, ``unit_code`` its :attr:`Table.row_keys` entry,
-  ``unit_name`` its :meth:`Table.row_name` (the first non-empty text cell
-  outside the ``STT`` column), ``text`` the printed cell, ``value`` the integer
-  of a count or the percent of a rate with two decimals and a dot (``92.08``;
-  empty for a rate without dossiers, whose text is ``0%``), ``numerator`` and
+* **Markdown** (:func:`render_markdown`): the front, title, headings,
+  paragraphs (editable ones in italics), group captions, GitHub tables (number
+  columns right-aligned; a two-level header as its self-contained column
+  names), footnotes in italics, ``Nơi nhận`` and the signatory, appendices.
+* **CSV** (:func:`render_csv`): long ("tidy") form, UTF-8 (a file starts with
+  a BOM unless turned off, for Excel on Windows), ``\\n`` line ends, one header
+  row (:data:`CSV_FIELDS`) and one line per body cell, label cells included,
+  so a table can be rebuilt from its lines. ``row`` is the 1-based body row,
+  ``unit_code`` its :attr:`Table.row_keys` entry, ``unit_name`` its
+  :meth:`Table.row_name` (the first non-empty text cell outside the ``STT``
+  column), ``column`` its self-contained column name, ``text`` the printed
+  cell, ``value`` the integer of a count, the decimal of an average (dot) or
+  the percent of a rate with two decimals and a dot (``92.08``; empty for a
+  rate without dossiers, whose text is ``0%``), ``numerator`` and
   ``denominator`` those of a rate.
-* **xlsx** (:func:`write_xlsx`): a first sheet with the title, the prose and a
-  link to each table; then one sheet per table (named from :attr:`Table.key`)
-  with its caption, the group caption, a bold wrapped header row under which
-  the panes are frozen (and which repeats on printed pages), counts as
-  integers with a thousands format and rates as exact fractions formatted
-  ``0.00%`` (0 without dossiers): the reader's locale gives the separators.
-  Built with openpyxl rather than XlsxWriter: its ``types-openpyxl`` stubs keep
-  ``mypy --strict`` useful (XlsxWriter ships no type marker), and the tests
-  read the files back with the same library.
-* **docx** (:func:`write_docx`, python-docx): A4, Times New Roman 13 pt as in
-  Vietnamese administrative documents, a centered bold title, heading styles,
-  justified paragraphs, "Table Grid" tables whose header row is bold and
-  repeats on each page, numbers right-aligned, footnotes in italics.
+* **xlsx** (:func:`write_xlsx`, :mod:`.writers_office`): a first sheet with
+  the text, then one sheet per table named as a person would; A4, print
+  titles, numbers as numbers formatted as the report prints them. Built with
+  openpyxl rather than XlsxWriter: its ``types-openpyxl`` stubs keep ``mypy
+  --strict`` useful (XlsxWriter ships no type marker), and the tests read the
+  files back with the same library.
+* **docx** (:func:`write_docx`, :mod:`.writers_docx`, python-docx): the
+  administrative document of Nghị định 30/2020/NĐ-CP.
 
 The xlsx and docx files are reproducible: their creation and modification
 times are :data:`FIXED_TIME` and their zip members carry a fixed timestamp, so
-the same document gives the same bytes. They are built by
-:mod:`dossier_stream.reports.writers_office`, imported only when one is written, so
-that the text formats do not pay for importing openpyxl and python-docx.
+the same document gives the same bytes. Their modules are imported only when
+one is written, so that the text formats do not pay for importing openpyxl and
+python-docx.
 """
 
 from __future__ import annotations
@@ -45,11 +44,14 @@ from typing import Final
 
 from dossier_stream.core.formatting import rate_hundredths
 from dossier_stream.reports.document import (
+    Average,
     Count,
     Document,
+    Front,
     Heading,
     Paragraph,
     Rate,
+    Signature,
     Table,
     cell_text,
 )
@@ -105,8 +107,18 @@ def _md_table(table: Table) -> list[str]:
     return lines
 
 
+def _md_front(front: Front) -> list[str]:
+    lines = [front.parent.upper(), f"**{front.issuer.upper()}**", front.number]
+    right = [f"**{front.NATION}**", f"**{front.MOTTO}**", f"_{_md(front.dated)}_"]
+    return ["  \n".join(_md(x) if not x.startswith(("*", "_")) else x for x in lines),
+            "  \n".join(right)]  # fmt: skip
+
+
 def render_markdown(doc: Document) -> str:
     """The document as Markdown (GitHub tables), ending with a newline.
+
+    Editable paragraphs (what the issuing office completes) are in italics;
+    a two-level table header is printed with the self-contained column names.
 
     Args:
         doc: the report.
@@ -114,20 +126,34 @@ def render_markdown(doc: Document) -> str:
     Returns:
         The Markdown text.
     """
-    parts = [f"# {_md(doc.title)}"]
+    parts = _md_front(doc.front) if doc.front else []
+    parts.append(f"# {_md(doc.title)}")
     if doc.subtitle:
         parts.append(f"**{_md(doc.subtitle)}**")
+    if doc.front:
+        parts.append("  \n".join(_md(line) for line in doc.front.addressed()))
     for block, caption in captioned(doc):
         if isinstance(block, Heading):
             parts.append(f"{'#' * min(max(block.level, 1), 6)} {_md(block.text)}")
         elif isinstance(block, Paragraph):
-            parts.append(_md(block.text))
-        else:
+            parts.append(f"_{_md(block.text)}_" if block.editable else _md(block.text))
+        elif isinstance(block, Table):
             if caption:
                 parts.append(f"**{_md(caption)}**")
-            parts.append(f"**{_md(block.title)}**")
+            if block.captioned:
+                parts.append(f"**{_md(block.title)}**")
             parts.append("\n".join(_md_table(block)))
             parts += [f"_{_md(note)}_" for note in block.notes]
+        elif isinstance(block, Signature):
+            parts.append("**_Nơi nhận:_**  \n" + "  \n".join(_md(x) for x in block.distribution))
+            parts.append("  \n".join(f"**{_md(x)}**" for x in (*block.authority, block.name)))
+        else:
+            parts.append("---")
+            parts.append(f"## {_md(block.label)}")
+            lines = [f"**{_md(block.title.upper())}**"]
+            if block.attached:
+                lines.append(f"_{_md(block.attached)}_")
+            parts.append("  \n".join(lines))
     return "\n\n".join(parts) + "\n"
 
 
@@ -163,6 +189,8 @@ def render_csv(doc: Document) -> str:
                 value, numerator, denominator = "", "", ""
                 if isinstance(cell, Count):
                     value = str(cell.value)
+                elif isinstance(cell, Average):
+                    value = "" if cell.value is None else f"{cell.value:g}"
                 elif isinstance(cell, Rate):
                     value = _percent_text(cell)
                     numerator, denominator = str(cell.numerator), str(cell.denominator)
@@ -203,7 +231,7 @@ def write_docx(doc: Document, path: Path) -> None:
         doc: the report.
         path: the ``.docx`` file to write (replaced if it exists).
     """
-    from dossier_stream.reports.writers_office import docx_bytes  # noqa: PLC0415
+    from dossier_stream.reports.writers_docx import docx_bytes  # noqa: PLC0415
 
     path.write_bytes(docx_bytes(doc))
 
@@ -211,13 +239,15 @@ def write_docx(doc: Document, path: Path) -> None:
 # --- dispatch -----------------------------------------------------------------------------
 
 
-def write(doc: Document, fmt: str, path: Path | None = None) -> None:
+def write(doc: Document, fmt: str, path: Path | None = None, *, csv_bom: bool = True) -> None:
     """Write the document in one of :data:`FORMATS`.
 
     Args:
         doc: the report.
         fmt: ``md``, ``csv``, ``xlsx`` or ``docx``.
         path: the file to write; ``None`` prints a text format on standard output.
+        csv_bom: a CSV file starts with a UTF-8 BOM (Excel on Windows then reads
+            its diacritics); never on standard output.
 
     Raises:
         ValueError: an unknown format, or a binary format (xlsx, docx) without a
@@ -234,4 +264,5 @@ def write(doc: Document, fmt: str, path: Path | None = None) -> None:
     if path is None:
         sys.stdout.write(text)
     else:
-        path.write_text(text, encoding="utf-8", newline="")
+        bom = "\ufeff" if fmt == "csv" and csv_bom else ""
+        path.write_text(bom + text, encoding="utf-8", newline="")
