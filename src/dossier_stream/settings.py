@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("0.0.0.0", description="bind address of the worker's /metrics")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    index766_profile: Path | None = Field(None, description="766 index profile; bundled")
+    index766_scores: Path | None = Field(
+        None, description="CSV from,to,group,points: published scores of the 766 input groups"
+    )
+    index766_group_scores: str | None = Field(
+        None, description="published 766 input-group scores for any period, e.g. cong_khai=12"
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

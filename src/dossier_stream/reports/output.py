@@ -20,7 +20,7 @@ from dossier_stream.reports.document import Count, Document, Rate, cell_text
 __all__ = ["FORMATS", "TEMPLATE_CHOICES", "render_report", "tables_json"]
 
 FORMATS: Final = ("text", "json", "md", "csv", "xlsx", "docx")
-TEMPLATE_CHOICES: Final = ("auto", "monthly", "weekly", "summary")
+TEMPLATE_CHOICES: Final = ("auto", "monthly", "weekly", "summary", "index766")
 
 
 def tables_json(doc: Document) -> list[dict[str, Any]]:

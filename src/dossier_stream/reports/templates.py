@@ -36,6 +36,7 @@ from dossier_stream.core.formatting import format_count, format_date, format_rat
 from dossier_stream.core.periods import Period, monthly_report
 from dossier_stream.core.registry import Unit, UnitRegistry
 from dossier_stream.reports.document import Cell, Count, Document, Heading, Paragraph, Rate, Table
+from dossier_stream.reports.index766 import index766
 
 __all__ = ["TEMPLATES", "default_template", "monthly", "period_label", "weekly"]
 
@@ -466,5 +467,5 @@ def _on_time_section(v: _View, n: int) -> list[Heading | Paragraph | Table]:
     return blocks
 
 
-TEMPLATES: Final = {"monthly": monthly, "weekly": weekly}
+TEMPLATES: Final = {"monthly": monthly, "weekly": weekly, "index766": index766}
 """Template name → builder ``(report, registry) -> Document``."""
