@@ -156,6 +156,7 @@ FROM {_per_unit(profile, days)} WHERE code = ${{unit:sqlstring}}"""
 
 
 def _gauge(g: ModuleType, profile: Profile) -> dict[str, Any]:
+    observed = float(sum((x.max_points for x in profile.groups if not x.input), Fraction(0)))
     overrides = [
         {
             "matcher": {"id": "byName", "options": group.title},
@@ -193,15 +194,7 @@ def _gauge(g: ModuleType, profile: Profile) -> dict[str, Any]:
                 {
                     "matcher": {"id": "byName", "options": "Tổng (các nhóm quan sát được)"},
                     "properties": [
-                        {
-                            "id": "max",
-                            "value": float(
-                                sum(
-                                    (x.max_points for x in profile.groups if not x.input),
-                                    Fraction(0),
-                                )
-                            ),
-                        },  # fmt: skip
+                        {"id": "max", "value": observed},
                         {"id": "decimals", "value": 2},
                     ],
                 },

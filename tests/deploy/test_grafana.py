@@ -627,8 +627,8 @@ def test_promql_parses(tmp_path: Path) -> None:
 
 
 def test_index766_city_points_equal_the_core(loaded: Loaded) -> None:
-    from dossier_stream.core.index766 import load_profile  # noqa: PLC0415
-    from dossier_stream.reports.index766 import index766_result  # noqa: PLC0415
+    from dossier_stream.core.index766 import load_profile
+    from dossier_stream.reports.index766 import index766_result
 
     report = report_from_store(loaded.store, loaded.registry, loaded.period)
     result = index766_result(report, load_profile(), None)

@@ -158,7 +158,7 @@ def part3_blocks(
     report: Mapping[str, Any],
     registry: UnitRegistry,
     *,
-    province: str = "Hải Phòng",
+    province: str = "thành phố Hải Phòng",
     profile: Profile | None = None,
     published: Published | None = None,
 ) -> list[Block]:
@@ -167,7 +167,8 @@ def part3_blocks(
     Args:
         report: the report structure (:func:`~dossier_stream.core.indicators.build_report`).
         registry: unit names.
-        province: the province's name as the report prints it.
+        province: the province as the report names it (``thành phố Hải Phòng``; the
+            ``province`` of the document settings file).
         profile: the scoring profile; from the settings when omitted (with
             the published scores, unless ``published`` is given).
         published: the published scores of the input groups for the period.
@@ -182,7 +183,7 @@ def _part3(
     blocks: list[Block] = [
         Paragraph(
             "Điểm ước tính theo Bộ chỉ số chỉ đạo, điều hành và đánh giá chất lượng phục vụ "
-            "người dân, doanh nghiệp (Quyết định số 766/QĐ-TTg) của thành phố "
+            "người dân, doanh nghiệp (Quyết định số 766/QĐ-TTg) của "
             f"{province} {_label(period)} đạt {_total_sentence(result)}, cụ thể:"
         )
     ]
@@ -279,7 +280,7 @@ def index766(
     report: Mapping[str, Any],
     registry: UnitRegistry,
     *,
-    province: str = "Hải Phòng",
+    province: str = "thành phố Hải Phòng",
     profile: Profile | None = None,
     published: Published | None = None,
 ) -> Document:
@@ -289,7 +290,7 @@ def index766(
     doc = Document(
         "ĐIỂM ƯỚC TÍNH THEO BỘ CHỈ SỐ 766",
         f"Bộ chỉ số chỉ đạo, điều hành và đánh giá chất lượng phục vụ người dân, doanh nghiệp "
-        f"(Quyết định số 766/QĐ-TTg) - thành phố {province} {_label(period)}",
+        f"(Quyết định số 766/QĐ-TTg) - {province} {_label(period)}",
     )
     doc.blocks.append(
         Paragraph(
