@@ -11,6 +11,7 @@ import pytest
 
 from dossier_stream.core.engine import Engine
 from dossier_stream.core.index766 import load_profile
+from dossier_stream.core.index766_score import score, totals_from_report
 from dossier_stream.core.periods import monthly_report
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.workdays import WorkCalendar
@@ -167,3 +168,26 @@ def test_a_profile_from_the_settings(
     path.write_text("version: 1\n")
     with pytest.raises(ValueError, match=r"766 profile .*p\.yaml"):
         render_report(month, registry, "text", None, "index766")
+
+
+def test_the_dossiers_to_win_back_win_the_points_back(month: dict[str, Any]) -> None:
+    profile = load_profile()
+    totals, levels = totals_from_report(month)
+    result = score(profile, totals, levels)
+    checked = 0
+    for code in result.costliest()[:5]:
+        for group in result.units[code].groups:
+            for sub in group.subs:
+                if not sub.to_full:
+                    continue
+                more = dict(totals[code])
+                more[sub.sub.numerator] += sub.to_full
+                again = score(profile, {code: more}, {code: levels[code]})
+                assert again.units[code].group(group.group.key).sub(sub.sub.key).points == (
+                    sub.sub.points
+                )
+                more[sub.sub.numerator] -= 1
+                fewer = score(profile, {code: more}, {code: levels[code]})
+                assert fewer.units[code].group(group.group.key).sub(sub.sub.key).lost > 0
+                checked += 1
+    assert checked >= 5
