@@ -263,6 +263,9 @@ def test_published_scores(profile_path: Path, tmp_path: Path) -> None:
     got = load_published(csv_path, profile)
     assert got == {(date(2024, 9, 15), date(2024, 10, 14)): {"pub": Fraction(25, 2)}}
     assert parse_group_scores("pub=12", profile) == {"pub": 12}
+    assert parse_group_scores(" pub = 12,5 ;", profile) == {"pub": Fraction(25, 2)}
+    with pytest.raises(ProfileError, match="is not group=points"):
+        parse_group_scores("pub:12", profile)
     with pytest.raises(ProfileError, match="not an input group"):
         parse_group_scores("speed=12", profile)
     csv_path.write_text("from,to,group,points\n2024-09-15,2024-10-14,pub,19\n", "utf-8")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import re
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -322,19 +323,27 @@ def _check_groups(scores: Published, profile: Profile, where: str) -> Published:
     return scores
 
 
+_GROUP_SCORE: Final = re.compile(r"\s*([a-z0-9_]+)\s*=\s*([0-9]+(?:[.,][0-9]+)?)\s*(?:[;,]|$)")
+
+
 def parse_group_scores(text: str, profile: Profile) -> Published:
-    """``"cong_khai=12"`` (comma-separated ``group=points``) → published scores.
+    """``"cong_khai=12"`` (``group=points`` separated by ``;`` or ``,``) → published scores.
+
+    Points take a dot or a decimal comma (``cong_khai=12,5``).
 
     Raises:
-        ProfileError: an unknown group, a value that is not a number or too high.
+        ProfileError: text that is not ``group=points``, an unknown group, too many points.
     """
+    where = "DOSSIER_INDEX766_GROUP_SCORES"
     out: Published = {}
-    for part in filter(None, (p.strip() for p in text.split(";" if ";" in text else ","))):
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise ProfileError(f"DOSSIER_INDEX766_GROUP_SCORES: {part!r} is not group=points")
-        out[key.strip()] = _points(value, "DOSSIER_INDEX766_GROUP_SCORES")
-    return _check_groups(out, profile, "DOSSIER_INDEX766_GROUP_SCORES")
+    pos = 0
+    while pos < len(text.rstrip()):
+        match = _GROUP_SCORE.match(text, pos)
+        if match is None or match.end() == pos:
+            raise ProfileError(f"{where}: {text!r} is not group=points (e.g. cong_khai=12)")
+        out[match[1]] = _points(match[2], where)
+        pos = match.end()
+    return _check_groups(out, profile, where)
 
 
 def load_published(path: str | Path, profile: Profile) -> dict[tuple[date, date], Published]:

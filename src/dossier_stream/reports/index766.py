@@ -271,7 +271,7 @@ def _units_table(result: IndexResult, registry: UnitRegistry) -> Table:
             for g in result.profile.groups
             for s in g.subindicators
         ]
-        total = f"{_pts(ent.points, 2)}/{_pts(ent.max_points, 2)}"
+        total = f"{_pts(ent.points, 2)}/{_pts(ent.max_points, 2)}" if ent.max_points else "—"
         table.add([str(n), registry.get(code).name, *cells, total], code)
     return table
 
