@@ -191,3 +191,17 @@ def test_the_dossiers_to_win_back_win_the_points_back(month: dict[str, Any]) -> 
                 assert fewer.units[code].group(group.group.key).sub(sub.sub.key).lost > 0
                 checked += 1
     assert checked >= 5
+
+
+def test_an_empty_period_says_there_is_nothing_to_score(registry: UnitRegistry) -> None:
+    from dossier_stream.core.indicators import build_report
+
+    empty = build_report({}, registry, OCTOBER)
+    texts = [b.text for b in part3_blocks(empty, registry, profile=load_profile())]  # type: ignore[union-attr]
+    assert "tháng 10/2024 đạt chưa có điểm" not in texts[0]
+    assert "chưa có điểm (chưa có hồ sơ trong kỳ, chưa có điểm công bố)" in texts[0]
+    assert (
+        texts[2]
+        == "- Nhóm chỉ số về tiến độ, kết quả giải quyết: chưa có hồ sơ trong kỳ để tính điểm."
+    )
+    assert len(texts) == 6  # no unit to name, nothing to win back

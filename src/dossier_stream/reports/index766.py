@@ -95,8 +95,14 @@ def _resolve(
     return index766_result(report, profile, published), period
 
 
+def _verb(result: IndexResult) -> str:
+    return "đạt " if result.city.max_points else ""
+
+
 def _total_sentence(result: IndexResult) -> str:
     city = result.city
+    if city.max_points == 0:
+        return "chưa có điểm (chưa có hồ sơ trong kỳ, chưa có điểm công bố)"
     text = f"{_pts(city.points, 2)}/{_pts(city.max_points, 2)} điểm"
     missing = [g.group.title for g in city.groups if g.source == "missing"]
     if missing:
@@ -119,6 +125,8 @@ def _group_line(result: IndexResult, registry: UnitRegistry, group: Group) -> st
     head = f"- Nhóm chỉ số về {group.title}"
     if g.source == "missing":
         return f"{head}: chưa có điểm công bố của Cổng Dịch vụ công quốc gia."
+    if g.max_points == 0:
+        return f"{head}: chưa có hồ sơ trong kỳ để tính điểm."
     text = f"{head} đạt {_pts(g.points)}/{_pts(g.max_points)} điểm"
     if g.source == "input":
         return text + " (theo điểm công bố của Cổng Dịch vụ công quốc gia)."
@@ -184,7 +192,7 @@ def _part3(
         Paragraph(
             "Điểm ước tính theo Bộ chỉ số chỉ đạo, điều hành và đánh giá chất lượng phục vụ "
             "người dân, doanh nghiệp (Quyết định số 766/QĐ-TTg) của "
-            f"{province} {_label(period)} đạt {_total_sentence(result)}, cụ thể:"
+            f"{province} {_label(period)} {_verb(result)}{_total_sentence(result)}, cụ thể:"
         )
     ]
     for group in result.profile.groups:
