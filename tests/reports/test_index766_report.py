@@ -147,6 +147,14 @@ def test_every_format(
         assert {"chi-so-766", "chi-so-766-cap", "don-vi-mat-diem", "don-vi-766"} <= set(tables)
         first = tables["chi-so-766"]["rows"][0]["cells"]
         assert first[1:4] == ["Nhóm chỉ số về công khai, minh bạch", "12", "18"]
+        scores = orjson.loads(text)["index766"]
+        assert (
+            scores["city"]["groups"]["cong_khai"] | {"source": "input", "points": 12.0}
+            == (scores["city"]["groups"]["cong_khai"])
+        )
+        assert scores["city"]["max_points"] == 100 and scores["city"]["complete"]
+        shares = [u["share_of_city"]["points"] for u in scores["units"].values()]
+        assert sum(shares) + 12 == pytest.approx(scores["city"]["points"], abs=0.01)
     else:
         assert "Bảng 3 - Các đơn vị làm giảm điểm của thành phố" in text
         if fmt != "csv":  # csv holds the tables only

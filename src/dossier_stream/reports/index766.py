@@ -37,7 +37,7 @@ from dossier_stream.core.periods import Period, monthly_report
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.reports.document import Block, Count, Document, Heading, Paragraph, Rate, Table
 
-__all__ = ["index766", "index766_result", "inputs", "part3_blocks"]
+__all__ = ["index766", "index766_json", "index766_result", "inputs", "part3_blocks"]
 
 _LEVEL_NAMES: Final = {"department": "Cấp sở, ngành", "district": "Cấp huyện", "commune": "Cấp xã"}
 _TOP: Final = 3
@@ -93,6 +93,12 @@ def _resolve(
         profile, read = inputs(period)
         published = read if published is None else published
     return index766_result(report, profile, published), period
+
+
+def index766_json(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The scores as JSON (``--format json``): city, levels, units and their shares."""
+    result, _period = _resolve(report, None, None)
+    return result.to_json()
 
 
 def _verb(result: IndexResult) -> str:

@@ -85,6 +85,10 @@ def render_report(
         doc = _document(report, registry, template)
     if fmt == "json":
         data = report if doc is None else {**report, "tables": tables_json(doc)}
+        if template == "index766":
+            from dossier_stream.reports.index766 import index766_json  # noqa: PLC0415
+
+            data["index766"] = index766_json(report)
         text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
         text += "\n"
     elif fmt == "text":
