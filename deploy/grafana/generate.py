@@ -31,6 +31,7 @@ and targets are compared on exact fractions, as the report does.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -64,6 +65,7 @@ LABELS: Final = {
     "on_time": "Completed on time",
     "overdue": "Completed overdue",
     "first_time_valid": "Valid at first submission",
+    "online_result": "Online dossiers with an e-result",
     "feedback_on_time": "Feedback resolved on time",
 }
 RECEPTION_RATES: Final = (
@@ -1204,7 +1206,18 @@ def build() -> dict[str, dict[str, Any]]:
         "city-overview.json": city_overview(),
         "unit-drilldown.json": unit_drilldown(),
         "pipeline-health.json": pipeline_health(),
+        **_index766_boards(),
     }
+
+
+def _index766_boards() -> dict[str, dict[str, Any]]:
+    """The dashboards of ``index766.py`` beside this file (the QĐ 766 index, its own generator)."""
+    spec = importlib.util.spec_from_file_location("dossier_grafana_index766", HERE / "index766.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    boards: dict[str, dict[str, Any]] = module.build(sys.modules[__name__])
+    return boards
 
 
 def render(board: dict[str, Any]) -> str:

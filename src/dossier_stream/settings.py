@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     csv_bom: bool = Field(
         True, description="a CSV report file starts with a UTF-8 BOM (Excel on Windows)"
     )
+    index766_profile: Path | None = Field(None, description="766 index profile; bundled")
+    index766_scores: Path | None = Field(
+        None, description="CSV from,to,group,points: published scores of the 766 input groups"
+    )
+    index766_group_scores: str | None = Field(
+        None, description="published 766 input-group scores for any period, e.g. cong_khai=12"
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

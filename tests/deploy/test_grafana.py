@@ -624,3 +624,32 @@ def test_promql_parses(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_index766_city_points_equal_the_core(loaded: Loaded) -> None:
+    from dossier_stream.core.index766 import load_profile
+    from dossier_stream.reports.index766 import index766_result
+
+    report = report_from_store(loaded.store, loaded.registry, loaded.period)
+    result = index766_result(report, load_profile(), None)
+    (row,) = _panel_result("index766.json", "Điểm ước tính theo nhóm chỉ số (kỳ đến nay)", loaded)
+    for group in result.city.groups:
+        if not group.group.input:
+            assert row[group.group.title] == pytest.approx(float(group.points or 0)), (
+                group.group.key
+            )
+    assert row["Tổng (các nhóm quan sát được)"] == pytest.approx(float(result.city.points))
+    costliest = _panel_result(
+        "index766.json", "Các đơn vị làm giảm điểm của thành phố nhiều nhất", loaded
+    )
+    names = [loaded.registry.get(code).name for code in result.costliest()[: len(costliest)]]
+    assert [r["Đơn vị"] for r in costliest] == names
+    for r, code in zip(costliest, result.costliest(), strict=False):
+        assert r["Điểm thành phố bị mất"] == pytest.approx(
+            float(result.shares[code].total_lost), abs=0.006
+        )
+    unit = _panel_result("index766.json", "Điểm ước tính của đơn vị theo chỉ số", loaded)
+    subs = [s for g in result.units[loaded.unit].groups for s in g.subs]
+    assert [(r["Tử số"], r["Mẫu số"]) for r in unit] == [(s.numerator, s.denominator) for s in subs]
+    need = [next(v for k, v in r.items() if k.startswith("Hồ sơ cần thêm")) for r in unit]
+    assert need == [s.to_full for s in subs]

@@ -165,9 +165,10 @@ PERIOD_OPTIONS = [
                  help="text: as the province prints it; json: the report structure and the "
                       "tables; md/csv; xlsx/docx need --out."),
     click.option("--template", default="auto", show_default=True,
-                 type=click.Choice(["auto", "monthly", "weekly", "summary"]),
+                 type=click.Choice(["auto", "monthly", "weekly", "summary", "index766"]),
                  help="Report form: monthly (Bảng 1-3, payments, digitization appendix), "
-                      "weekly (targets, lowest units), summary (short operator view); auto = "
+                      "weekly (targets, lowest units), summary (short operator view), index766 "
+                      "(estimated QĐ 766 points, units that cost them); auto = "
                       "weekly for a Friday-Thursday week, else monthly."),
     click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."),
 ]  # fmt: skip

@@ -18,6 +18,11 @@ Cohort days (local dates in Asia/Ho_Chi_Minh):
 * payments (``payment_*``): the day of ``paid_at``, per transaction;
 * feedback (``feedback_*``): the day of ``resolved_at``.
 
+``completed_online_result`` counts completed dossiers received online whose
+result file is attached: the online dossiers the national portal recognises
+(QĐ 766/QĐ-TTg: an online dossier without an electronic result is not counted
+as online).
+
 ``completed_ahead_working_days`` sums, over dossiers completed before their
 effective due day, the working days between completion and due (0 for the
 rest); divided by ``completed`` it is the average number of days completed
@@ -68,6 +73,7 @@ COMPLETED_COUNTERS: Final = (
     "completed_first_time_valid",
     "completed_e_signed",
     "completed_ahead_working_days",
+    "completed_online_result",
 )
 PAYMENT_COUNTERS: Final = (
     "payment_tx_online",
@@ -153,6 +159,8 @@ def _completed_part(
         out[(unit, cday, "completed_result")] = 1
     if comp and res:
         out[(unit, cday, "completed_both")] = 1
+    if res and rec.channel == "online":
+        out[(unit, cday, "completed_online_result")] = 1
     out[(unit, cday, "completed_on_time" if on_time else "completed_overdue")] = 1
     if requests == 0:
         out[(unit, cday, "completed_first_time_valid")] = 1

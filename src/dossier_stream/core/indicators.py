@@ -119,6 +119,13 @@ INDICATORS: Final[tuple[Indicator, ...]] = (
         "Tỷ lệ hồ sơ hợp lệ ngay từ lần nộp đầu tiên",
     ),
     Indicator(
+        "online_result",
+        "completed_online_result",
+        "completed",
+        None,
+        "Tỷ lệ hồ sơ trực tuyến có kết quả điện tử trên hồ sơ đã giải quyết",
+    ),
+    Indicator(
         "feedback_on_time",
         "feedback_resolved_on_time",
         "feedback_resolved",

@@ -22,7 +22,7 @@ from dossier_stream.reports.profile import DocumentProfile
 __all__ = ["FORMATS", "TEMPLATE_CHOICES", "render_report", "tables_json"]
 
 FORMATS: Final = ("text", "json", "md", "csv", "xlsx", "docx")
-TEMPLATE_CHOICES: Final = ("auto", "monthly", "weekly", "summary")
+TEMPLATE_CHOICES: Final = ("auto", "monthly", "weekly", "summary", "index766")
 
 
 def tables_json(doc: Document) -> list[dict[str, Any]]:
@@ -60,14 +60,14 @@ def _document(
     previous: dict[str, Any] | None,
     profile: DocumentProfile | None,
 ) -> Document:
-    from dossier_stream.reports.templates import default_template, monthly, weekly  # noqa: PLC0415
+    from dossier_stream.reports.templates import TEMPLATES, default_template, monthly  # noqa: PLC0415
 
     if template == "auto":
         period = Period.from_json(report["period"])
         template = default_template(period)
     if template == "monthly":
         return monthly(report, registry, previous=previous, profile=profile)
-    return weekly(report, registry)
+    return TEMPLATES[template](report, registry)
 
 
 def render_report(
@@ -116,6 +116,10 @@ def render_report(
         if comparable(previous):
             assert previous is not None
             data = {**data, "previous_period": comparison(report, previous)}
+        if template == "index766":
+            from dossier_stream.reports.index766 import index766_json  # noqa: PLC0415
+
+            data = {**data, "index766": index766_json(report)}
         text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
         text += "\n"
     elif fmt == "text":

@@ -5,7 +5,7 @@
 received online, most completed dossiers not fully digitized, as seed 000's
 part 3 names them) and marked editable; what it cannot know (the national
 portal's score, the proposals) is a placeholder. The 766 index (issue 16)
-replaces :func:`part_three_index` with its computed paragraph.
+fills :func:`part_three_index` with its computed paragraphs.
 
 "Hồ sơ quá hạn" of a unit is its dossiers completed past due plus its
 dossiers still open past due at the period's end (:meth:`.ReportView.late`).
@@ -19,6 +19,7 @@ from typing import Final
 from dossier_stream.core.formatting import format_count
 from dossier_stream.core.registry import Unit
 from dossier_stream.reports.document import Block, Paragraph
+from dossier_stream.reports.index766 import part3_blocks
 from dossier_stream.reports.profile import DocumentProfile
 from dossier_stream.reports.view import ReportView
 
@@ -44,18 +45,21 @@ def _names(parts: list[str]) -> str:
 
 
 def part_three_index(v: ReportView, profile: DocumentProfile) -> list[Block]:
-    """The national portal's assessment of the province (Quyết định 766/QĐ-TTg).
+    """The national portal's 766 index of the province, estimated from the stream.
 
-    A placeholder: the score is not in the stream. The 766 index (issue 16)
-    replaces this function in :data:`PART_THREE` with its computed paragraph.
+    The points per group, the units that cost the most and the dossiers that would win
+    them back (:func:`~.index766.part3_blocks`); the published score and rank stay an
+    editable line, since only the portal publishes them.
     """
-    return [
+    blocks = part3_blocks(v.report, v.registry, province=profile.province)
+    blocks.append(
         Paragraph(
             f"Kết quả đánh giá của Cổng Dịch vụ công quốc gia đối với {profile.province} năm "
             f"{v.period.end.year} tính đến thời điểm hiện tại đạt … điểm, xếp hạng thứ …",
             editable=True,
         )
-    ]
+    )
+    return blocks
 
 
 def part_three_overdue(v: ReportView, profile: DocumentProfile) -> list[Block]:
@@ -143,7 +147,7 @@ def part_three_proposals(v: ReportView, profile: DocumentProfile) -> list[Block]
 
 
 PART_THREE: Final[tuple[PartThree, ...]] = (
-    part_three_index,  # issue 16: the 766 index paragraph goes here, in place of the placeholder
+    part_three_index,
     part_three_overdue,
     part_three_online,
     part_three_digitization,

@@ -30,7 +30,8 @@ only dossiers whose reception is known count, as in the stream):
   ``completed_on_time`` = ``supplement_requests <= 1 AND completed_at <=
   effective_due`` (more than one supplement request is overdue, the national
   rule), ``completed_overdue`` its complement; ``completed_first_time_valid``
-  = ``supplement_requests = 0``. The ``on_time`` column is *not* used: the
+  = ``supplement_requests = 0``; ``completed_online_result`` = ``channel =
+  'online'`` and the result file flag. The ``on_time`` column is *not* used: the
   rule is applied again to the raw columns. ``effective_due`` (the due time
   plus the paused time) is taken from the fact row: the pause needs the
   supplement timeline, which only the encoded ``state`` holds.
@@ -106,7 +107,7 @@ SELECT
     received_fee, received_fee_paid, received_fee_paid_online, received_fee_paid_noncash,
     received_reused,
     completed, completed_component, completed_result, completed_both,
-    completed_on_time, completed_overdue, completed_first_time_valid,
+    completed_on_time, completed_overdue, completed_first_time_valid, completed_online_result,
     feedback_resolved, feedback_resolved_on_time
 FROM (
     SELECT
@@ -126,7 +127,8 @@ FROM (
         countIf(done AND has_component_files = 1 AND has_result_files = 1) AS completed_both,
         countIf(done AND in_time) AS completed_on_time,
         countIf(done AND NOT in_time) AS completed_overdue,
-        countIf(done AND supplement_requests = 0) AS completed_first_time_valid
+        countIf(done AND supplement_requests = 0) AS completed_first_time_valid,
+        countIf(done AND channel = 'online' AND has_result_files = 1) AS completed_online_result
     FROM (
         SELECT
             unit_code, channel, reused_digital_data, paid_online, paid_cashless, paid_cash,

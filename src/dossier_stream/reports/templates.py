@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Final
 
 from dossier_stream.core.periods import Period
+from dossier_stream.reports.index766 import index766
 from dossier_stream.reports.monthly import monthly
 from dossier_stream.reports.view import period_label
 from dossier_stream.reports.weekly import weekly
@@ -34,5 +35,5 @@ def default_template(period: Period) -> str:
     return "weekly" if is_week else "monthly"
 
 
-TEMPLATES: Final = {"monthly": monthly, "weekly": weekly}
+TEMPLATES: Final = {"monthly": monthly, "weekly": weekly, "index766": index766}
 """Template name → builder ``(report, registry) -> Document``."""

@@ -483,6 +483,7 @@ class SimStream:
             ("completed_overdue", not on_time),
             ("completed_first_time_valid", f.requests == 0),
             ("completed_e_signed", f.e_signed),
+            ("completed_online_result", online and f.result),
         ):
             self._add(unit, done, name, value)
 

@@ -28,6 +28,8 @@ seconds; every name starts with ``dossier_stream_``):
 * ``dossier_stream_indicator_denominator{indicator, unit, level}`` gauge
 * ``dossier_stream_indicator_period_start_timestamp_seconds`` gauge
 * ``dossier_stream_indicator_period_end_timestamp_seconds`` gauge
+* ``dossier_stream_index766_group_{points,max_points,alert_below_points}{group}``
+  gauges: the city's estimated QĐ 766 score (:mod:`dossier_stream.stream.index766gauges`)
 
 Meaning:
 
@@ -111,6 +113,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from dossier_stream.core.index766 import Profile, load_profile
+from dossier_stream.stream.index766gauges import Index766Gauges
 from dossier_stream.stream.livefigures import (
     LIVE_INDICATORS,
     IndicatorKey,
@@ -260,11 +264,15 @@ class Metrics:
     Args:
         registry: where the families are registered; a new private
             :class:`~prometheus_client.CollectorRegistry` when omitted.
+        index766: the 766 scoring profile of the index gauges (bundled by default).
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, index766: Profile | None = None
+    ) -> None:
         self.registry = CollectorRegistry() if registry is None else registry
         r, p = self.registry, _PREFIX
+        self.index766 = Index766Gauges(r, load_profile() if index766 is None else index766)
         self.events_consumed = Counter(
             f"{p}events_consumed_total",
             "Messages consumed from the input topics, by topic and event type "
@@ -444,6 +452,7 @@ class Metrics:
             for unit in self._open.keys() | snap.open.keys() | snap.past_due.keys()
         }
         self._set_pairs(self._open, counts, self.open_dossiers, self.open_past_due)
+        self.index766.update(snap)
 
     def _set_pairs(
         self,

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from dossier_stream.core.counters import open_past_due
+from dossier_stream.core.index766 import load_profile
 from dossier_stream.core.indicators import build_report
 from dossier_stream.core.lifecycle import DossierState
 from dossier_stream.core.periods import Period
@@ -275,7 +276,9 @@ class Worker:
         patch_tansu_leave_group()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = store
-        self.metrics = Metrics() if metrics is None else metrics
+        if metrics is None:
+            metrics = Metrics(index766=load_profile(settings.index766_profile))
+        self.metrics = metrics
         self.live = LiveFigures(registry, clock=clock)
         self.sink = BatchingSink(
             store,
