@@ -31,6 +31,12 @@ SECRETS_DIR_ENV = "DOSSIER_SECRETS_DIR"
 """The environment variable naming the directory of secret files."""
 
 
+STORE_MAX_BODY_BYTES = 256 * 1024 * 1024
+"""Default of ``DOSSIER_STORE_SERVER_MAX_BODY_BYTES``; see the README (store-server limits)."""
+STORE_MAX_DECOMPRESSED_BYTES = 1024 * 1024 * 1024
+"""Default of ``DOSSIER_STORE_SERVER_MAX_DECOMPRESSED_BYTES``; see the README."""
+
+
 class ConfigError(ValueError):
     """A setting is wrong; the message names it and says what to write."""
 
@@ -102,7 +108,45 @@ class Settings(BaseSettings):
         description="port of the worker's /metrics; 0 = an ephemeral port (logged); "
         "if left at the default and busy, an ephemeral port with a warning",
     )
-    metrics_host: str = Field("0.0.0.0", description="bind address of the worker's /metrics")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="bind address of the worker's /metrics: loopback by default (CLI runs, "
+        "the demo); the container image and docker-compose.yml set 0.0.0.0 for Prometheus",
+    )
+    # store-server (see store/storeserver.py and the README's threat model)
+    store_server_user: str = Field("dossier", description="store-server's read-write user")
+    store_server_password: SecretStr | None = Field(
+        None,
+        description="password (token) of DOSSIER_STORE_SERVER_USER; required to listen "
+        "beyond loopback",
+    )
+    store_server_reader_user: str = Field(
+        "reader", description="store-server's read-only user (report, dashboards)"
+    )
+    store_server_reader_password: SecretStr | None = Field(
+        None, description="password (token) of DOSSIER_STORE_SERVER_READER_USER"
+    )
+    store_server_max_request_line: Annotated[int, Field(ge=1024, le=1 << 24)] = Field(
+        64 * 1024, description="bytes of a request line (URL with its parameters)"
+    )
+    store_server_max_header_bytes: Annotated[int, Field(ge=1024, le=1 << 24)] = Field(
+        64 * 1024, description="bytes of a request's headers, all together"
+    )
+    store_server_max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 40)] = Field(
+        STORE_MAX_BODY_BYTES, description="bytes of a request body as sent (compressed or not)"
+    )
+    store_server_max_decompressed_bytes: Annotated[int, Field(ge=1024, le=1 << 40)] = Field(
+        STORE_MAX_DECOMPRESSED_BYTES, description="bytes of a request body once decompressed"
+    )
+    store_server_max_query_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = Field(
+        1024 * 1024, description="bytes of a statement's SQL text (an INSERT's data aside)"
+    )
+    store_server_read_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        30.0, description="seconds a request may take to arrive (and an idle connection stay)"
+    )
+    store_server_max_connections: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        64, description="connections served at once; more are answered 503"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     document_file: Path | None = Field(
         None,
@@ -139,6 +183,11 @@ class Settings(BaseSettings):
                 "http(s)://user:password@host:8123/database"
             )
         return value
+
+    @field_validator("store_server_password", "store_server_reader_password")
+    @classmethod
+    def _no_empty_password(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
 
     @field_validator("flush_retry_max_s")
     @classmethod

@@ -5,49 +5,91 @@ path ("Cannot lock file …/status"): two workers cannot share an embedded
 store. This server owns the path and answers the part of ClickHouse's HTTP
 interface that clickhouse-connect's HTTP client uses, so workers, ``report``
 and ``reconcile`` reach it with an ordinary DSN,
-``http://127.0.0.1:PORT/default`` — the very code path of a real ClickHouse
-server; nothing in the worker knows the difference.
+``http://user:password@127.0.0.1:PORT/default`` — the very code path of a
+real ClickHouse server; nothing in the worker knows the difference.
 
 What it implements (enough for clickhouse-connect, not a ClickHouse server):
 
-* ``GET /ping`` (and ``GET /``): ``Ok.``;
+* ``GET /ping`` (and ``GET /``): ``Ok.``, without authentication (as ClickHouse);
 * a statement from the ``query`` URL parameter and/or the request body (the
-  parameter first, as ClickHouse does); ``param_NAME`` values for
-  ``{NAME:Type}`` placeholders; ``database`` (``USE``); any other parameter
-  that is a ClickHouse setting is applied for that request only; transport
-  parameters (``query_id``, ``session_id``, ``compress``, progress headers …)
-  are accepted and ignored;
-* ``INSERT … FORMAT F`` followed by data in the body (the payload goes to the
-  engine through a temporary file, ``INSERT … FROM INFILE``), the body
-  chunked and/or compressed (``Content-Encoding: lz4|zstd|gzip|deflate``);
+  parameter first, as ClickHouse does), one statement per request;
+  ``param_NAME`` values for ``{NAME:Type}`` placeholders; ``database``
+  (``USE``); any other parameter that is a ClickHouse setting is applied for
+  that request only; transport parameters (``query_id``, ``session_id``,
+  ``compress``, progress headers …) are accepted and ignored;
+* ``INSERT … FORMAT F`` followed by data in the body (the payload is
+  streamed to a temporary file and goes to the engine with ``INSERT … FROM
+  INFILE``), the body chunked and/or compressed (``Content-Encoding:
+  lz4|zstd|gzip|deflate``);
 * results in the format the statement asks for (``FORMAT Native`` from
   clickhouse-connect; TabSeparated otherwise), uncompressed, with
   ``X-ClickHouse-Format`` and ``X-ClickHouse-Timezone``; errors as ClickHouse
-  sends them: status 500, the ``Code: N. DB::Exception: …`` text and
+  sends them: the ``Code: N. DB::Exception: …`` text and
   ``X-ClickHouse-Exception-Code``.
 
-Statements run one at a time (one engine connection, a lock): a store for a
-few workers of one machine, not a database server. It has no users and no
-TLS, so it listens on loopback unless told otherwise.
+Safety (see the README's threat model):
+
+* every request is read within :class:`~.httpwire.Limits` (request line,
+  headers, body on the wire and decompressed, SQL text, one deadline per
+  request, a bounded number of connections); what exceeds a limit is
+  answered ``413``/``414``/``431``/``408``, what is malformed ``400``, and
+  the connection is closed — the process goes on;
+* with credentials (:class:`Credential`), every request but ``/ping``
+  authenticates as ClickHouse's HTTP interface accepts it: HTTP basic auth
+  (what clickhouse-connect sends for ``http://user:password@host``),
+  ``X-ClickHouse-User``/``X-ClickHouse-Key`` headers, or ``user``/``password``
+  URL parameters; otherwise ``401``;
+* a read-only credential (or a read-only server) runs only reads: the
+  statement passes :func:`~.sqlguard.read_only_refusal` and runs on an
+  engine session opened with ``readonly=1``; anything else is ``403``.
+
+Statements run one at a time (one lock): a store for a few workers of one
+machine, not a database server. There is no TLS: beyond loopback, put it
+behind a TLS proxy or on a private network.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
-import gzip
+import hmac
 import importlib
 import logging
 import re
+import socket
+import socketserver
 import tempfile
 import threading
-import zlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["StoreServer"]
+from dossier_stream.store.httpwire import (
+    ClientGone,
+    HttpError,
+    Limits,
+    Reader,
+    ReadTimeout,
+    Request,
+    body_pieces,
+    check_encoding,
+    decoded,
+    read_head,
+)
+from dossier_stream.store.sqlguard import (
+    READ_STARTS,
+    SqlRefused,
+    code_words,
+    read_only_refusal,
+    single_statement,
+)
+
+__all__ = ["Credential", "Limits", "StoreServer", "is_loopback"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -64,180 +106,386 @@ _FORMAT_AT_END = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _INSERT_DATA = re.compile(rb"^\s*INSERT\s+INTO\b.*?\bFORMAT\s+(\w+)[ \t]*(\r?\n)?", re.I | re.S)
 _SETTING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CODE = re.compile(r"Code: (\d+)")
+LINGER_S: Final = 1.0
+"""After refusing a request mid-body, how long the server reads (and drops) what the
+client still sends, so that the client can read the answer before the connection closes."""
 
 
-def _decompress(data: bytes, encoding: str) -> bytes:
-    """Undo a request's ``Content-Encoding``."""
-    if encoding in {"", "identity"}:
-        return data
-    if encoding == "gzip":
-        return gzip.decompress(data)
-    if encoding == "deflate":
-        return zlib.decompress(data)
-    if encoding == "lz4":  # one frame per block, concatenated
-        frame = importlib.import_module("lz4.frame")
-        parts, rest = [], data
-        while rest:
-            decompressor = frame.LZ4FrameDecompressor()
-            parts.append(decompressor.decompress(rest))
-            rest = decompressor.unused_data
-        return b"".join(parts)
-    if encoding == "zstd":  # decompresses every concatenated frame
-        return bytes(importlib.import_module("backports.zstd").decompress(data))
-    raise ValueError(f"Content-Encoding {encoding!r} is not supported")
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A user the server accepts.
+
+    Attributes:
+        user: the user name (``http://USER:password@host``).
+        password: the password (the token).
+        read_only: reads only (``SELECT``, ``SHOW`` …), for report and dashboard users.
+    """
+
+    user: str
+    password: str = ""
+    read_only: bool = False
+
+    def __repr__(self) -> str:
+        return f"Credential(user={self.user!r}, password='***', read_only={self.read_only})"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address ``host`` resolves to is a loopback address."""
+    import ipaddress  # noqa: PLC0415
+
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(
+        ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos
+    )
 
 
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+class _Session:
+    """One chdb connection and what was set on it."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.settings: dict[str, str] = {}
+        self.database = "default"
+
+    def run(self, sql: str, fmt: str, params: dict[str, str] | None = None) -> bytes:
+        result = self.conn.query(sql, fmt, params=params or {})
+        return bytes(result.bytes()) if result is not None else b""
+
+
 class _Engine:
-    """The one chdb connection, used by one request at a time."""
+    """The chdb engine: a read-write session and a ``readonly=1`` one, one request at a time."""
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self._conn = importlib.import_module("chdb").connect(str(path.resolve()))
+        chdb = importlib.import_module("chdb")
+        where = str(path.resolve())
+        self._rw = _Session(chdb.connect(where))
+        self._ro = _Session(chdb.connect(f"file:{where}?readonly=1"))
         self._lock = threading.Lock()
-        self._settings: dict[str, str] = {}
-        self._database = "default"
-        self.timezone = self._run("SELECT timezone()", "TabSeparated").decode().strip()
+        self.timezone = self._rw.run("SELECT timezone()", "TabSeparated").decode().strip()
 
-    def _run(self, sql: str, fmt: str, params: dict[str, str] | None = None) -> bytes:
-        result = self._conn.query(sql, fmt, params=params or {})
-        return bytes(result.bytes()) if result is not None else b""
-
-    def _set(self, settings: dict[str, str]) -> None:
-        for name in self._settings.keys() - settings.keys():
-            self._run(f"SET {name} = DEFAULT", "TabSeparated")
+    @staticmethod
+    def _set(session: _Session, settings: dict[str, str]) -> None:
+        for name in session.settings.keys() - settings.keys():
+            session.run(f"SET {name} = DEFAULT", "TabSeparated")
         for name, value in settings.items():
-            if self._settings.get(name) != value:
-                self._run(f"SET {name} = {_quote(value)}", "TabSeparated")
-        self._settings = dict(settings)
+            if session.settings.get(name) != value:
+                session.run(f"SET {name} = {_quote(value)}", "TabSeparated")
+        session.settings = dict(settings)
 
     def execute(
-        self, sql: str, params: dict[str, str], settings: dict[str, str], database: str | None
+        self,
+        sql: str,
+        params: dict[str, str],
+        settings: dict[str, str],
+        database: str | None,
+        *,
+        read_only: bool = False,
     ) -> tuple[bytes, str]:
         """Run one statement; returns its output and the output format."""
         match = _FORMAT_AT_END.search(sql)
         fmt = match.group(1) if match else "TabSeparated"
+        session = self._ro if read_only else self._rw
         with self._lock:
-            if database and database != self._database:
-                self._run(f"USE `{database.replace('`', '')}`", "TabSeparated")
-                self._database = database
-            self._set(settings)
-            return self._run(sql, fmt, params), fmt
+            if database and database != session.database:
+                session.run(f"USE `{database.replace('`', '')}`", "TabSeparated")
+                session.database = database
+            self._set(session, settings)
+            return session.run(sql, fmt, params), fmt
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._ro.conn.close()
+            self._rw.conn.close()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Refused(Exception):
+    """A statement refused like ClickHouse refuses it: status, exception code, message."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    """One connection: requests read within the limits, answered, until close or error."""
+
     server: _Server
+    request: socket.socket
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if _LOG.isEnabledFor(logging.DEBUG):
-            _LOG.debug("%s %s", self.address_string(), format % args)
+    def handle(self) -> None:
+        reader = Reader(self.request)
+        limits = self.server.limits
+        while True:
+            reader.deadline = time.monotonic() + limits.read_timeout_s
+            started = reader.received + len(reader.buf)
+            try:
+                head = read_head(reader, limits)
+                if head is None:
+                    return
+                keep = self._serve(reader, head)
+            except ReadTimeout:
+                if reader.received + len(reader.buf) > started:
+                    late = f"the request did not arrive within {limits.read_timeout_s:g} s"
+                    self._refuse(408, 1001, f"{late} (DOSSIER_STORE_SERVER_READ_TIMEOUT_S)")
+                return
+            except HttpError as exc:
+                self._refuse(exc.status, 1001, exc.message)
+                return
+            except (ClientGone, OSError):
+                return
+            if not keep:
+                return
 
-    def do_GET(self) -> None:
-        self._handle(b"")
+    # ------------------------------------------------------------------ answers
+    def _send(self, status: int, body: bytes, headers: dict[str, str], close: bool) -> None:
+        phrase = HTTPStatus(status).phrase
+        lines = [f"HTTP/1.1 {status} {phrase}", f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if close:
+            lines.append("Connection: close")
+        self.request.settimeout(self.server.limits.read_timeout_s)
+        self.request.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
-    def do_POST(self) -> None:
-        self._handle(self._body())
+    def _error(self, status: int, code: int, message: str, close: bool) -> None:
+        text = f"Code: {code}. DB::Exception: {message}\n".encode()
+        headers = {"Content-Type": "text/plain; charset=UTF-8",
+                   "X-ClickHouse-Exception-Code": str(code)}  # fmt: skip
+        if status == HTTPStatus.UNAUTHORIZED:
+            headers["WWW-Authenticate"] = 'Basic realm="dossier-stream store-server"'
+        self._send(status, text, headers, close)
 
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in {b"\r\n", b"\n", b""}:
-                        pass
+    def _refuse(self, status: int, code: int, message: str) -> None:
+        """Answer and close, reading what the client still sends for a moment.
+
+        Used when the request's body is not read: closing at once could reset
+        the connection before the client reads the answer.
+        """
+        _LOG.info("refused a request from %s: %s %s", self.client_address[0], status, message)
+        with contextlib.suppress(OSError):
+            self._error(status, code, message, close=True)
+            self.request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_S
+            while (left := deadline - time.monotonic()) > 0:
+                self.request.settimeout(left)
+                if not self.request.recv(64 * 1024):
                     break
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            body = b"".join(parts)
-        else:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        return _decompress(body, self.headers.get("Content-Encoding", "").strip().lower())
 
-    def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _handle(self, body: bytes) -> None:
-        url = urlsplit(self.path)
+    # ------------------------------------------------------------------ requests
+    def _serve(self, reader: Reader, head: Request) -> bool:
+        """Answer one request; returns whether the connection stays open."""
+        if head.method not in {"GET", "POST"}:
+            raise HttpError(405, f"method {head.method} is not supported")
+        url = urlsplit(head.target)
         args = dict(parse_qsl(url.query, keep_blank_values=True))
-        query = args.get("query", "").encode()
-        if url.path == "/ping" or (url.path == "/" and not query and not body):
-            self._reply(HTTPStatus.OK, b"Ok.\n", {"Content-Type": "text/plain"})
-            return
-        engine = self.server.engine
+        query = args.get("query", "")
+        keep = head.keep_alive
+        if url.path == "/ping" or (url.path == "/" and not query and not head.has_body):
+            if head.has_body:
+                raise HttpError(400, "/ping takes no body")
+            self._send(200, b"Ok.\n", {"Content-Type": "text/plain"}, not keep)
+            return keep
+        limits = self.server.limits
+        encoding = head.header("content-encoding").strip().lower()
+        body = _Body(
+            decoded(body_pieces(reader, head, limits), encoding, limits.max_decompressed_bytes),
+            done=not head.has_body,
+        )
         try:
-            text = query + (b"\n" if query and body else b"") + body
-            data = _INSERT_DATA.match(text)
-            params = {k[6:]: v for k, v in args.items() if k.startswith("param_")}
-            settings = {
-                k: v
-                for k, v in args.items()
-                if not k.startswith("param_") and k not in TRANSPORT_PARAMS and _SETTING.match(k)
-            }
-            if data is None:
-                out, fmt = engine.execute(text.decode(), params, settings, args.get("database"))
-            else:
-                out, fmt = self._insert(text, data, params, settings, args.get("database"))
+            read_only = self._authenticate(head, args)
+            if read_only:
+                _check_start(query)
+            check_encoding(encoding)
+            if head.header("expect").lower() == "100-continue":
+                self.request.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            out, fmt = self._statement(query, body, args, read_only)
+        except _Refused as exc:
+            if not body.done:
+                self._refuse(exc.status, exc.code, exc.message)
+                return False
+            self._error(exc.status, exc.code, exc.message, close=not keep)
+            return keep
+        self._send(
+            200,
+            out,
+            {"Content-Type": "application/octet-stream", "X-ClickHouse-Format": fmt,
+             "X-ClickHouse-Timezone": self.server.engine.timezone},
+            not keep,
+        )  # fmt: skip
+        return keep
+
+    def _authenticate(self, head: Request, args: dict[str, str]) -> bool:
+        """Whether the request is read-only; raises :class:`_Refused` (``401``) if unknown."""
+        server = self.server
+        if not server.credentials:
+            return server.read_only
+        user, password = args.get("user", ""), args.get("password", "")
+        if head.header("x-clickhouse-user"):
+            user, password = head.header("x-clickhouse-user"), head.header("x-clickhouse-key")
+        auth = head.header("authorization")
+        if auth[:6].lower() == "basic ":
+            try:
+                pair = base64.b64decode(auth[6:].strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                pair = ""
+            user, _, password = pair.partition(":")
+        found = None
+        for cred in server.credentials:  # compares every one: no timing hint of the names
+            same = hmac.compare_digest(cred.user.encode(), user.encode())
+            if hmac.compare_digest(cred.password.encode(), password.encode()) and same:
+                found = cred
+        if found is None:
+            why = "password is incorrect, or there is no user with such name"
+            raise _Refused(401, 516, f"{user or 'default'}: Authentication failed: {why}")
+        return found.read_only or server.read_only
+
+    def _statement(
+        self, query: str, body: _Body, args: dict[str, str], read_only: bool
+    ) -> tuple[bytes, str]:
+        """Read the statement (and an INSERT's data), check it, run it."""
+        limits = self.server.limits
+        text = bytearray(query.encode())
+        ended, first = True, True
+        for piece in body:
+            if first and text:
+                text += b"\n"  # the parameter, then the body (as ClickHouse joins them)
+            first = False
+            text += piece
+            if len(text) >= limits.max_query_bytes:
+                ended = False
+                break
+        data = _INSERT_DATA.match(text)
+        if data is not None and (ended or data.end() < len(text)):
+            statement = text[: data.start(1)].decode(errors="replace").rstrip()
+            statement = statement[: -len("FORMAT")].rstrip()  # what precedes FORMAT F
+            self._check(statement, read_only)
+            with tempfile.NamedTemporaryFile(prefix="insert-", dir=self.server.spool) as tmp:
+                tmp.write(text[data.end() :])
+                del text
+                _copy(body, tmp)
+                tmp.flush()
+                sql = f"{statement}\nFROM INFILE {_quote(tmp.name)} FORMAT {data.group(1).decode()}"
+                return self._run(sql, args, read_only)
+        if not ended:
+            raise HttpError(413, f"statement over {limits.max_query_bytes} bytes "
+                                 "(DOSSIER_STORE_SERVER_MAX_QUERY_BYTES)")  # fmt: skip
+        try:
+            sql = text.decode()
+        except UnicodeDecodeError:
+            raise _Refused(400, 62, "the statement is not UTF-8") from None
+        self._check(sql, read_only)
+        return self._run(sql, args, read_only)
+
+    @staticmethod
+    def _check(sql: str, read_only: bool) -> None:
+        try:
+            single_statement(sql)
+        except SqlRefused as exc:
+            raise _Refused(400, 62, f"Syntax error: {exc}") from None
+        if read_only and (why := read_only_refusal(sql)) is not None:
+            raise _Refused(403, 164, f"Cannot execute query in readonly mode: {why}")
+
+    def _run(self, sql: str, args: dict[str, str], read_only: bool) -> tuple[bytes, str]:
+        params = {k[6:]: v for k, v in args.items() if k.startswith("param_")}
+        settings = {
+            k: v
+            for k, v in args.items()
+            if not k.startswith("param_") and k not in TRANSPORT_PARAMS and _SETTING.match(k)
+        }
+        if read_only and settings:
+            raise _Refused(403, 164, f"Cannot modify {min(settings)!r} setting in readonly mode")
+        try:
+            return self.server.engine.execute(
+                sql, params, settings, args.get("database"), read_only=read_only
+            )
         except Exception as exc:  # the engine's error goes back to the client
             message = str(exc).strip() or type(exc).__name__
-            code = _CODE.search(message)
-            self._reply(
-                HTTPStatus.INTERNAL_SERVER_ERROR,
-                message.encode() + b"\n",
-                {
-                    "Content-Type": "text/plain; charset=UTF-8",
-                    "X-ClickHouse-Exception-Code": code.group(1) if code else "1001",
-                },
-            )
-            return
-        self._reply(
-            HTTPStatus.OK,
-            out,
-            {
-                "Content-Type": "application/octet-stream",
-                "X-ClickHouse-Format": fmt,
-                "X-ClickHouse-Timezone": engine.timezone,
-            },
-        )
-
-    def _insert(
-        self,
-        text: bytes,
-        data: re.Match[bytes],
-        params: dict[str, str],
-        settings: dict[str, str],
-        database: str | None,
-    ) -> tuple[bytes, str]:
-        statement = text[: data.start(1)].decode().rstrip()
-        statement = statement[: -len("FORMAT")].rstrip()  # what precedes FORMAT F
-        fmt = data.group(1).decode()
-        with tempfile.NamedTemporaryFile(prefix="insert-", dir=self.server.spool) as tmp:
-            tmp.write(text[data.end() :])
-            tmp.flush()
-            sql = f"{statement} FROM INFILE {_quote(tmp.name)} FORMAT {fmt}"
-            return self.server.engine.execute(sql, params, settings, database)
+            found = _CODE.search(message)
+            code = int(found.group(1)) if found else 1001
+            message = message.removeprefix(f"Code: {code}. DB::Exception: ")
+            raise _Refused(403 if code == 164 else 500, code, message) from None
 
 
-class _Server(ThreadingHTTPServer):
+def _copy(pieces: Iterable[bytes], out: IO[bytes]) -> None:
+    for piece in pieces:
+        out.write(piece)
+
+
+class _Body:
+    """A request's decoded body, read once; :attr:`done` once every byte was read."""
+
+    def __init__(self, pieces: Iterator[bytes], *, done: bool) -> None:
+        self._pieces = pieces
+        self.done = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._pieces
+        self.done = True
+
+
+def _check_start(query: str) -> None:
+    """Refuse a reader's ``query`` parameter that does not start as a read (before the body)."""
+    try:
+        words = code_words(query)
+    except SqlRefused as exc:
+        raise _Refused(400, 62, f"Syntax error: {exc}") from None
+    if words and words[0].upper() not in READ_STARTS:
+        raise _Refused(403, 164, f"Cannot execute query in readonly mode: {words[0]} by a "
+                                 "read-only user")  # fmt: skip
+
+
+class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
 
-    def __init__(self, address: tuple[str, int], engine: _Engine, spool: Path) -> None:
-        super().__init__(address, _Handler)
+    def __init__(
+        self,
+        address: tuple[str, int],
+        engine: _Engine,
+        spool: Path,
+        limits: Limits,
+        credentials: Sequence[Credential],
+        read_only: bool,
+    ) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         self.engine = engine
         self.spool = spool
+        self.limits = limits
+        self.credentials = tuple(credentials)
+        self.read_only = read_only
+        self._slots = threading.BoundedSemaphore(limits.max_connections)
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            _LOG.warning("%s connections open (DOSSIER_STORE_SERVER_MAX_CONNECTIONS): "
+                         "refusing one", self.limits.max_connections)  # fmt: skip
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Connection: close\r\n\r\n")  # fmt: skip
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class StoreServer:
@@ -245,14 +493,30 @@ class StoreServer:
 
     Args:
         path: the chdb data directory (created if missing).
-        host: bind address (loopback by default: there is no authentication).
+        host: bind address (loopback by default).
         port: the port; 0 takes a free one (read :attr:`port` after :meth:`start`).
+        limits: what one request may send, how many connections at once.
+        credentials: the users accepted; none: every request is accepted
+            (keep such a server on loopback: the command refuses otherwise).
+        read_only: every request reads only, whatever its credential.
     """
 
-    def __init__(self, path: Path, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: Limits | None = None,
+        credentials: Sequence[Credential] = (),
+        read_only: bool = False,
+    ) -> None:
         self.path = path
         self.host = host
         self.requested_port = port
+        self.limits = limits or Limits()
+        self.credentials = tuple(credentials)
+        self.read_only = read_only
         self._engine: _Engine | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -266,8 +530,9 @@ class StoreServer:
 
     @property
     def dsn(self) -> str:
-        """The DSN clients use (``DOSSIER_CLICKHOUSE_DSN``)."""
-        return f"http://{self.host}:{self.port}/default"
+        """The DSN clients use (``DOSSIER_CLICKHOUSE_DSN``), without credentials."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/default"
 
     def start(self) -> str:
         """Open the engine, bind, serve in a thread; returns the DSN."""
@@ -275,7 +540,12 @@ class StoreServer:
         self._spool = tempfile.TemporaryDirectory(prefix="dossier-store-")
         try:
             self._server = _Server(
-                (self.host, self.requested_port), self._engine, Path(self._spool.name)
+                (self.host, self.requested_port),
+                self._engine,
+                Path(self._spool.name),
+                self.limits,
+                self.credentials,
+                self.read_only,
             )
         except OSError:
             self.stop()
@@ -284,7 +554,12 @@ class StoreServer:
             target=self._server.serve_forever, name="store-server", daemon=True
         )
         self._thread.start()
-        _LOG.info("serving the ClickHouse store %s on %s", self.path, self.dsn)
+        users = ", ".join(
+            f"{c.user} ({'read-only' if c.read_only or self.read_only else 'read-write'})"
+            for c in self.credentials
+        )
+        _LOG.info("serving the ClickHouse store %s on %s; users: %s", self.path, self.dsn,
+                  users or "none (no authentication)")  # fmt: skip
         return self.dsn
 
     def stop(self) -> None:
