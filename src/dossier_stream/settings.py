@@ -31,12 +31,6 @@ SECRETS_DIR_ENV = "DOSSIER_SECRETS_DIR"
 """The environment variable naming the directory of secret files."""
 
 
-STORE_MAX_BODY_BYTES = 256 * 1024 * 1024
-"""Default of ``DOSSIER_STORE_SERVER_MAX_BODY_BYTES``; see the README (store-server limits)."""
-STORE_MAX_DECOMPRESSED_BYTES = 1024 * 1024 * 1024
-"""Default of ``DOSSIER_STORE_SERVER_MAX_DECOMPRESSED_BYTES``; see the README."""
-
-
 class ConfigError(ValueError):
     """A setting is wrong; the message names it and says what to write."""
 
@@ -132,11 +126,15 @@ class Settings(BaseSettings):
     store_server_max_header_bytes: Annotated[int, Field(ge=1024, le=1 << 24)] = Field(
         64 * 1024, description="bytes of a request's headers, all together"
     )
-    store_server_max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 40)] = Field(
-        STORE_MAX_BODY_BYTES, description="bytes of a request body as sent (compressed or not)"
+    store_server_max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 40)] | None = Field(
+        None,
+        description="bytes of a request body as sent (compressed or not); default: the "
+        "sink's largest flush, 4 x DOSSIER_FLUSH_MAX_ROWS rows x 1 KiB, at least 64 MiB",
     )
-    store_server_max_decompressed_bytes: Annotated[int, Field(ge=1024, le=1 << 40)] = Field(
-        STORE_MAX_DECOMPRESSED_BYTES, description="bytes of a request body once decompressed"
+    store_server_max_decompressed_bytes: Annotated[int, Field(ge=1024, le=1 << 40)] | None = Field(
+        None,
+        description="bytes of a request body once decompressed; default: as "
+        "DOSSIER_STORE_SERVER_MAX_BODY_BYTES",
     )
     store_server_max_query_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = Field(
         1024 * 1024, description="bytes of a statement's SQL text (an INSERT's data aside)"

@@ -10,7 +10,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, urlsplit
 
 import click
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from dossier_stream.settings import Settings
     from dossier_stream.store.storeserver import Credential, Limits
 
-__all__ = ["server_credentials", "server_limits", "store_server"]
+__all__ = ["body_limit", "server_credentials", "server_limits", "store_server"]
 
 
 def chdb_path(dsn: str) -> Path | None:
@@ -30,15 +30,35 @@ def chdb_path(dsn: str) -> Path | None:
     return Path(parts.netloc + parts.path).resolve()
 
 
+ROW_BUDGET_BYTES: Final = 1024
+"""Bytes allowed per row of a flush: a ``dossier_facts`` row, the widest the sink writes,
+is ~425 bytes in ClickHouse's Native format on average and ~800 at most (a 698-byte
+state, the largest of the calibrated month; see the README)."""
+MIN_BODY_BYTES: Final = 64 * 1024 * 1024
+
+
+def body_limit(settings: Settings) -> int:
+    """The body limit: the setting, else the sink's largest flush in :data:`ROW_BUDGET_BYTES`.
+
+    A flush writes at most ``4 * DOSSIER_FLUSH_MAX_ROWS`` rows (the sink's
+    backpressure bound, reached after a ClickHouse outage), in one insert per
+    table; the body may arrive uncompressed (``?compress=false``).
+    """
+    if settings.store_server_max_body_bytes is not None:
+        return settings.store_server_max_body_bytes
+    return max(MIN_BODY_BYTES, 4 * settings.flush_max_rows * ROW_BUDGET_BYTES)
+
+
 def server_limits(settings: Settings) -> Limits:
     """The request limits of the ``DOSSIER_STORE_SERVER_*`` settings."""
     from dossier_stream.store.storeserver import Limits  # noqa: PLC0415
 
+    decompressed = settings.store_server_max_decompressed_bytes
     return Limits(
         max_request_line=settings.store_server_max_request_line,
         max_header_bytes=settings.store_server_max_header_bytes,
-        max_body_bytes=settings.store_server_max_body_bytes,
-        max_decompressed_bytes=settings.store_server_max_decompressed_bytes,
+        max_body_bytes=body_limit(settings),
+        max_decompressed_bytes=decompressed if decompressed is not None else body_limit(settings),
         max_query_bytes=settings.store_server_max_query_bytes,
         read_timeout_s=settings.store_server_read_timeout_s,
         max_connections=settings.store_server_max_connections,

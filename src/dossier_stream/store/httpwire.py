@@ -69,8 +69,8 @@ class Limits:
 
     max_request_line: int = 64 * 1024
     max_header_bytes: int = 64 * 1024
-    max_body_bytes: int = 64 * 1024 * 1024
-    max_decompressed_bytes: int = 256 * 1024 * 1024
+    max_body_bytes: int = 4 * 50_000 * 1024  # the sink's largest flush (cli/storeserver.py)
+    max_decompressed_bytes: int = 4 * 50_000 * 1024
     max_query_bytes: int = 1024 * 1024
     read_timeout_s: float = 30.0
     max_connections: int = 64

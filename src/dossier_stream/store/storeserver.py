@@ -294,6 +294,7 @@ class _Handler(socketserver.BaseRequestHandler):
             return keep
         limits = self.server.limits
         encoding = head.header("content-encoding").strip().lower()
+        wire = reader.received - len(reader.buf)
         body = _Body(
             decoded(body_pieces(reader, head, limits), encoding, limits.max_decompressed_bytes),
             done=not head.has_body,
@@ -312,6 +313,8 @@ class _Handler(socketserver.BaseRequestHandler):
                 return False
             self._error(exc.status, exc.code, exc.message, close=not keep)
             return keep
+        sent = reader.received - len(reader.buf) - wire
+        _LOG.debug("request body: %s bytes sent, %s decoded (%s)", sent, body.size, encoding)
         self._send(
             200,
             out,
@@ -425,8 +428,12 @@ class _Body:
         self._pieces = pieces
         self.done = done
 
+        self.size = 0
+
     def __iter__(self) -> Iterator[bytes]:
-        yield from self._pieces
+        for piece in self._pieces:
+            self.size += len(piece)
+            yield piece
         self.done = True
 
 
