@@ -2,8 +2,9 @@
 
 Two real ``dossier-stream worker`` processes share one store: chdb lets one
 process open a data path, so ``dossier-stream store-server`` owns it and the
-workers reach it with ``http://127.0.0.1:PORT/default`` — clickhouse-connect's
-HTTP client, the code path of a ClickHouse server. The simulator publishes
+workers reach it with ``http://dossier:PASSWORD@127.0.0.1:PORT/default`` —
+clickhouse-connect's HTTP client, the code path of a ClickHouse server, through
+the server's authentication. The simulator publishes
 about 160.000 events. Both workers join the group and split the partitions,
 each partition number of the four co-partitioned ``dossier.*`` topics on one
 worker (Faust's assignor; see ``table_standby_replicas`` in
@@ -65,11 +66,19 @@ def sim(registry: UnitRegistry, calendar: WorkCalendar) -> Simulation:
     return simulate(config, registry, calendar)
 
 
+STORE_PASSWORD = "two-workers-t0ken"
+"""The store-server's password: workers, the checks and ``reconcile`` authenticate."""
+
+
 def _store_server(path: Path, log: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [*CLI, "store-server", "--path", str(path), "--port", "0"],
         cwd=cwd,
-        env={**os.environ, "DOSSIER_LOG_LEVEL": "INFO"},
+        env={
+            **os.environ,
+            "DOSSIER_LOG_LEVEL": "INFO",
+            "DOSSIER_STORE_SERVER_PASSWORD": STORE_PASSWORD,
+        },
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=log.open("wb"),
@@ -77,8 +86,11 @@ def _store_server(path: Path, log: Path, cwd: Path) -> tuple[subprocess.Popen[by
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()
-    assert line.startswith("DOSSIER_CLICKHOUSE_DSN=http://"), (line, log.read_text())
-    return proc, line.split("=", 1)[1]
+    assert line.startswith("DOSSIER_CLICKHOUSE_DSN=http://dossier:***@"), (line, log.read_text())
+    dsn = line.split("=", 1)[1]
+    with pytest.raises(Exception, match="Authentication failed"):  # the password is required
+        connect(dsn.replace("dossier:***@", "")).close()
+    return proc, dsn.replace("***", STORE_PASSWORD)
 
 
 def _assignment(line: str) -> set[tuple[str, int]]:
