@@ -41,7 +41,12 @@ Safety (see the README's threat model):
   URL parameters; otherwise ``401``;
 * a read-only credential (or a read-only server) runs only reads: the
   statement passes :func:`~.sqlguard.read_only_refusal` and runs on an
-  engine session opened with ``readonly=1``; anything else is ``403``.
+  engine session opened with ``readonly=1``; anything else is ``403``. A
+  ``GET`` is read-only too (as in ClickHouse);
+* a request from a web browser (``Origin`` or ``Sec-Fetch-Site``: no client
+  of this project sends them) is refused, so a web page open on the same
+  machine cannot make the browser send statements to a loopback server
+  without a password (cross-site requests, DNS rebinding).
 
 Statements run one at a time (one lock): a store for a few workers of one
 machine, not a database server. There is no TLS: beyond loopback, put it
@@ -50,10 +55,7 @@ behind a TLS proxy or on a private network.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import hmac
 import importlib
 import logging
 import re
@@ -63,7 +65,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import IO, Any, Final
@@ -81,6 +82,7 @@ from dossier_stream.store.httpwire import (
     decoded,
     read_head,
 )
+from dossier_stream.store.serverauth import Credential, find_user, is_loopback, presented
 from dossier_stream.store.sqlguard import (
     READ_STARTS,
     SqlRefused,
@@ -109,37 +111,6 @@ _CODE = re.compile(r"Code: (\d+)")
 LINGER_S: Final = 1.0
 """After refusing a request mid-body, how long the server reads (and drops) what the
 client still sends, so that the client can read the answer before the connection closes."""
-
-
-@dataclass(frozen=True, slots=True)
-class Credential:
-    """A user the server accepts.
-
-    Attributes:
-        user: the user name (``http://USER:password@host``).
-        password: the password (the token).
-        read_only: reads only (``SELECT``, ``SHOW`` …), for report and dashboard users.
-    """
-
-    user: str
-    password: str = ""
-    read_only: bool = False
-
-    def __repr__(self) -> str:
-        return f"Credential(user={self.user!r}, password='***', read_only={self.read_only})"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether every address ``host`` resolves to is a loopback address."""
-    import ipaddress  # noqa: PLC0415
-
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(
-        ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos
-    )
 
 
 def _quote(value: str) -> str:
@@ -300,7 +271,10 @@ class _Handler(socketserver.BaseRequestHandler):
             done=not head.has_body,
         )
         try:
-            read_only = self._authenticate(head, args)
+            if "origin" in head.headers or "sec-fetch-site" in head.headers:
+                raise _Refused(403, 497, "requests from web browsers are not served")
+            # a GET is read-only, as in ClickHouse (a link or an image cannot write)
+            read_only = self._authenticate(head, args) or head.method == "GET"
             if read_only:
                 _check_start(query)
             check_encoding(encoding)
@@ -329,21 +303,8 @@ class _Handler(socketserver.BaseRequestHandler):
         server = self.server
         if not server.credentials:
             return server.read_only
-        user, password = args.get("user", ""), args.get("password", "")
-        if head.header("x-clickhouse-user"):
-            user, password = head.header("x-clickhouse-user"), head.header("x-clickhouse-key")
-        auth = head.header("authorization")
-        if auth[:6].lower() == "basic ":
-            try:
-                pair = base64.b64decode(auth[6:].strip(), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                pair = ""
-            user, _, password = pair.partition(":")
-        found = None
-        for cred in server.credentials:  # compares every one: no timing hint of the names
-            same = hmac.compare_digest(cred.user.encode(), user.encode())
-            if hmac.compare_digest(cred.password.encode(), password.encode()) and same:
-                found = cred
+        user, password = presented(head, args)
+        found = find_user(server.credentials, user, password)
         if found is None:
             why = "password is incorrect, or there is no user with such name"
             raise _Refused(401, 516, f"{user or 'default'}: Authentication failed: {why}")
