@@ -24,11 +24,21 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from dossier_stream.core.periods import monthly_report
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.topics import load_catalog
+from dossier_stream.core.workdays import WorkCalendar
+from dossier_stream.settings import Settings
+from dossier_stream.sim import testing as t
+from dossier_stream.store.batching import BatchingSink
 from dossier_stream.store.sink import connect
+from dossier_stream.stream.processor import Message, Processor
+from dossier_stream.stream.runner import open_store, report_from_store
 
 MiB = 1024 * 1024
 PASSWORD = "t0ken-for-tests"
@@ -308,3 +318,29 @@ def test_refuses_to_listen_beyond_loopback_without_a_password(tmp_path: Path) ->
     assert len(err.splitlines()) == 1, err
     assert "DOSSIER_STORE_SERVER_PASSWORD" in err and "Traceback" not in err
     assert not (tmp_path / "ch").exists()  # refused before opening the store
+
+
+def test_report_reads_through_the_reader(
+    server: Server, registry: UnitRegistry, calendar: WorkCalendar
+) -> None:
+    """The writer migrates and stores; ``report``'s path (open_store, report_from_store)
+    runs as the reader: on an up-to-date store it only reads."""
+    writer = open_store(Settings(clickhouse_dsn=server.dsn))  # type: ignore[arg-type]
+    try:
+        sink = BatchingSink(writer, max_rows=1000, interval_s=60)
+        proc = Processor(registry, calendar, load_catalog(), sink, writer)
+        proc.handle([
+            Message("dossier.submissions.v1", 0, 0, t.encode(t.received("R1", "HP-SO-TUPHAP"))),
+        ])  # fmt: skip
+        sink.flush()
+    finally:
+        writer.close()
+    reader_dsn = server.dsn.replace(f"dossier:{PASSWORD}", f"reader:{READER_PASSWORD}")
+    reader = open_store(Settings(clickhouse_dsn=reader_dsn))  # type: ignore[arg-type]
+    try:
+        report = report_from_store(reader, registry, monthly_report(2024, 10))
+        assert report["received"]["city"] == 1
+        with pytest.raises(Exception, match=r"164|readonly"):  # refused by the client or server
+            reader.write_counters([("x", "HP-SO-TUPHAP", date(2024, 10, 3), "received", 5)])
+    finally:
+        reader.close()

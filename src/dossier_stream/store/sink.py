@@ -289,11 +289,12 @@ class ClickHouseStore:
         """Apply the migrations not applied yet; return their versions."""
         with self._lock:
             self._inserts.clear()  # the column types may change
-            self.client.command(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, "
-                "description String, applied_at DateTime64(3, 'UTC')) "
-                "ENGINE = MergeTree ORDER BY version"
-            )
+            if not self.client.command("EXISTS TABLE schema_migrations"):  # a reader only reads
+                self.client.command(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, "
+                    "description String, applied_at DateTime64(3, 'UTC')) "
+                    "ENGINE = MergeTree ORDER BY version"
+                )
             done = {
                 r[0] for r in self.client.query("SELECT version FROM schema_migrations").result_rows
             }
