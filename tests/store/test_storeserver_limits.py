@@ -39,6 +39,7 @@ from dossier_stream.store.batching import BatchingSink
 from dossier_stream.store.sink import connect
 from dossier_stream.stream.processor import Message, Processor
 from dossier_stream.stream.runner import open_store, report_from_store
+from streamharness import reconcile
 
 MiB = 1024 * 1024
 PASSWORD = "t0ken-for-tests"
@@ -320,11 +321,11 @@ def test_refuses_to_listen_beyond_loopback_without_a_password(tmp_path: Path) ->
     assert not (tmp_path / "ch").exists()  # refused before opening the store
 
 
-def test_report_reads_through_the_reader(
-    server: Server, registry: UnitRegistry, calendar: WorkCalendar
+def test_report_and_reconcile_read_through_the_reader(
+    server: Server, registry: UnitRegistry, calendar: WorkCalendar, tmp_path: Path
 ) -> None:
     """The writer migrates and stores; ``report``'s path (open_store, report_from_store)
-    runs as the reader: on an up-to-date store it only reads."""
+    and the ``reconcile`` command run as the reader: on an up-to-date store they read."""
     writer = open_store(Settings(clickhouse_dsn=server.dsn))  # type: ignore[arg-type]
     try:
         sink = BatchingSink(writer, max_rows=1000, interval_s=60)
@@ -344,3 +345,5 @@ def test_report_reads_through_the_reader(
             reader.write_counters([("x", "HP-SO-TUPHAP", date(2024, 10, 3), "received", 5)])
     finally:
         reader.close()
+    result = reconcile({"DOSSIER_CLICKHOUSE_DSN": reader_dsn}, tmp_path, "2024-10")
+    assert result["summary"]["differences"] == 0

@@ -11,9 +11,13 @@ reads only; a request from a web browser is refused.
 from __future__ import annotations
 
 import gzip
+import os
 import socket
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import lz4.frame
 import pytest
@@ -152,3 +156,32 @@ def test_an_empty_password_is_no_password() -> None:
     could authenticate as with an empty password."""
     settings = Settings(store_server_password="")  # type: ignore[arg-type]
     assert server_credentials(settings) == []
+
+
+def test_a_read_only_server_reads_only_whoever_asks(tmp_path: Path) -> None:
+    """``store-server --read-only`` (a subprocess: one chdb path per process)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dossier_stream", "store-server", "--path", str(tmp_path / "ch"),
+         "--port", "0", "--read-only"],
+        cwd=tmp_path, env={**os.environ, "DOSSIER_LOG_LEVEL": "WARNING"},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        dsn = proc.stdout.readline().decode().strip().split("=", 1)[1]
+        client = connect(dsn)
+        try:
+            assert client.command("SELECT count() FROM system.one") == 1
+            for sql in (
+                "CREATE TABLE kept (x Int8) ENGINE = MergeTree ORDER BY x",
+                "INSERT INTO FUNCTION null('x Int8') VALUES (1)",
+                "DROP TABLE system.one",
+            ):
+                with pytest.raises(Exception, match="164"):
+                    client.command(sql)
+            assert client.command("EXISTS TABLE kept") == 0
+        finally:
+            client.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(60) == 0
