@@ -528,6 +528,9 @@ class StoreServer:
         )
         _LOG.info("serving the ClickHouse store %s on %s; users: %s", self.path, self.dsn,
                   users or "none (no authentication)")  # fmt: skip
+        if not self.credentials and not self.read_only:
+            _LOG.warning("no DOSSIER_STORE_SERVER_PASSWORD: every process of this machine can "
+                         "run any statement on the store, DROP included")  # fmt: skip
         return self.dsn
 
     def stop(self) -> None:
