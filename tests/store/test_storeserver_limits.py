@@ -14,6 +14,7 @@ all of them, and it still answers ``SELECT 1`` after each.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import os
 import select
@@ -121,7 +122,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def _request(port: int, head: str, body: bytes = b"") -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT_S + SLACK_S)
-    sock.sendall(head.encode("latin-1") + b"\r\n" + body)
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # refused mid-body
+        sock.sendall(head.encode("latin-1") + b"\r\n" + body)
     return sock
 
 

@@ -108,7 +108,7 @@ _FORMAT_AT_END = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _INSERT_DATA = re.compile(rb"^\s*INSERT\s+INTO\b.*?\bFORMAT\s+(\w+)[ \t]*(\r?\n)?", re.I | re.S)
 _SETTING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CODE = re.compile(r"Code: (\d+)")
-LINGER_S: Final = 1.0
+LINGER_S: Final = 2.0
 """After refusing a request mid-body, how long the server reads (and drops) what the
 client still sends, so that the client can read the answer before the connection closes."""
 
