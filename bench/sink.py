@@ -84,7 +84,8 @@ def fact_rows(rng: random.Random, n: int, round_: int) -> list[tuple[Any, ...]]:
         rows.append((
             ident, rng.choice(_SOURCES), rng.choice(_UNITS), _at(rng, False), _at(rng),
             rng.choice(("online", "direct", "postal")), rng.choice(("full", "partial", "")),
-            *flags[:7], rng.randrange(3), [], [], _at(rng), _at(rng), on_time, flags[7], _at(rng), state,
+            *flags[:7], rng.randrange(3), [], [], _at(rng), _at(rng), on_time, flags[7],
+            _at(rng), state,
         ))  # fmt: skip
     assert len(rows[0]) == len(DOSSIER_FACT_COLUMNS)
     return rows

@@ -96,7 +96,8 @@ def _fact(i: int, at: datetime | None) -> tuple[Any, ...]:
     due = None if at is None else at + timedelta(days=3, microseconds=7)
     return (
         f"D{i}", "dossier:0", "U", at, due, "online", "full", 1, 0, 1, 0, 0, 1, 0, i % 3,
-        [] if at is None else [at, due], [] if at is None else [1, 0], due, due, None if i % 2 else 1, 0, None, f'{{"id": "D{i}"}}',
+        [] if at is None else [at, due], [] if at is None else [1, 0],
+        due, due, None if i % 2 else 1, 0, None, f'{{"id": "D{i}"}}',
     )  # fmt: skip
 
 
@@ -334,9 +335,9 @@ def test_rows_of_one_key_in_one_write_are_still_merged_on_insert(store: ClickHou
 
 def test_migration_6_fills_the_supplement_columns_of_older_rows(tmp_path: Path) -> None:
     """Rows stored before migration 6 get ``supplement_at`` / ``_requested`` from their state."""
-    from dossier_stream.core.lifecycle import DossierState, Supplement  # noqa: PLC0415
-    from dossier_stream.store.codec import dumps_dossier  # noqa: PLC0415
-    from dossier_stream.stream.processor import dossier_fact  # noqa: PLC0415
+    from dossier_stream.core.lifecycle import DossierState, Supplement
+    from dossier_stream.store.codec import dumps_dossier
+    from dossier_stream.stream.processor import dossier_fact
 
     at = datetime(2024, 10, 2, 8, 0, 0, 123456, tzinfo=VN)
     sups = (Supplement(at, True, "e1"), Supplement(at + timedelta(days=2), False, "e2"))
@@ -347,7 +348,8 @@ def test_migration_6_fills_the_supplement_columns_of_older_rows(tmp_path: Path) 
             if version < 6:
                 for sql in statements:
                     store.client.command(sql)
-        old = [c for c in DOSSIER_FACT_COLUMNS if c not in {"supplement_at", "supplement_requested"}]
+        new = {"supplement_at", "supplement_requested"}
+        old = [c for c in DOSSIER_FACT_COLUMNS if c not in new]
         row = dict(zip(DOSSIER_FACT_COLUMNS, dossier_fact(state, "dossier:0"), strict=True))
         assert row["state"] == dumps_dossier(state).decode()
         store.client.insert(
