@@ -73,7 +73,7 @@ def _at(rng: random.Random, nullable: bool = True) -> datetime | None:
 
 def fact_rows(rng: random.Random, n: int, round_: int) -> list[tuple[Any, ...]]:
     """``n`` ``dossier_facts`` rows (ids shared between rounds: later rounds replace them)."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for i in range(n):
         ident = f"HP-{rng.randrange(4 * n):06d}-{i % 7}"
         flags = [rng.randrange(2) for _ in range(8)]
