@@ -162,6 +162,8 @@ def demo(
     """
     from dossier_stream.cli.demo import DEFAULT_PERIOD, next_steps, run_demo  # noqa: PLC0415
     from dossier_stream.cli.inputs import read_events  # noqa: PLC0415
+    from dossier_stream.reports.view import previous_month  # noqa: PLC0415
+    from dossier_stream.stream.runner import report_from_store  # noqa: PLC0415
 
     check_period_options(date_from, date_to, period)
     fixed = None
@@ -180,7 +182,10 @@ def demo(
     shutil.rmtree(run_dir, ignore_errors=True)
     result = run_demo(settings, registry, calendar, catalog, run_dir, events_file)
     report_period = fixed or period_from(None, None, None, result.days)
-    emit_report(result.report(report_period), registry, fmt, out, template)
+    previous = None
+    if before := previous_month(report_period):  # as `report` does: the month before
+        previous = report_from_store(result.store, registry, before)
+    emit_report(result.report(report_period), registry, fmt, out, template, previous)
     p = result.stats
     click.echo(
         f"pipeline: {p.events_in} sự kiện, {p.valid} hợp lệ, {p.duplicates} trùng lặp, "
