@@ -110,13 +110,17 @@ def test_the_demos_last_lines_give_a_report_command_with_the_same_figures(tmp_pa
     env.pop("DOSSIER_LOG_LEVEL", None)
     env.pop("DOSSIER_CLICKHOUSE_DSN", None)
     demo = subprocess.run(
-        [*exe, "demo", "--events", str(events), "--period", "2024-10"],
+        [*exe, "demo", "--events", str(events), "--period", "2024-10",
+         "--deadletters", "bad.jsonl"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert demo.returncode == 0, demo.stderr
     assert "Traceback" not in demo.stderr
     assert " INFO " not in demo.stdout and "pipeline:" not in demo.stdout  # a clean report
     assert "2 thư lỗi, theo lý do: unroutable 2" in demo.stderr
+    letters = [orjson.loads(x) for x in (tmp_path / "bad.jsonl").read_bytes().splitlines()]
+    assert sorted(x["value"] for x in letters) == ["not json", '{"event_type": "x"}']
+    assert all(x["reason"] == "unroutable" for x in letters)
     command = re.search(r"^\s*(dossier-stream report [^#\n]*?)\s*#", demo.stderr, re.M)
     assert command, demo.stderr
     args = command.group(1).split()[1:]

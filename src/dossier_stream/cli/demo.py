@@ -79,6 +79,16 @@ class DemoResult:
             )
         return "\n".join(lines)
 
+    def write_deadletters(self, path: Path) -> int:
+        """Every dead letter of the run as JSON Lines (where it was, why, the value); how many."""
+        import orjson  # noqa: PLC0415
+
+        rows = self.store.dead_letters(limit=max(self.stats.deadletter, 1))
+        with path.open("wb") as fh:
+            for row in sorted(rows, key=lambda r: (r["topic"], r["partition"], r["offset"])):
+                fh.write(orjson.dumps({k: v for k, v in row.items() if k != "logged_at"}) + b"\n")
+        return len(rows)
+
     def report(self, period: Period) -> dict[str, Any]:
         """The report of ``period`` with the ``pipeline`` section."""
         report = report_from_store(self.store, self.registry, period)

@@ -144,9 +144,17 @@ def worker() -> None:
     help="Unit registry CSV (default: bundled Hải Phòng).",
 )
 @with_options(PERIOD_OPTIONS)
+@click.option(
+    "--deadletters",
+    "deadletters_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every dead letter of the run (topic, partition, offset, reason, detail, value) "
+    "to FILE as JSON Lines.",
+)
 def demo(
     events_file: Path | None, units_file: Path | None, date_from: datetime | None,
     date_to: datetime | None, period: str | None, fmt: str, template: str, out: Path | None,
+    deadletters_file: Path | None,
 ) -> None:  # fmt: skip
     """The embedded one-command run: broker, topics, worker, events, report, stop.
 
@@ -193,4 +201,7 @@ def demo(
         err=True,
     )
     click.echo(result.deadletter_summary(), err=True)
+    if deadletters_file is not None:
+        n = result.write_deadletters(deadletters_file)
+        click.echo(f"Đã ghi {n} thư lỗi vào {deadletters_file}", err=True)
     click.echo(next_steps(report_period, template, run_dir), err=True)
