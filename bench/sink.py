@@ -73,7 +73,7 @@ def _at(rng: random.Random, nullable: bool = True) -> datetime | None:
 
 def fact_rows(rng: random.Random, n: int, round_: int) -> list[tuple[Any, ...]]:
     """``n`` ``dossier_facts`` rows (ids shared between rounds: later rounds replace them)."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for i in range(n):
         ident = f"HP-{rng.randrange(4 * n):06d}-{i % 7}"
         flags = [rng.randrange(2) for _ in range(8)]
@@ -84,7 +84,8 @@ def fact_rows(rng: random.Random, n: int, round_: int) -> list[tuple[Any, ...]]:
         rows.append((
             ident, rng.choice(_SOURCES), rng.choice(_UNITS), _at(rng, False), _at(rng),
             rng.choice(("online", "direct", "postal")), rng.choice(("full", "partial", "")),
-            *flags[:7], rng.randrange(3), _at(rng), _at(rng), on_time, flags[7], _at(rng), state,
+            *flags[:7], rng.randrange(3), [], [], _at(rng), _at(rng), on_time, flags[7],
+            _at(rng), state,
         ))  # fmt: skip
     assert len(rows[0]) == len(DOSSIER_FACT_COLUMNS)
     return rows

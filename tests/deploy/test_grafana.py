@@ -60,6 +60,7 @@ PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "dashboards.yml"
 COMPOSE = REPO / "docker-compose.yml"
 CH_TYPE = "grafana-clickhouse-datasource"
 INTERVAL_S = 3600  # the $__interval Grafana would pick for a month on a wide panel
+OPEN_PAST_DUE = "Hồ sơ chưa giải quyết đã quá hạn xử lý thực tế"
 
 
 @functools.cache
@@ -72,6 +73,11 @@ def _generator() -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up while being created
     spec.loader.exec_module(module)
     return module
+
+
+def _level_words() -> dict[str, str]:
+    words: dict[str, str] = sys.modules["dashkit.sql"].LEVEL_WORDS if _generator() else {}
+    return words
 
 
 def _dashboards() -> dict[str, dict[str, Any]]:
@@ -480,77 +486,78 @@ def _panel_result(name: str, title: str, loaded: Loaded) -> list[dict[str, Any]]
 def test_indicators_by_level_equal_the_report(loaded: Loaded) -> None:
     report = report_from_store(loaded.store, loaded.registry, loaded.period)
     labels = _generator().LABELS
-    rows = _panel_result("city-overview.json", "Indicators by level, period to date", loaded)
-    assert [r["Indicator"] for r in rows] == list(labels.values())
+    words = _level_words()
+    title = "Kết quả các chỉ tiêu theo cấp, kỳ báo cáo đến nay"
+    rows = _panel_result("city-overview.json", title, loaded)
+    assert [r["Chỉ tiêu"] for r in rows] == list(labels.values())
     by_label = {label: key for key, label in labels.items()}
     for row in rows:
-        fig = report["indicators"][by_label[row["Indicator"]]]
-        assert (row["Numerator"], row["Denominator"]) == (
+        fig = report["indicators"][by_label[row["Chỉ tiêu"]]]
+        assert (row["Tử số"], row["Mẫu số"]) == (
             fig["city"]["numerator"],
             fig["city"]["denominator"],
-        ), row["Indicator"]
-        for scope, want in [("City", fig["city"])] + [
-            (lvl.capitalize(), f) for lvl, f in fig["levels"].items()
+        ), row["Chỉ tiêu"]
+        for scope, want in [("Toàn thành phố", fig["city"])] + [
+            (words[lvl], f) for lvl, f in fig["levels"].items()
         ]:
             if want["denominator"] == 0:
                 assert row[scope] is None
             else:
                 exact = 100 * want["numerator"] / want["denominator"]
-                assert row[scope] == pytest.approx(exact), (row["Indicator"], scope)
+                assert row[scope] == pytest.approx(exact), (row["Chỉ tiêu"], scope)
                 assert round(row[scope], 2) == pytest.approx(want["rate"], abs=0.01)
     # the 30-day window of a 30-day period is the same days
-    rolling = _panel_result("city-overview.json", "Indicators by level, last 30 days", loaded)
+    title = "Kết quả các chỉ tiêu theo cấp, 30 ngày gần nhất"
+    rolling = _panel_result("city-overview.json", title, loaded)
     assert rolling == rows
 
 
 def test_units_meeting_targets_equal_the_report(loaded: Loaded) -> None:
     report = report_from_store(loaded.store, loaded.registry, loaded.period)
     labels = _generator().LABELS
-    title = "Units meeting each target, period to date (met / units)"
+    title = "Số đơn vị đạt chỉ tiêu giao (đạt/tổng số đơn vị)"
     rows = _panel_result("city-overview.json", title, loaded)
     targeted = [k for k, v in report["indicators"].items() if v["target"] and k in labels]
-    assert [r["Indicator"] for r in rows] == [labels[k] for k in targeted]
+    assert [r["Chỉ tiêu"] for r in rows] == [labels[k] for k in targeted]
     for key, row in zip(targeted, rows, strict=True):
         for level, (met, total) in report["indicators"][key]["units_meeting_target"].items():
-            assert row[level.capitalize()] == f"{met}/{total}", (key, level)
+            assert row[_level_words()[level]] == f"{met}/{total}", (key, level)
 
 
 def test_open_past_due_equals_the_core(loaded: Loaded) -> None:
     at = loaded.period.ends_at
     expected = open_past_due(loaded.states, at)
     assert expected, "the simulated month must leave dossiers open past due"
-    top = _panel_result("city-overview.json", "Units with most dossiers open past due", loaded)
-    assert top[0]["Open past due"] == max(expected.values())
+    title = "Đơn vị có nhiều hồ sơ chưa giải quyết đã quá hạn nhất"
+    top = _panel_result("city-overview.json", title, loaded)
+    column = "Hồ sơ chưa giải quyết, quá hạn"
+    assert top[0][column] == max(expected.values())
     for row in top:
-        assert row["Open past due"] == expected[row["Unit"]], row["Unit"]
-    listed = _panel_result(
-        "unit-drilldown.json", "Dossiers open past their effective due time", loaded
-    )
+        assert row[column] == expected[row["Mã đơn vị"]], row["Mã đơn vị"]
+    listed = _panel_result("unit-drilldown.json", OPEN_PAST_DUE, loaded)
     want = sorted(
         s.dossier_id
         for s in loaded.states
         if s.received is not None and s.received.unit_code == loaded.unit and s.is_open_past_due(at)
     )
-    assert sorted(r["Dossier"] for r in listed) == want
+    assert sorted(r["Mã hồ sơ"] for r in listed) == want
 
 
 def test_open_past_due_follows_the_supplement_rules(loaded: Loaded) -> None:
     board = _dashboards()["unit-drilldown.json"]
-    panel = next(
-        p for p in _panels(board) if p["title"] == "Dossiers open past their effective due time"
-    )
+    panel = next(p for p in _panels(board) if p["title"] == OPEN_PAST_DUE)
     start, end = loaded.period.starts_at, loaded.period.ends_at
     variables = {**_variables(board, loaded, start, end), "unit": PAUSE_UNIT}
     sql = expand_macros(
         substitute_variables(panel["targets"][0]["rawSql"], variables), start, end, INTERVAL_S
     )
     columns, rows = _run(sql, loaded)
-    listed = {row[columns.index("Dossier")]: dict(zip(columns, row, strict=True)) for row in rows}
+    listed = {row[columns.index("Mã hồ sơ")]: dict(zip(columns, row, strict=True)) for row in rows}
     for did, (past_due, _) in PAUSE_CASES.items():
         assert (did in listed) == past_due, did
     # the closed two-day pause moves the effective due time
-    assert listed["PAUSE-short"]["Effective due"] == datetime(2024, 10, 6, 17, tzinfo=VN_TZ)
-    assert listed["PAUSE-twice"]["Why"] == "more than one supplement request"
+    assert listed["PAUSE-short"]["Hạn xử lý thực tế"] == datetime(2024, 10, 6, 17, tzinfo=VN_TZ)
+    assert listed["PAUSE-twice"]["Lý do"] == "yêu cầu bổ sung quá 1 lần"
     want = {
         s.dossier_id
         for s in loaded.states
@@ -653,3 +660,126 @@ def test_index766_city_points_equal_the_core(loaded: Loaded) -> None:
     assert [(r["Tử số"], r["Mẫu số"]) for r in unit] == [(s.numerator, s.denominator) for s in subs]
     need = [next(v for k, v in r.items() if k.startswith("Hồ sơ cần thêm")) for r in unit]
     assert need == [s.to_full for s in subs]
+
+
+# ------------------------------------------------- issue 14: words and named columns
+_VIETNAMESE = re.compile(r"[À-ÃÈ-ÊÌÍÒ-ÕÙÚÝà-ãè-êìíò-õùúýĂăĐđĨĩŨũƠơƯưẠ-ỹ]")
+_POSITIONAL_JSON = re.compile(r"JSONExtract\w*\(\s*[^,()]+,\s*-?\d+\s*[,)]", re.IGNORECASE)
+
+
+def _sql_texts() -> Iterator[tuple[str, str]]:
+    for name, board in _dashboards().items():
+        for panel in _panels(board):
+            for target in panel.get("targets", []):
+                if "rawSql" in target:
+                    yield f"{name} / {panel['title']}", target["rawSql"]
+        for var in board.get("templating", {}).get("list", []):
+            yield f"{name} / variable {var['name']}", var["query"]
+
+
+def test_every_title_description_and_legend_is_vietnamese() -> None:
+    for name, board in _dashboards().items():
+        assert _VIETNAMESE.search(board["title"]), name
+        assert _VIETNAMESE.search(board["description"]), name
+        for panel in _panels(board):
+            title = panel["title"]
+            assert _VIETNAMESE.search(title), f"{name}: English-only panel title {title!r}"
+            if panel["type"] != "row":
+                assert _VIETNAMESE.search(panel["description"]), f"{name} / {title}"
+            for target in panel.get("targets", []):
+                legend = re.sub(r"\{\{\w+\}\}|[/ ]", "", target.get("legendFormat", ""))
+                if legend and target.get("instant") is False:
+                    assert _VIETNAMESE.search(legend), f"{name} / {title}: legend {legend!r}"
+        for var in board["templating"]["list"]:
+            assert _VIETNAMESE.search(var["label"]), f"{name}: variable {var['name']}"
+    # and the regex does tell English from Vietnamese
+    assert not _VIETNAMESE.search("Units meeting each target, period to date")
+    assert _VIETNAMESE.search("Đơn vị chưa đạt chỉ tiêu")
+
+
+def test_no_sql_reads_json_by_position() -> None:
+    texts = list(_sql_texts())
+    assert texts
+    for where, sql in texts:
+        assert not _POSITIONAL_JSON.search(sql), f"{where}: positional JSONExtract"
+    assert _POSITIONAL_JSON.search("JSONExtract(state, 8, 'Array(Int64)')")
+    assert any("supplement_at" in sql for _, sql in texts)
+
+
+def test_below_target_lists_are_the_units_the_report_marks_not_meeting(loaded: Loaded) -> None:
+    from dossier_stream.core.formatting import meets_target
+
+    report = report_from_store(loaded.store, loaded.registry, loaded.period)
+    city = _generator().board_modules()["city-overview.json"]
+    words = sys.modules["dashkit.sql"].LEVEL_TITLES
+    labels = _generator().LABELS
+    for level in ("department", "district", "commune"):
+        title = city.BELOW_TARGET_TITLE.format(level=words[level])
+        rows = _panel_result("city-overview.json", title, loaded)
+        got = {(r["Chỉ tiêu"], r["Mã đơn vị"]): (r["Tử số"], r["Mẫu số"]) for r in rows}
+        assert len(got) == len(rows), f"{title}: a unit listed twice for an indicator"
+        want = {
+            (labels[key], code): (fig["numerator"], fig["denominator"])
+            for key, ind in report["indicators"].items()
+            if ind["target"] and key in labels
+            for code, fig in ind["units"].items()
+            if fig["level"] == level
+            and not meets_target(fig["numerator"], fig["denominator"], ind["target"])
+        }
+        assert want, f"the simulated month has units below target at {level} level"
+        assert got == want, level
+        # worst first within each indicator; units without dossiers last
+        for label in {k for k, _ in got}:
+            rates = [r["Tỷ lệ"] for r in rows if r["Chỉ tiêu"] == label]
+            known = [x for x in rates if x is not None]
+            assert known == sorted(known) and rates[: len(known)] == known, label
+
+
+def test_overdue_is_judged_against_the_alerts_threshold(loaded: Loaded) -> None:
+    rules = yaml.safe_load((REPO / "deploy" / "prometheus" / "rules.yml").read_text())
+    expr = next(
+        r["expr"]
+        for g in rules["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "DossierUnitOverdueRateHigh"
+    )
+    limit = float(re.search(r"\)\s*>\s*([0-9.]+)", expr).group(1)) * 100  # type: ignore[union-attr]
+    sql = sys.modules["dashkit.sql"]
+    assert sql.OVERDUE_LIMIT == pytest.approx(limit) == 5
+    assert f">= {sql.OVERDUE_MIN_COMPLETED}" in expr
+    report = report_from_store(loaded.store, loaded.registry, loaded.period)
+    units = report["indicators"]["overdue"]["units"]
+    want = {
+        code
+        for code, fig in units.items()
+        if fig["denominator"] >= 20 and fig["numerator"] * 100 > limit * fig["denominator"]
+    }
+    rows = _panel_result("city-overview.json", "Đơn vị có tỷ lệ giải quyết quá hạn trên 5%", loaded)
+    assert want and {r["Mã đơn vị"] for r in rows} == want
+    board = _dashboards()["city-overview.json"]
+    stat = next(p for p in _panels(board) if p["title"].startswith(sql.RATES["overdue"].label))
+    steps = stat["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps == [{"color": "green", "value": None}, {"color": "red", "value": 5}]
+
+
+def test_pipeline_health_counts_workers_from_up_and_shows_alerts() -> None:
+    board = _dashboards()["pipeline-health.json"]
+    stats = {p["title"]: p for p in _panels(board) if p["type"] == "stat"}
+    workers = stats["Tiến trình xử lý đang chạy"]["targets"][0]["expr"]
+    assert 'up{job="dossier-stream"}' in workers
+    for panel in stats.values():  # every stat has a threshold colour of its own
+        assert panel["fieldConfig"]["defaults"]["color"] == {"mode": "thresholds"}
+    coloured = [
+        p for p in stats.values() if len(p["fieldConfig"]["defaults"]["thresholds"]["steps"]) > 1
+    ]
+    assert len(coloured) >= 4
+    anns = board["annotations"]["list"]
+    assert all(a["expr"].startswith("ALERTS{alertname=~") for a in anns)
+    shown = {
+        name
+        for a in anns
+        for name in re.search(r'=~"([^"]+)"', a["expr"]).group(1).split("|")  # type: ignore[union-attr]
+    }
+    rules = yaml.safe_load((REPO / "deploy" / "prometheus" / "rules.yml").read_text())
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    assert shown == alerts  # every alert of the rules shows on the dashboard

@@ -95,7 +95,7 @@ def test_simulate_months_command(tmp_path: Path) -> None:
                 "--feedback", "5", "--out", str(path)]  # fmt: skip
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
-        assert "2 months" in result.output
+        assert "2 tháng" in result.output
         return path.read_bytes()
 
     data = run("a.jsonl")

@@ -370,7 +370,7 @@ def test_a_worker_that_cannot_reach_clickhouse_masks_the_password(tmp_path: Path
     )
     output = (proc.stdout + proc.stderr).decode()
     assert proc.returncode != 0
-    assert "cannot use ClickHouse at http://ingest:***@127.0.0.1:1/db" in output
+    assert "Không dùng được ClickHouse tại http://ingest:***@127.0.0.1:1/db" in output
     assert DSN_PASSWORD not in output and SASL_PASSWORD not in output
 
 

@@ -96,6 +96,7 @@ def _fact(i: int, at: datetime | None) -> tuple[Any, ...]:
     due = None if at is None else at + timedelta(days=3, microseconds=7)
     return (
         f"D{i}", "dossier:0", "U", at, due, "online", "full", 1, 0, 1, 0, 0, 1, 0, i % 3,
+        [] if at is None else [at, due], [] if at is None else [1, 0],
         due, due, None if i % 2 else 1, 0, None, f'{{"id": "D{i}"}}',
     )  # fmt: skip
 
@@ -330,3 +331,49 @@ def test_rows_of_one_key_in_one_write_are_still_merged_on_insert(store: ClickHou
     assert sink.flush() == 2
     assert store.source_counters("dossier:0") == {("U", day, "received"): 3}
     assert store.count("dossier_facts") == 2
+
+
+def test_migration_6_fills_the_supplement_columns_of_older_rows(tmp_path: Path) -> None:
+    """Rows stored before migration 6 get ``supplement_at`` / ``_requested`` from their state."""
+    from dossier_stream.core.lifecycle import DossierState, Supplement
+    from dossier_stream.store.codec import dumps_dossier
+    from dossier_stream.stream.processor import dossier_fact
+
+    at = datetime(2024, 10, 2, 8, 0, 0, 123456, tzinfo=VN)
+    sups = (Supplement(at, True, "e1"), Supplement(at + timedelta(days=2), False, "e2"))
+    state = DossierState("D1", supplements=sups)
+    store = ClickHouseStore(connect(f"chdb://{tmp_path / 'ch'}"))
+    try:
+        for version, _, statements in MIGRATIONS:
+            if version < 6:
+                for sql in statements:
+                    store.client.command(sql)
+        new = {"supplement_at", "supplement_requested"}
+        old = [c for c in DOSSIER_FACT_COLUMNS if c not in new]
+        row = dict(zip(DOSSIER_FACT_COLUMNS, dossier_fact(state, "dossier:0"), strict=True))
+        assert row["state"] == dumps_dossier(state).decode()
+        store.client.insert(
+            "dossier_facts", [[row[c] for c in old] + [1]], column_names=[*old, "version"]
+        )
+        store.client.command(
+            "CREATE TABLE schema_migrations (version UInt32, description String, "
+            "applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
+        )
+        store.client.insert(
+            "schema_migrations",
+            [(v, d, datetime.now(UTC)) for v, d, _ in MIGRATIONS if v < 6],
+            column_names=["version", "description", "applied_at"],
+        )
+        assert store.migrate() == [6]
+        got = store.client.query(
+            "SELECT supplement_at, supplement_requested FROM dossier_facts"
+        ).result_rows
+        assert [list(x) for x in got[0]] == [[s.at for s in sups], [1, 0]]
+        # new rows carry the columns themselves, the same values
+        store.write_rows("dossier_facts", DOSSIER_FACT_COLUMNS, [dossier_fact(state, "dossier:0")])
+        got = store.client.query(
+            "SELECT supplement_at, supplement_requested FROM dossier_facts FINAL"
+        ).result_rows
+        assert [list(x) for x in got[0]] == [[s.at for s in sups], [1, 0]]
+    finally:
+        store.close()

@@ -204,15 +204,22 @@ def test_producing_the_same_file_twice_changes_nothing(
     assert states == []  # every dossier was completed before the end of the period
 
 
-def test_report_command_on_an_empty_store_prints_zeros(tmp_path: Path) -> None:
+def test_report_command_on_an_empty_store_prints_zeros_only_when_asked(tmp_path: Path) -> None:
     env = {"DOSSIER_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'empty'}"}
-    out = _run_cli(["report", "--period", "2024-10", "--format", "json"], tmp_path, env)
+    refused = subprocess.run(
+        [*CLI, "report", "--period", "2024-10"], cwd=tmp_path, env={**os.environ, **env},
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and refused.stdout == b""
+    assert "--allow-empty" in refused.stderr.decode()
+    empty = ["--period", "2024-10", "--allow-empty"]
+    out = _run_cli(["report", *empty, "--format", "json"], tmp_path, env)
     report = orjson.loads(out.stdout)
     assert report["received"]["city"] == 0
     assert report["indicators"]["online_submission"]["city"]["no_dossiers"] is True
-    args = ["report", "--period", "2024-10", "--template", "summary"]
+    args = ["report", *empty, "--template", "summary"]
     assert "no dossiers" in _run_cli(args, tmp_path, env).stdout.decode()
-    text = _run_cli(["report", "--period", "2024-10"], tmp_path, env).stdout.decode()
+    text = _run_cli(["report", *empty], tmp_path, env).stdout.decode()
     assert "được cập nhật trên hệ thống là 0 hồ sơ" in text  # the monthly form, with zeros
 
 

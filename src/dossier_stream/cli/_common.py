@@ -26,7 +26,10 @@ __all__ = [
     "PERIOD_OPTIONS",
     "UNITS_OPTION",
     "calendar_or_exit",
+    "check_period_options",
+    "check_template",
     "core_or_exit",
+    "demo_store_dsn",
     "emit_report",
     "period_from",
     "registry_or_exit",
@@ -75,6 +78,11 @@ _LOG = logging.getLogger("dossier_stream")
 
 
 def settings_or_exit(**overrides: Any) -> Settings:
+    from dossier_stream.cli.errors import debug_enabled, note_options  # noqa: PLC0415
+
+    note_options()
+    if debug_enabled():
+        overrides["log_level"] = "DEBUG"
     try:
         settings = load_settings(**overrides)
     except ConfigError as exc:
@@ -97,13 +105,100 @@ def core_or_exit(settings: Settings) -> tuple[Any, Any, Any]:
     return registry_or_exit(settings.units_file), calendar_or_exit(settings.calendar_file), catalog
 
 
-def store_or_exit(settings: Settings) -> Any:
+def demo_store_dsn(settings: Settings) -> str | None:
+    """The demo's store when no store is configured and the default one does not exist.
+
+    ``dossier-stream demo`` keeps its embedded ClickHouse under
+    ``DOSSIER_DATA_DIR/demo/clickhouse`` (each run starts afresh there); the
+    commands that read a store (``report``, ``reconcile``, ``deadletter``) find
+    it when ``DOSSIER_CLICKHOUSE_DSN`` is not set and the default store
+    (``chdb://.dossier-stream/clickhouse``) has never been created.
+    """
+    if "clickhouse_dsn" in settings.model_fields_set:
+        return None
+    dsn = settings.clickhouse_dsn.get_secret_value()
+    if not dsn.startswith("chdb://") or Path(dsn.removeprefix("chdb://")).exists():
+        return None
+    demo = settings.data_dir / "demo" / "clickhouse"
+    return f"chdb://{demo}" if demo.is_dir() else None
+
+
+def store_or_exit(settings: Settings, *, find_demo: bool = False) -> Any:
+    """Open the configured store (with ``find_demo``: the demo's, see :func:`demo_store_dsn`)."""
+    from pydantic import SecretStr  # noqa: PLC0415
+
+    from dossier_stream.settings import mask_dsn  # noqa: PLC0415
     from dossier_stream.stream.runner import open_store  # noqa: PLC0415
 
+    demo = demo_store_dsn(settings) if find_demo else None
+    if demo is not None:
+        click.echo(
+            f"Đọc kho dữ liệu của lần chạy demo: {demo.removeprefix('chdb://')} "
+            "(đặt DOSSIER_CLICKHOUSE_DSN để đọc kho khác).",
+            err=True,
+        )
+        settings = settings.model_copy(update={"clickhouse_dsn": SecretStr(demo)})
     try:
         return open_store(settings)
     except ConnectionError as exc:
-        raise click.ClickException(str(exc)) from None
+        dsn = mask_dsn(settings.clickhouse_dsn.get_secret_value())
+        cause = exc.__cause__ or exc
+        raise click.ClickException(
+            f"Không dùng được ClickHouse tại {dsn}: {str(cause).splitlines()[0][:300]}\n"
+            "Kiểm tra DOSSIER_CLICKHOUSE_DSN, máy chủ ClickHouse đang chạy, và với chdb:// "
+            "không có tiến trình nào khác (worker, store-server) đang mở cùng thư mục."
+        ) from None
+
+
+def check_period_options(
+    date_from: datetime | None,
+    date_to: datetime | None,
+    period: str | None,
+    *,
+    rolling: str | None = None,
+    as_of: datetime | None = None,
+) -> None:
+    """Refuse options that contradict each other (a :class:`click.UsageError`)."""
+    if rolling is not None and (period or date_from or date_to):
+        raise click.UsageError("--rolling chọn cửa sổ thời gian riêng: không dùng cùng "
+                               "--period hoặc --from/--to.")  # fmt: skip
+    if as_of is not None and rolling is None:
+        raise click.UsageError("--as-of chỉ dùng với --rolling (ví dụ --rolling 7d --as-of "
+                               "2024-10-14); với một kỳ cố định hãy dùng --period hoặc "
+                               "--from/--to.")  # fmt: skip
+    if period and (date_from or date_to):
+        raise click.UsageError("Chọn một trong hai: --period hoặc --from/--to, không dùng cả hai.")
+    if bool(date_from) != bool(date_to):
+        given, missing = ("--from", "--to") if date_from else ("--to", "--from")
+        raise click.UsageError(f"{given} cần đi kèm {missing} (kỳ báo cáo gồm ngày đầu và "
+                               "ngày cuối), hoặc dùng --period.")  # fmt: skip
+    if date_from and date_to and date_from > date_to:
+        raise click.UsageError(f"--from {date_from:%Y-%m-%d} sau --to {date_to:%Y-%m-%d}.")
+    if period and period.strip().startswith("week:"):
+        from dossier_stream.core.periods import week  # noqa: PLC0415
+
+        try:
+            day = date.fromisoformat(period.strip().removeprefix("week:"))
+        except ValueError:
+            return  # parse_period says what is wrong
+        if day.weekday() != 4:
+            friday = week(day).start
+            raise click.UsageError(
+                f"--period {period}: tuần báo cáo bắt đầu từ thứ Sáu, {day:%d/%m/%Y} không "
+                f"phải thứ Sáu. Tuần chứa ngày này: --period week:{friday.isoformat()} "
+                f"({friday:%d/%m}–{week(day).end:%d/%m/%Y})."
+            )
+
+
+def check_template(template: str, period: Any) -> None:
+    """Refuse ``--template weekly`` over anything but a Friday–Thursday week."""
+    is_week = period.start.weekday() == 4 and (period.end - period.start).days == 6
+    if template == "weekly" and not is_week:
+        raise click.UsageError(
+            f"--template weekly là thông báo tuần (thứ Sáu đến thứ Năm); kỳ "
+            f"{period.start:%d/%m/%Y}–{period.end:%d/%m/%Y} không phải một tuần như vậy. "
+            "Dùng --template monthly hoặc summary, hoặc --period week:<ngày thứ Sáu>."
+        )
 
 
 def period_from(
@@ -111,6 +206,7 @@ def period_from(
 ) -> Any:
     from dossier_stream.core.periods import Period, parse_period  # noqa: PLC0415
 
+    check_period_options(date_from, date_to, period)
     try:
         if period:
             return parse_period(period)
@@ -121,7 +217,7 @@ def period_from(
             date_from.date() if date_from else min(span), date_to.date() if date_to else max(span)
         )
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--period" if period else None) from None
 
 
 def emit_report(
@@ -142,6 +238,10 @@ def emit_report(
     from dossier_stream.reports.profile import load_profile  # noqa: PLC0415
 
     settings = settings_or_exit()
+    if "period" in report:
+        from dossier_stream.core.periods import Period  # noqa: PLC0415
+
+        check_template(template, Period.from_json(report["period"]))
     try:
         profile = load_profile(settings.document_file)
         text = render_report(
@@ -151,7 +251,7 @@ def emit_report(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if text is None:
-        click.echo(f"wrote {out}", err=True)
+        click.echo(f"Đã ghi {out}", err=True)
     else:
         click.echo(text, nl=False)
 

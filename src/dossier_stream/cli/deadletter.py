@@ -253,7 +253,7 @@ def deadletter_list(reason: str | None, topic: str | None, limit: int, fmt: str)
     """
     from dossier_stream.cli._common import settings_or_exit, store_or_exit  # noqa: PLC0415
 
-    store = store_or_exit(settings_or_exit())
+    store = store_or_exit(settings_or_exit(), find_demo=True)
     try:
         counts = store.dead_letter_counts(reason=reason, topic=topic)
         letters = store.find_dead_letters(reason=reason, topic=topic, limit=limit)

@@ -23,9 +23,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import click
 from pydantic import SecretStr
 from tqdm import tqdm
 
+from dossier_stream.cli.inputs import read_events
 from dossier_stream.core.engine import PipelineStats
 from dossier_stream.core.periods import Period, monthly_report
 from dossier_stream.core.registry import UnitRegistry
@@ -43,7 +45,7 @@ from dossier_stream.stream.runner import (
     report_from_store,
 )
 
-__all__ = ["DEFAULT_PERIOD", "DemoResult", "run_demo"]
+__all__ = ["DEFAULT_PERIOD", "DemoResult", "next_steps", "run_demo"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -61,11 +63,52 @@ class DemoResult:
     days: list[date]
     seconds: float
 
+    def deadletter_summary(self, shown: int = 5) -> str:
+        """Dead letters per reason and the first few (topic, partition, offset), for stderr."""
+        by_code = self.stats.deadletter_by_code
+        if not by_code:
+            return "Không có thư lỗi (mọi sự kiện đều hợp lệ)."
+        lines = [
+            f"{self.stats.deadletter} thư lỗi, theo lý do: "
+            + ", ".join(f"{code} {n}" for code, n in sorted(by_code.items(), key=lambda x: -x[1]))
+        ]
+        for row in self.store.dead_letters(limit=shown):
+            lines.append(
+                f"  {row['topic']}[{row['partition']}] offset {row['offset']}: {row['reason']} "
+                f"({str(row['detail'])[:100]})"
+            )
+        return "\n".join(lines)
+
+    def write_deadletters(self, path: Path) -> int:
+        """Every dead letter of the run as JSON Lines (where it was, why, the value); how many."""
+        import orjson  # noqa: PLC0415
+
+        rows = self.store.dead_letters(limit=max(self.stats.deadletter, 1))
+        with path.open("wb") as fh:
+            for row in sorted(rows, key=lambda r: (r["topic"], r["partition"], r["offset"])):
+                fh.write(orjson.dumps({k: v for k, v in row.items() if k != "logged_at"}) + b"\n")
+        return len(rows)
+
     def report(self, period: Period) -> dict[str, Any]:
         """The report of ``period`` with the ``pipeline`` section."""
         report = report_from_store(self.store, self.registry, period)
         report["pipeline"] = {**self.stats.to_json(), "seconds": round(self.seconds, 1)}
         return report
+
+
+def next_steps(period: Period, template: str, run_dir: Path) -> str:
+    """The demo's last lines: the commands that read its store again, from this folder."""
+    if period == DEFAULT_PERIOD:
+        chosen = "--period 2024-10"
+    else:
+        chosen = f"--from {period.start.isoformat()} --to {period.end.isoformat()}"
+    extra = "" if template == "auto" else f" --template {template}"
+    return (
+        f"Dữ liệu của lần chạy này nằm ở {run_dir / 'clickhouse'}. Tiếp theo, trong thư mục này:\n"
+        f"  dossier-stream report {chosen}{extra}      # in lại báo cáo\n"
+        f"  dossier-stream reconcile {chosen}      # đối chiếu với dữ liệu hồ sơ\n"
+        "  dossier-stream deadletter list              # các thư lỗi"
+    )
 
 
 def _default_events(registry: UnitRegistry, calendar: WorkCalendar) -> Iterable[bytes]:
@@ -74,13 +117,8 @@ def _default_events(registry: UnitRegistry, calendar: WorkCalendar) -> Iterable[
     from dossier_stream.sim.simulate import SimConfig, SimStream  # noqa: PLC0415
 
     config = SimConfig(DEFAULT_PERIOD, calibration=calibration_for(DEFAULT_PERIOD), feedback=1_000)
-    print("simulating tháng 10/2024 of Hải Phòng ...", file=sys.stderr)
+    print("Mô phỏng tháng 10/2024 của Hải Phòng …", file=sys.stderr)
     return SimStream(config, registry, calendar)
-
-
-def _read(path: Path) -> list[bytes]:
-    with path.open("rb") as fh:
-        return [line.rstrip(b"\r\n") for line in fh if line.strip()]
 
 
 def _publish(settings: Settings, events_file: Path | None, out: Connection) -> None:
@@ -107,7 +145,7 @@ def _publish(settings: Settings, events_file: Path | None, out: Connection) -> N
         t0 = time.monotonic()
         lines: Iterable[bytes]
         if events_file:
-            lines = _read(events_file)
+            lines = read_events(events_file).lines
             out.send(("total", len(lines), time.monotonic() - t0))
         else:
             lines = _default_events(registry, calendar)
@@ -123,9 +161,8 @@ def _publish(settings: Settings, events_file: Path | None, out: Connection) -> N
             )
         )
         out.send(("done", stats.sent, time.monotonic() - t0))
-    except Exception as exc:
+    except Exception as exc:  # reported by the parent as guidance, not a traceback here
         out.send(("error", f"{type(exc).__name__}: {exc}", 0.0))
-        raise
     finally:
         out.close()
 
@@ -202,9 +239,12 @@ class _Feed:
                     self.publish_bar.total = self.process_bar.total = self.total
                 _LOG.info("%s events published in %.1f s", value, seconds)
             else:
-                raise RuntimeError(f"publishing the events failed: {value}")
+                raise click.ClickException(f"Gửi sự kiện thất bại: {value}")
         if self.sent is None and not self.child.is_alive() and not self.receive.poll():
-            raise RuntimeError(f"the publishing process exited ({self.child.exitcode}) early")
+            raise click.ClickException(
+                f"Tiến trình gửi sự kiện dừng sớm (mã {self.child.exitcode}); chạy lại với "
+                "--debug để xem chi tiết."
+            )
 
 
 async def _run(

@@ -14,18 +14,24 @@ from dossier_stream.cli._common import (
     PERIOD_OPTIONS,
     UNITS_OPTION,
     calendar_or_exit,
+    check_period_options,
+    check_template,
     emit_report,
     period_from,
     registry_or_exit,
     with_options,
 )
+from dossier_stream.cli.inputs import deadletter_summary, read_events, write_deadletters
 
 __all__ = ["replay", "simulate_cmd"]
 
 
-def _read_lines(path: Path) -> list[bytes]:
-    with path.open("rb") as fh:
-        return [line.rstrip(b"\r\n") for line in fh if line.strip()]
+DEADLETTERS_OPTION = click.option(
+    "--deadletters",
+    "deadletters_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every rejected line (line number, reason, detail, the line) to FILE as JSON Lines.",
+)
 
 
 @click.command("replay")
@@ -33,6 +39,7 @@ def _read_lines(path: Path) -> list[bytes]:
 @with_options(PERIOD_OPTIONS)
 @UNITS_OPTION
 @CALENDAR_OPTION
+@DEADLETTERS_OPTION
 def replay(
     events_file: Path,
     date_from: datetime | None,
@@ -43,24 +50,42 @@ def replay(
     out: Path | None,
     units_file: Path | None,
     calendar_file: Path | None,
+    deadletters_file: Path | None,
 ) -> None:
     """Fold a JSONL file of events in memory (no Kafka, no ClickHouse) and print the report.
 
-    One event per line, as upstream systems send them. Invalid lines are
-    counted as dead letters with their reason. The period defaults to the
+    One event per line (JSON Lines), as upstream systems send them; a UTF-8
+    byte order mark is ignored, a JSON array is refused with a hint. Invalid
+    lines are dead letters: counted per reason on stderr with the first line
+    numbers (every one with --deadletters FILE). The period defaults to the
     whole span of the events' cohort days.
     """
     from tqdm import tqdm  # noqa: PLC0415
 
     from dossier_stream.core.engine import Engine  # noqa: PLC0415
 
+    check_period_options(date_from, date_to, period)
+    if period or date_from:  # refused before the file is read, not after
+        check_template(template, period_from(date_from, date_to, period, []))
     registry = registry_or_exit(units_file)
     engine = Engine(registry, calendar_or_exit(calendar_file))
-    lines = _read_lines(events_file)
-    for raw in tqdm(lines, desc="events", unit="ev", disable=None, file=sys.stderr):
-        engine.process(raw)
+    click.echo(f"Đọc {events_file} …", err=True)
+    events = read_events(events_file)
+    numbered = zip(events.lines, events.numbers, strict=True)
+    bar = tqdm(numbered, total=len(events.lines), desc="sự kiện", unit="ev", disable=None,
+               file=sys.stderr)  # fmt: skip
+    for raw, number in bar:
+        engine.process(raw, topic=events_file.name, offset=number)
+    click.echo(
+        deadletter_summary(engine.dead_letters, len(events.lines), where=events_file.name),
+        err=True,
+    )
+    if deadletters_file is not None:
+        write_deadletters(deadletters_file, engine.dead_letters)
+        click.echo(f"Đã ghi {len(engine.dead_letters)} dòng lỗi vào {deadletters_file}", err=True)
     days = sorted({day for (_, day, _) in engine.counters})
     chosen = period_from(date_from, date_to, period, days)
+    check_template(template, chosen)
     report: dict[str, Any] = engine.report(chosen)
     report["pipeline"] = engine.stats.to_json()
     emit_report(report, registry, fmt, out, template)
@@ -120,6 +145,8 @@ def simulate_cmd(
     ground truth) are computed from the simulated facts, independently of the
     engine. The file is written a day at a time (the month is never held).
     """
+    from tqdm import tqdm  # noqa: PLC0415
+
     from dossier_stream.core.periods import parse_period  # noqa: PLC0415
     from dossier_stream.sim.quotas import calibration_for  # noqa: PLC0415
     from dossier_stream.sim.simulate import SimConfig, simulate_months  # noqa: PLC0415
@@ -139,12 +166,25 @@ def simulate_cmd(
         feedback=feedback,
     )
     registry, calendar = registry_or_exit(units_file), calendar_or_exit(calendar_file)
-    lines = dups = bad = 0
-    for i, stream in enumerate(simulate_months(config, months, registry, calendar)):
-        lines += stream.write(out, append=i > 0)
-        dups, bad = dups + stream.duplicates, bad + stream.invalid
-    what = f"calibrated to {calibration}" if calibration else f"{config.dossiers} dossiers"
+    if not out.parent.is_dir():
+        raise click.BadParameter(
+            f"thư mục {out.parent} không tồn tại; tạo thư mục trước hoặc chọn --out khác.",
+            param_hint="--out",
+        )
+    what = f"hiệu chỉnh theo {calibration}" if calibration else f"{config.dossiers} hồ sơ"
     if months > 1:
-        what += f" a month, {months} months"
-    summary = f"{what}; {dups} duplicates, {bad} invalid"
-    click.echo(f"wrote {lines} events to {out} ({summary})", err=True)
+        what += f" mỗi tháng, {months} tháng"
+    click.echo(f"Mô phỏng từ {chosen.start:%d/%m/%Y} ({what}) …", err=True)
+    lines = dups = bad = 0
+    with tqdm(desc="mô phỏng", unit=" ngày", disable=None, file=sys.stderr) as bar:
+        for i, stream in enumerate(simulate_months(config, months, registry, calendar)):
+            with out.open("ab" if i else "wb") as fh:
+                for day, day_lines in stream.days():  # a day at a time: the month is never held
+                    fh.write(b"".join(line + b"\n" for line in day_lines))
+                    bar.set_postfix_str(f"{day:%d/%m/%Y}", refresh=False)
+                    bar.update(1)
+            lines, dups, bad = lines + stream.count, dups + stream.duplicates, bad + stream.invalid
+    click.echo(
+        f"Đã ghi {lines} sự kiện vào {out} ({what}; {dups} trùng lặp, {bad} không hợp lệ)",
+        err=True,
+    )

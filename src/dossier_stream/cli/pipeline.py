@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -19,6 +20,8 @@ import click
 
 from dossier_stream.cli._common import (
     PERIOD_OPTIONS,
+    check_period_options,
+    check_template,
     core_or_exit,
     emit_report,
     period_from,
@@ -81,13 +84,19 @@ def produce(events_file: Path, rate: float | None, bootstrap_servers: str | None
 
     settings = settings_or_exit(bootstrap_servers=bootstrap_servers)
     _, _, catalog = core_or_exit(settings)
-    lines = _read(events_file)
+    from dossier_stream.cli.inputs import read_events  # noqa: PLC0415
+
+    lines = read_events(events_file).lines
     with tqdm(total=len(lines), desc="produce", unit="ev", file=sys.stderr, disable=None) as bar:
         stats = asyncio.run(
             produce_lines(settings, catalog, lines, rate=rate, source=str(events_file),
                           progress=bar.update)
         )  # fmt: skip
-    click.echo(f"sent {stats.sent} events ({stats.unroutable} to the dead-letter topic)", err=True)
+    click.echo(
+        f"Đã gửi {stats.sent} sự kiện ({stats.unroutable} vào topic thư lỗi: không topic nào "
+        "nhận loại sự kiện của chúng)",
+        err=True,
+    )
 
 
 @click.command("worker")
@@ -121,11 +130,6 @@ def worker() -> None:
     click.echo("stopped", err=True)
 
 
-def _read(path: Path) -> list[bytes]:
-    with path.open("rb") as fh:
-        return [line.rstrip(b"\r\n") for line in fh if line.strip()]
-
-
 @click.command("demo")
 @click.option(
     "--events",
@@ -140,9 +144,17 @@ def _read(path: Path) -> list[bytes]:
     help="Unit registry CSV (default: bundled Hải Phòng).",
 )
 @with_options(PERIOD_OPTIONS)
+@click.option(
+    "--deadletters",
+    "deadletters_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every dead letter of the run (topic, partition, offset, reason, detail, value) "
+    "to FILE as JSON Lines.",
+)
 def demo(
     events_file: Path | None, units_file: Path | None, date_from: datetime | None,
     date_to: datetime | None, period: str | None, fmt: str, template: str, out: Path | None,
+    deadletters_file: Path | None,
 ) -> None:  # fmt: skip
     """The embedded one-command run: broker, topics, worker, events, report, stop.
 
@@ -156,23 +168,40 @@ def demo(
     The built-in month is the simulator calibrated to Hải Phòng's published
     report of tháng 10/2024 (``dossier-stream simulate --month 2024-10``).
     """
-    from dossier_stream.cli.demo import run_demo  # noqa: PLC0415
+    from dossier_stream.cli.demo import DEFAULT_PERIOD, next_steps, run_demo  # noqa: PLC0415
+    from dossier_stream.cli.inputs import read_events  # noqa: PLC0415
+    from dossier_stream.reports.view import previous_month  # noqa: PLC0415
+    from dossier_stream.stream.runner import report_from_store  # noqa: PLC0415
 
-    settings = settings_or_exit(units_file=units_file)
+    check_period_options(date_from, date_to, period)
+    fixed = None
+    if period or date_from:
+        fixed = period_from(date_from, date_to, period, [])
+        check_template(template, fixed)
+    elif events_file is None:
+        fixed = DEFAULT_PERIOD
+        check_template(template, fixed)
+    if events_file is not None:
+        read_events(events_file)  # a JSON array is refused before anything starts
+    quiet = {} if "DOSSIER_LOG_LEVEL" in os.environ else {"log_level": "WARNING"}
+    settings = settings_or_exit(units_file=units_file, **quiet)
     registry, calendar, catalog = core_or_exit(settings)
     run_dir = settings.data_dir / "demo"
     shutil.rmtree(run_dir, ignore_errors=True)
     result = run_demo(settings, registry, calendar, catalog, run_dir, events_file)
-    if events_file is None and not (date_from or date_to or period):
-        from dossier_stream.cli.demo import DEFAULT_PERIOD  # noqa: PLC0415
-
-        report_period = DEFAULT_PERIOD
-    else:
-        report_period = period_from(date_from, date_to, period, result.days)
-    emit_report(result.report(report_period), registry, fmt, out, template)
+    report_period = fixed or period_from(None, None, None, result.days)
+    previous = None
+    if before := previous_month(report_period):  # as `report` does: the month before
+        previous = report_from_store(result.store, registry, before)
+    emit_report(result.report(report_period), registry, fmt, out, template, previous)
     p = result.stats
     click.echo(
-        f"pipeline: {p.events_in} events, {p.valid} valid, {p.duplicates} duplicates, "
-        f"{p.deadletter} dead letters, {result.seconds:.1f} s",
+        f"pipeline: {p.events_in} sự kiện, {p.valid} hợp lệ, {p.duplicates} trùng lặp, "
+        f"{p.deadletter} thư lỗi, {result.seconds:.1f} s",
         err=True,
     )
+    click.echo(result.deadletter_summary(), err=True)
+    if deadletters_file is not None:
+        n = result.write_deadletters(deadletters_file)
+        click.echo(f"Đã ghi {n} thư lỗi vào {deadletters_file}", err=True)
+    click.echo(next_steps(report_period, template, run_dir), err=True)

@@ -31,12 +31,12 @@ __all__ = ["reconcile"]
 def _chosen_period(
     date_from: datetime | None, date_to: datetime | None, period: str | None
 ) -> Period:
+    from dossier_stream.cli._common import check_period_options  # noqa: PLC0415
     from dossier_stream.core.periods import Period, parse_period  # noqa: PLC0415
 
-    if period is not None and (date_from or date_to):
-        raise click.UsageError("give either --period or --from/--to, not both")
+    check_period_options(date_from, date_to, period)
     if period is None and not (date_from and date_to):
-        raise click.UsageError("give --from and --to, or --period")
+        raise click.UsageError("Chọn kỳ đối chiếu: --period 2024-10, hoặc --from NGÀY --to NGÀY.")
     try:
         if period is not None:
             return parse_period(period)
@@ -109,7 +109,14 @@ def reconcile(
     chosen = _chosen_period(date_from, date_to, period)
     settings = settings_or_exit()
     registry = registry_or_exit(settings.units_file)
-    store = store_or_exit(settings)
+    store = store_or_exit(settings, find_demo=True)
+    if store.count("dossier_facts") == 0 and store.count("unit_day_counters") == 0:
+        store.close()
+        raise click.ClickException(
+            "Không có gì để đối chiếu: kho dữ liệu chưa có hồ sơ nào (dossier_facts và "
+            "unit_day_counters trống).\nKiểm tra DOSSIER_CLICKHOUSE_DSN, hoặc chạy worker / "
+            "dossier-stream demo trước."
+        )
     try:
         result = run(
             store,

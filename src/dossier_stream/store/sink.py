@@ -152,6 +152,25 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "replayed_at Nullable(DateTime64(3, 'UTC'))",
         ),
     ),
+    (
+        6,
+        "dossier_facts: supplement_at, supplement_requested (named columns for SQL readers)",
+        (
+            # older rows: from their state (codec v1: element 8 = supplements); new: the worker
+            "ALTER TABLE dossier_facts ADD COLUMN IF NOT EXISTS supplement_at "
+            "Array(DateTime64(6, 'Asia/Ho_Chi_Minh')) DEFAULT arrayMap(s -> "
+            "fromUnixTimestamp64Micro(s.1, 'Asia/Ho_Chi_Minh'), JSONExtract(state, 8, "
+            "'Array(Tuple(Int64, Bool, String))')) AFTER supplement_requests",
+            "ALTER TABLE dossier_facts ADD COLUMN IF NOT EXISTS supplement_requested "
+            "Array(UInt8) DEFAULT arrayMap(s -> toUInt8(s.2), JSONExtract(state, 8, "
+            "'Array(Tuple(Int64, Bool, String))')) AFTER supplement_at",
+            "ALTER TABLE dossier_facts MATERIALIZE COLUMN supplement_at SETTINGS mutations_sync=2",
+            "ALTER TABLE dossier_facts MATERIALIZE COLUMN supplement_requested "
+            "SETTINGS mutations_sync=2",
+            "ALTER TABLE dossier_facts MODIFY COLUMN supplement_at REMOVE DEFAULT",
+            "ALTER TABLE dossier_facts MODIFY COLUMN supplement_requested REMOVE DEFAULT",
+        ),
+    ),
 )
 """``(version, description, statements)``; applied in order, once each."""
 

@@ -53,8 +53,8 @@ DOSSIER_FACT_COLUMNS: Final = (
     "dossier_id", "source", "unit_code", "received_at", "due_at", "channel",
     "online_service_level", "fee_required", "reused_digital_data", "paid_online",
     "paid_cashless", "paid_cash", "has_component_files", "has_result_files",
-    "supplement_requests", "completed_at", "effective_due", "on_time", "result_e_signed",
-    "withdrawn_at", "state",
+    "supplement_requests", "supplement_at", "supplement_requested", "completed_at",
+    "effective_due", "on_time", "result_e_signed", "withdrawn_at", "state",
 )  # fmt: skip
 FEEDBACK_FACT_COLUMNS: Final = (
     "feedback_id",
@@ -172,7 +172,8 @@ def dossier_fact(state: DossierState, source: str) -> tuple[Any, ...]:
         int(bool(r and r.fee_required)), int(bool(r and r.reused_digital_data)),
         int("online" in methods), int("cashless" in methods), int("cash" in methods),
         int(state.has_component_files), int(state.has_result_files),
-        state.supplement_requests, c.completed_at if c else None,
+        state.supplement_requests, [x.at for x in state.supplements],
+        [int(x.requested) for x in state.supplements], c.completed_at if c else None,
         state.effective_due() if c else None,
         None if state.is_on_time is None else int(state.is_on_time),
         int(bool(c and c.result_e_signed)), state.withdrawn_at,

@@ -58,6 +58,22 @@ def open_store(settings: Settings) -> ClickHouseStore:
     return store
 
 
+START_TIMEOUT_S = 15.0
+"""Longest wait for a Kafka client's first connection (an address that never answers)."""
+
+
+async def _started(client: Any, settings: Settings) -> None:
+    """``client.start()``, failing with ``KafkaConnectionError`` after :data:`START_TIMEOUT_S`."""
+    from aiokafka.errors import KafkaConnectionError  # noqa: PLC0415
+
+    try:
+        await asyncio.wait_for(client.start(), START_TIMEOUT_S)
+    except TimeoutError:
+        raise KafkaConnectionError(
+            f"no answer from {settings.bootstrap_servers} within {START_TIMEOUT_S:g} s"
+        ) from None
+
+
 async def create_topics(settings: Settings, catalog: TopicCatalog) -> list[str]:
     """Create the catalog's topics that do not exist yet; return those created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
@@ -65,7 +81,11 @@ async def create_topics(settings: Settings, catalog: TopicCatalog) -> list[str]:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, **settings.kafka_options()
     )
-    await admin.start()
+    try:
+        await _started(admin, settings)
+    except BaseException:
+        await admin.close()  # no "Unclosed" warning after a failed start
+        raise
     try:
         existing = set(await admin.list_topics())
         new = [
@@ -146,7 +166,11 @@ async def produce_lines(
         max_request_size=2 * 1024 * 1024,
         **settings.kafka_options(),
     )
-    await producer.start()
+    try:
+        await _started(producer, settings)
+    except BaseException:
+        await producer.stop()  # no "Unclosed AIOKafkaProducer" after a failed start
+        raise
     stats = ProduceStats()
     dead = catalog.deadletter.name
     t0 = time.monotonic()

@@ -1,7 +1,7 @@
 """The *Chỉ số 766* Grafana dashboard (``dashboards/index766.json``), generated from the profile.
 
-``generate.py`` writes it with the other dashboards (``build`` below is called
-by its ``build``); the SQL is generated from the scoring profile
+``generate.py`` writes it with the other dashboards (one module of ``boards/``);
+the SQL is generated from the scoring profile
 (:func:`dossier_stream.core.index766.load_profile`, the bundled one; a province
 with its own profile sets ``DOSSIER_INDEX766_PROFILE`` and runs
 ``generate.py`` again). Panels, all on ClickHouse over the city's monthly
@@ -24,10 +24,15 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
-from types import ModuleType
 from typing import Any, Final
 
+from dashkit.panels import CLICKHOUSE, Layout, ch_query_variable, ch_target, dashboard, table_panel
+from dashkit.queries import sql_level_variable, sql_unit_variable
+from dashkit.sql import DAYS
+
 from dossier_stream.core.index766 import Profile, SubIndicator, load_profile
+
+FILE: Final = "index766.json"
 
 LEVEL_TEXT: Final = (
     "multiIf(u.level = 'department', 'Cấp sở, ngành', u.level = 'district', 'Cấp huyện', 'Cấp xã')"
@@ -155,7 +160,7 @@ FROM {_per_unit(profile, days)} WHERE code = ${{unit:sqlstring}}"""
     return "SELECT * FROM (\n" + "\nUNION ALL\n".join(selects) + '\n) ORDER BY "STT"'
 
 
-def _gauge(g: ModuleType, profile: Profile) -> dict[str, Any]:
+def _gauge(profile: Profile) -> dict[str, Any]:
     observed = float(sum((x.max_points for x in profile.groups if not x.input), Fraction(0)))
     overrides = [
         {
@@ -185,8 +190,8 @@ def _gauge(g: ModuleType, profile: Profile) -> dict[str, Any]:
             "tháng (từ ngày 15) đến ngày cuối của khoảng thời gian. Đỏ: dưới ngưỡng cảnh báo của "
             "hồ sơ chấm điểm. Nhóm công khai, minh bạch không quan sát được từ hệ thống."
         ),
-        "datasource": g.CLICKHOUSE,
-        "targets": [g.ch_target(sql_city_groups(profile, g.DAYS))],
+        "datasource": CLICKHOUSE,
+        "targets": [ch_target(sql_city_groups(profile, DAYS))],
         "fieldConfig": {
             "defaults": {"unit": "none", "decimals": 1, "min": 0, "noValue": "chưa có hồ sơ"},
             "overrides": [
@@ -209,39 +214,39 @@ def _gauge(g: ModuleType, profile: Profile) -> dict[str, Any]:
     }
 
 
-def index766_dashboard(g: ModuleType, profile: Profile | None = None) -> dict[str, Any]:
-    """The dashboard, with ``g`` the ``generate.py`` module (constants, layout, panels)."""
+def index766_dashboard(profile: Profile | None = None) -> dict[str, Any]:
+    """The dashboard of ``profile`` (default: ``DOSSIER_INDEX766_PROFILE`` or the bundled one)."""
     profile = profile or load_profile(os.environ.get("DOSSIER_INDEX766_PROFILE") or None)
-    lay = g.Layout()
+    lay = Layout()
     lay.row("Thành phố")
-    lay.add(_gauge(g, profile), w=24, h=8)
+    lay.add(_gauge(profile), w=24, h=8)
     lay.row("Đơn vị làm giảm điểm")
     lay.add(
-        g.table_panel(
+        table_panel(
             "Các đơn vị làm giảm điểm của thành phố nhiều nhất",
             "Điểm thành phố bị mất do từng đơn vị: trên mỗi chỉ số, điểm thành phố bị mất được "
             "chia cho các đơn vị theo số hồ sơ chưa đạt (mẫu số − tử số) của đơn vị.",
-            sql_costliest(profile, g.DAYS),
+            sql_costliest(profile, DAYS),
         ),
         w=24,
         h=12,
     )
     lay.row("Chi tiết đơn vị")
     lay.add(
-        g.table_panel(
+        table_panel(
             "Điểm ước tính của đơn vị theo chỉ số",
             "Tử số, mẫu số, tỷ lệ và điểm của đơn vị chọn ở trên trên từng chỉ số, và số hồ sơ "
             "còn thiếu để đạt điểm tối đa.",
-            sql_unit_subindicators(profile, g.DAYS),
+            sql_unit_subindicators(profile, DAYS),
         ),
         w=24,
         h=10,
     )
     variables = [
-        g.ch_query_variable("level", "Cấp", g.sql_level_variable()),
-        g.ch_query_variable("unit", "Đơn vị", g.sql_unit_variable()),
+        ch_query_variable("level", "Cấp", sql_level_variable()),
+        ch_query_variable("unit", "Đơn vị", sql_unit_variable()),
     ]
-    return g.dashboard(
+    return dashboard(
         "dossier-index766",
         "Chỉ số 766 (ước tính)",
         f"Điểm ước tính theo Bộ chỉ số 766 ({profile.name}, phiên bản {profile.version}).",
@@ -252,6 +257,6 @@ def index766_dashboard(g: ModuleType, profile: Profile | None = None) -> dict[st
     )
 
 
-def build(g: ModuleType) -> dict[str, dict[str, Any]]:
-    """The dashboards of this file by file name."""
-    return {"index766.json": index766_dashboard(g)}
+def build() -> dict[str, Any]:
+    """The Chỉ số 766 dashboard."""
+    return index766_dashboard()
