@@ -50,7 +50,8 @@ def partition_count_problem(
     missing = sorted(n for names in groups.values() for n in names if n not in counts)
     if missing:
         return (
-            f"the co-partitioned topics {', '.join(missing)} do not exist on {bootstrap}.\n"
+            f"worker not started: the co-partitioned topic(s) {', '.join(missing)} do not exist "
+            f"on {bootstrap}.\n"
             "Create them with the catalog's partition counts: dossier-stream topics create"
         )
     for family, names in sorted(groups.items()):
@@ -66,7 +67,8 @@ def partition_count_problem(
             for name in fewer
         )
         return (
-            f"the {family}.* topics are co-partitioned but have different partition counts: "
+            f"worker not started: the {family}.* topics are co-partitioned but have different "
+            "partition counts: "
             f"{listing}.\n"
             f"Give them all {target} partitions ({alter}), or delete "
             f"{', '.join(fewer)} and run: dossier-stream topics create"
