@@ -260,19 +260,22 @@ class Engine:
         """
         stats = self.stats
         stats.events_in += 1
-        reports = self._expected_topic("unit.reported_totals") if self.catalog else None
+        reports = (
+            self._expected_topic("unit.reported_totals") if self.catalog else "unit.reports.v1"
+        )
         unit = None
-        if key and topic == (reports or "unit.reports.v1"):
+        if key and topic == reports:
             try:
                 unit = key.decode()
             except UnicodeDecodeError:
                 unit = None
         if unit is None:
-            where = "without a key (the unit_code)" if topic == reports and not key else ""
             detail = (
-                f"a null value (tombstone) on {topic} {where}".rstrip()
-                + ": only unit.reports.v1 deletes a unit's report, keyed by unit_code"
+                f"a null value (tombstone) on {topic}: only {reports} deletes, the reports of "
+                "the unit_code its key names"
             )
+            if topic == reports:
+                detail = f"a tombstone on {reports} whose key is not a unit_code: {key!r}"
             dead = DeadLetter("null_value", "null_value", detail, b"", topic, partition, offset)
             stats.deadletter += 1
             codes = stats.deadletter_by_code

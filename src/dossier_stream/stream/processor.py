@@ -17,6 +17,13 @@ stored states, whatever point a crash interrupted. Messages after the last flush
 ignores those it already holds. This is what the embedded broker needs (its
 end-offset reporting breaks Faust's changelog recovery) and works the same on
 Apache Kafka.
+
+A message with a null value (a tombstone) on ``unit.reports.v1`` deletes the
+reports of the unit its key names: their ``unit_reports`` rows are written
+again marked ``deleted``, in the same flush order as any report, so the
+deletion survives a restart. A null value anywhere else is a dead letter
+``null_value``. Every dead letter gets its identity here
+(:func:`~dossier_stream.store.deadletters.letter_id` of the source record).
 """
 
 from __future__ import annotations
