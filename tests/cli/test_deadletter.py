@@ -9,6 +9,7 @@ listed, replayed once the registry has the unit, and counted.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from dossier_stream.core.topics import load_catalog
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.settings import Settings
 from dossier_stream.sim import testing as t
+from dossier_stream.store.deadletters import DEAD_LETTER_COLUMNS
 from dossier_stream.store.sink import ClickHouseStore, connect
 from dossier_stream.stream.embedded import EmbeddedBroker
 from dossier_stream.stream.runner import Worker, create_topics, open_store, produce_lines
@@ -42,11 +44,17 @@ LONG = t.encode(_NO_UNIT | {"note": "x" * 200})
 
 
 def _letter(
-    offset: int, reason: str, value: str | bytes, *, topic: str = "dossier.submissions.v1"
+    offset: int,
+    reason: str,
+    value: str | bytes,
+    *,
+    topic: str = "dossier.submissions.v1",
+    exact: int = 1,
 ) -> tuple[Any, ...]:
-    text = value.decode() if isinstance(value, bytes) else value
+    raw = value if isinstance(value, bytes) else value.encode()
     at = T0 + timedelta(minutes=offset)
-    return (topic, 0, offset, reason, reason.split(":")[0], f"why {offset}", text, at)
+    code = reason.split(":")[0]
+    return (f"id{offset}", topic, 0, offset, reason, code, f"why {offset}", raw, exact, at)
 
 
 LETTERS = (
@@ -54,7 +62,8 @@ LETTERS = (
     _letter(2, "unknown_unit", t.encode(t.received("D2", "NO-SUCH-UNIT"))),  # still unknown
     _letter(3, "not_json", "\x1b[31mred\x1b[0m and not JSON"),
     _letter(4, "unroutable", '{"event_type": "dossier.teleported"}', topic="events.jsonl"),
-    _letter(5, "not_json", '{"event_id": "\ufffd", "event_type": "dossier.withdrawn"}'),
+    # logged before migration 5: stored as text, its original bytes lost
+    _letter(5, "not_json", '{"event_id": "\ufffd", "event_type": "dossier.withdrawn"}', exact=0),
     _letter(6, "missing_field:unit_code", LONG, topic="dossier.payments.v1"),
 )
 
@@ -150,16 +159,28 @@ def test_list_filters_limits_and_prints_json_for_machines(dsn: str) -> None:
 
 
 def test_replay_dry_run_says_what_it_would_do_and_sends_nothing(dsn: str) -> None:
-    out = _invoke(["deadletter", "replay", "--dry-run"])
-    assert out.splitlines() == [
+    out = _invoke(["deadletter", "replay", "--dry-run"]).splitlines()
+    assert out[:5] + out[-1:] == [
         "selected 6 dead letters (not replayed yet; --all for every one)",
         "  to re-publish: 3 (dossier.payments.v1: 1, dossier.submissions.v1: 2)",
         "  with this registry: 1 pass the checks, 2 would dead-letter again "
         "(missing_field:unit_code: 1, unknown_unit: 1)",
         "  still unroutable (no topic carries them; left as they are): 2",
-        "  lossy (not UTF-8 originally; the bytes are not kept; left as they are): 1",
+        "  lossy (logged before migration 5, not UTF-8 originally; the bytes are not kept; "
+        "left as they are): 1",
         "dry run: nothing sent, nothing marked",
     ]
+    # then each letter: its id, where it would go, the SHA-256 and length of its bytes
+    targets = {1: "dossier.submissions.v1", 2: "dossier.submissions.v1", 3: "(unroutable)",
+               4: "(unroutable)", 5: "(lossy)", 6: "dossier.payments.v1"}  # fmt: skip
+    listed = {line.split()[0]: line.split()[1:4] for line in out[5:-1]}
+    assert listed == {
+        letter[0]: [
+            targets[letter[3]], f"sha256:{hashlib.sha256(letter[7]).hexdigest()}",
+            str(len(letter[7])),
+        ]
+        for letter in LETTERS
+    }  # fmt: skip
     store = _store(dsn)
     try:
         assert len(store.find_dead_letters(pending=True)) == len(LETTERS)
@@ -171,7 +192,7 @@ def test_replay_plan_routes_by_event_type_and_keeps_what_it_cannot_reproduce(
     registry: UnitRegistry, calendar: WorkCalendar
 ) -> None:
     catalog = load_catalog()
-    columns = ("topic", "partition", "offset", "reason", "code", "detail", "value", "logged_at")
+    columns = DEAD_LETTER_COLUMNS[:-1]
     letters = [dict(zip(columns, row, strict=True)) for row in LETTERS]
     plan = plan_replay(letters, catalog, Engine(registry, calendar, catalog=catalog))
     assert [(letter["offset"], topic) for letter, topic, _ in plan.routed] == [

@@ -257,7 +257,7 @@ def test_hostile_dead_letter_filters_select_exactly_their_rows(
     dsn = f"chdb://{tmp_path / 'ch'}"
     now = datetime(2024, 10, 3, tzinfo=UTC)
     rows = [
-        (text, 0, i, text, "unknown_unit", "why", f"value {i}", now)
+        (f"id{i}", text, 0, i, text, "unknown_unit", "why", f"value {i}".encode(), 1, now)
         for i, text in enumerate(HOSTILE_TEXT)
     ]
     store = ClickHouseStore(connect(dsn))

@@ -88,7 +88,10 @@ def test_buffer_bound_raises_backpressure(tmp_path: Path) -> None:
 # ------------------------------------------------------- columnar writes, bookkeeping
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 COUNTER_COLUMNS = ["source", "unit_code", "day", "counter", "value"]
-LETTER_COLUMNS = ["topic", "partition", "offset", "reason", "code", "detail", "value", "logged_at"]
+LETTER_COLUMNS = [
+    "id", "topic", "partition", "offset", "reason", "code", "detail", "value", "value_exact",
+    "logged_at",
+]  # fmt: skip
 
 
 def _fact(i: int, at: datetime | None) -> tuple[Any, ...]:
@@ -123,7 +126,18 @@ def test_columnar_writes_store_what_the_clients_row_inserts_store(store: ClickHo
     ats.append(datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))  # before the epoch
     facts = [_fact(i, at) for i, at in enumerate(ats)]
     letters = [
-        ("t", 0, i, "r", "c", "d", "v", (at or base) - timedelta(microseconds=1500))
+        (
+            f"id{i}",
+            "t",
+            0,
+            i,
+            "r",
+            "c",
+            "d",
+            b"v\xff",
+            1,
+            (at or base) - timedelta(microseconds=1500),
+        )
         for i, at in enumerate(ats)
     ]
     counters = [("dossier:0", "U", date(2024, 10, 3), f"c{i}", i - 2) for i in range(5)]
@@ -320,7 +334,7 @@ def test_rows_of_one_key_in_one_write_are_still_merged_on_insert(store: ClickHou
     day = date(2024, 10, 3)
     store.write_counters([("dossier:0", "U", day, "received", n) for n in (1, 2)])
     store.write_rows("dossier_facts", DOSSIER_FACT_COLUMNS, [_fact(1, None), _fact(1, None)])
-    letters = [("t", 0, 7, "r", "c", "d", "v", datetime(2024, 10, 3, tzinfo=UTC))] * 2
+    letters = [("id7", "t", 0, 7, "r", "c", "d", b"v", 1, datetime(2024, 10, 3, tzinfo=UTC))] * 2
     store.write_dead_letters(letters)
     for table in ("unit_day_counters", "dossier_facts", "dead_letters"):  # without FINAL
         assert store.client.query(f"SELECT count() FROM {table}").result_rows == [(1,)]

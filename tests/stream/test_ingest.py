@@ -11,6 +11,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
 from dossier_stream.core.engine import DeadLetter
 from dossier_stream.core.topics import load_catalog
+from dossier_stream.store.deadletters import letter_id
 from dossier_stream.stream.processor import dead_letter_headers, dead_letter_row
 
 
@@ -51,29 +52,45 @@ def test_the_range_assignor_keeps_every_dossier_partition_number_on_one_member(
 
 
 def test_a_dead_letter_survives_its_round_trip_through_headers() -> None:
-    dl = DeadLetter("bad_enum", "bad_enum", "channel: x", b'{"a":1}', "dossier.payments.v1", 3, 41)
+    dl = DeadLetter(
+        "bad_enum", "bad_enum", "channel: x", b'{"a":1,"b":"\xff"}', "dossier.payments.v1", 3, 41,
+        letter_id=letter_id("dossier.payments.v1", 3, 41, 1_727_740_800_000),
+    )  # fmt: skip
     now = datetime(2024, 10, 1, tzinfo=UTC)
     row, producer = dead_letter_row(
-        "dossier.deadletter.v1", 0, 9, dead_letter_headers(dl), dl.raw, now
+        "dossier.deadletter.v1", 0, 9, dead_letter_headers(dl), dl.raw, now, 1_727_740_800_123
     )
     assert producer is None
     assert row == (
+        dl.letter_id,
         "dossier.payments.v1",
         3,
         41,
         "bad_enum",
         "bad_enum",
         "channel: x",
-        '{"a":1}',
+        b'{"a":1,"b":"\xff"}',  # the bytes as they were, not UTF-8 included
+        1,
         now,
     )
+
+
+def test_a_letter_id_tells_a_recreated_topic_from_a_redelivery() -> None:
+    first = letter_id("dossier.payments.v1", 3, 41, 1_727_740_800_000)
+    assert first == letter_id("dossier.payments.v1", 3, 41, 1_727_740_800_000)  # redelivered
+    assert first != letter_id("dossier.payments.v1", 3, 41, 1_727_740_999_000)  # recreated
+    assert first != letter_id("dossier.payments.v1", 3, 42, 1_727_740_800_000)
+    assert len(first) == 32 and int(first, 16) >= 0
+    # the parts are length-prefixed: no two splits of the same text collide
+    assert letter_id("ab", "c") != letter_id("a", "bc")
 
 
 def test_a_producer_dead_letter_is_counted_and_a_bare_one_is_kept() -> None:
     headers: list[tuple[str, Any]] = [("origin", b"producer"), ("code", b"unroutable")]
     now = datetime(2024, 10, 1, tzinfo=UTC)
-    row, producer = dead_letter_row("dossier.deadletter.v1", 0, 5, headers, b"\xff", now)
+    row, producer = dead_letter_row("dossier.deadletter.v1", 0, 5, headers, b"\xff", now, 7)
     assert producer == "unroutable"
-    assert row[:3] == ("dossier.deadletter.v1", 0, 5) and row[6] == "\ufffd"
+    assert row[1:4] == ("dossier.deadletter.v1", 0, 5) and row[7] == b"\xff"
+    assert row[0] == letter_id("dossier.deadletter.v1", 0, 5, 7)  # no id header: its own record
     row, producer = dead_letter_row("dossier.deadletter.v1", 0, 6, None, b"x", now)
-    assert producer is None and row[3:5] == ("unknown", "unknown")
+    assert producer is None and row[4:6] == ("unknown", "unknown")

@@ -1,9 +1,10 @@
 """Operations on dead letters: ``dossier-stream deadletter list`` and ``deadletter replay``.
 
 Invalid input is never dropped: the worker logs every dead letter into the
-ClickHouse table ``dead_letters`` — source topic, partition and offset, the
-reason (``code`` or ``code:field``), a detail, the original value, when it was
-logged and, since migration 4, when it was replayed. ``list`` shows them;
+ClickHouse table ``dead_letters`` — its id, source topic, partition and offset,
+the reason (``code`` or ``code:field``), a detail, the original bytes (since
+migration 5, exactly as they were sent, UTF-8 or not), when it was logged and
+when it was replayed (:mod:`dossier_stream.store.deadletters`). ``list`` shows them;
 ``replay`` re-publishes the original values once their cause is fixed (a
 unit added to the registry the worker loads with ``--units`` /
 ``DOSSIER_UNITS_FILE``, a producer bug corrected...).
@@ -27,10 +28,13 @@ Replay, decided:
 * A replayed event that is still invalid is dead-lettered again by the
   worker as a *new* letter (its new topic offset), pending for the next
   replay: one publication per command, never a loop, nothing lost.
-* The table keeps a value as text: an original that was not UTF-8 was stored
-  with replacement characters (U+FFFD) and cannot be reproduced. Such letters
-  (``not_json`` or ``unroutable`` with U+FFFD in the value) are *lossy*:
-  counted and left, rather than re-publishing bytes nobody sent.
+* What is re-published is the letter's original bytes, byte for byte. Only
+  letters logged before migration 5 may be *lossy*: their value was stored as
+  text, an original that was not UTF-8 with replacement characters (U+FFFD);
+  such a letter (``value_exact`` = 0 with U+FFFD in the value) is counted and
+  left, rather than re-publishing bytes nobody sent.
+* ``--dry-run`` lists every selected letter with the SHA-256 of its bytes,
+  their length and where it would go, so what would be sent can be checked.
 * Before sending, each letter is checked against the registry and calendar
   this command loads (``--units`` / ``DOSSIER_UNITS_FILE``): the summary says
   how many pass the checks now and why the others would dead-letter again.
@@ -40,6 +44,8 @@ Replay, decided:
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -55,10 +61,19 @@ if TYPE_CHECKING:
     from dossier_stream.core.engine import Engine
     from dossier_stream.core.topics import TopicCatalog
 
-__all__ = ["ReplayPlan", "deadletter", "plan_replay", "printable", "render_letters", "route_of"]
+__all__ = [
+    "ReplayPlan",
+    "as_text",
+    "deadletter",
+    "is_lossy",
+    "json_letter",
+    "plan_replay",
+    "printable",
+    "render_letters",
+    "route_of",
+]
 
 _VALUE_WIDTH = 60
-_LOSSY_CODES = frozenset({"not_json", "unroutable"})
 
 
 def printable(text: str, width: int | None = None) -> str:
@@ -75,6 +90,27 @@ def printable(text: str, width: int | None = None) -> str:
     if width is not None and len(out) > width:
         return out[: width - 1] + "…"
     return out
+
+
+def as_text(value: bytes | str) -> str:
+    """A letter's bytes as text for a person (bytes that are not UTF-8 as U+FFFD)."""
+    return value if isinstance(value, str) else value.decode("utf-8", errors="replace")
+
+
+def is_lossy(letter: Mapping[str, Any]) -> bool:
+    """A letter logged before migration 5 whose original was not UTF-8 (its bytes are lost)."""
+    return not letter.get("value_exact", 1) and "\ufffd" in as_text(letter["value"])
+
+
+def json_letter(letter: Mapping[str, Any]) -> dict[str, Any]:
+    """A letter for JSON: ``value`` as text, and its exact bytes in base64 with their SHA-256."""
+    raw = letter["value"] if isinstance(letter["value"], bytes) else letter["value"].encode()
+    return {
+        **letter,
+        "value": as_text(raw),
+        "value_base64": base64.b64encode(raw).decode(),
+        "value_sha256": hashlib.sha256(raw).hexdigest(),
+    }
 
 
 def route_of(value: bytes, catalog: TopicCatalog) -> str | None:
@@ -129,11 +165,12 @@ def plan_replay(
 
     plan = ReplayPlan()
     for letter in letters:
-        text: str = letter["value"]
-        if letter["code"] in _LOSSY_CODES and "\ufffd" in text:
+        if is_lossy(letter):
             plan.lossy.append(letter)
             continue
-        value = text.encode()
+        value = letter["value"]
+        if isinstance(value, str):
+            value = value.encode()
         topic = route_of(value, catalog)
         if topic is None:
             plan.unroutable.append(letter)
@@ -171,7 +208,7 @@ def render_letters(
             str(row["offset"]),
             printable(row["reason"], 48),
             _utc(row["replayed_at"]),
-            printable(row["value"], _VALUE_WIDTH),
+            printable(as_text(row["value"]), _VALUE_WIDTH),
         )
         for row in letters
     ]
@@ -265,7 +302,7 @@ def deadletter_list(reason: str | None, topic: str | None, limit: int, fmt: str)
             "total": sum(n for _, n, _ in counts),
             "replayed": sum(m for _, _, m in counts),
             "reasons": [{"reason": r, "letters": n, "replayed": m} for r, n, m in counts],
-            "letters": letters,
+            "letters": [json_letter(letter) for letter in letters],
         }
         click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         return
@@ -286,8 +323,23 @@ def _summary(plan: ReplayPlan, selected: int, replay_all: bool, filters: str) ->
     ]
     if plan.lossy:
         lines.append(
-            f"  lossy (not UTF-8 originally; the bytes are not kept; left as they are): "
-            f"{len(plan.lossy)}"
+            f"  lossy (logged before migration 5, not UTF-8 originally; the bytes are not kept; "
+            f"left as they are): {len(plan.lossy)}"
+        )
+    return lines
+
+
+def _listing(plan: ReplayPlan) -> list[str]:
+    """One line per selected letter: where it would go, its bytes' SHA-256 and length."""
+    rows = [(letter, topic) for letter, topic, _ in plan.routed]
+    rows += [(letter, "(unroutable)") for letter in plan.unroutable]
+    rows += [(letter, "(lossy)") for letter in plan.lossy]
+    lines = []
+    for letter, target in rows:
+        raw = letter["value"] if isinstance(letter["value"], bytes) else letter["value"].encode()
+        lines.append(
+            f"  {letter['id']}  {target}  sha256:{hashlib.sha256(raw).hexdigest()}  "
+            f"{len(raw)} bytes  {printable(as_text(raw), _VALUE_WIDTH)}"
         )
     return lines
 
@@ -349,6 +401,8 @@ def deadletter_replay(
         for line in _summary(plan, len(letters), replay_all, _filters(reason, topic)):
             click.echo(line)
         if dry_run:
+            for line in _listing(plan):
+                click.echo(line)
             click.echo("dry run: nothing sent, nothing marked")
             return
         if not plan.routed:

@@ -73,7 +73,16 @@ def topics_create(bootstrap_servers: str | None) -> None:
 @click.argument("events_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--rate", type=click.FloatRange(min=0.1), help="Messages per second (default: max).")
 @click.option("--bootstrap-servers", help="Kafka host:port list (env DOSSIER_BOOTSTRAP_SERVERS).")
-def produce(events_file: Path, rate: float | None, bootstrap_servers: str | None) -> None:
+@click.option(
+    "--compression",
+    type=click.Choice(["none", "gzip", "snappy", "lz4", "zstd"]),
+    default="none",
+    show_default=True,
+    help="Codec of the record batches (the worker reads every one of them).",
+)
+def produce(
+    events_file: Path, rate: float | None, bootstrap_servers: str | None, compression: str
+) -> None:
     """Publish a JSONL file of events to their topics by event_type, with a progress bar.
 
     Lines whose event_type no topic carries go to the dead-letter topic.
@@ -90,7 +99,7 @@ def produce(events_file: Path, rate: float | None, bootstrap_servers: str | None
     with tqdm(total=len(lines), desc="produce", unit="ev", file=sys.stderr, disable=None) as bar:
         stats = asyncio.run(
             produce_lines(settings, catalog, lines, rate=rate, source=str(events_file),
-                          progress=bar.update)
+                          progress=bar.update, compression=compression)
         )  # fmt: skip
     click.echo(
         f"Đã gửi {stats.sent} sự kiện ({stats.unroutable} vào topic thư lỗi: không topic nào "
@@ -104,6 +113,7 @@ def worker() -> None:
     """Run the stream worker against the configured broker and ClickHouse until stopped."""
     from dossier_stream.store.views import write_units  # noqa: PLC0415
     from dossier_stream.stream.runner import Worker  # noqa: PLC0415
+    from dossier_stream.stream.startup import StartupError  # noqa: PLC0415
 
     settings = settings_or_exit()
     registry, calendar, catalog = core_or_exit(settings)
@@ -119,7 +129,10 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         w = Worker(settings, catalog, registry, calendar, store)
-        await w.start()
+        try:
+            await w.start()
+        except StartupError as exc:
+            raise click.ClickException(str(exc)) from None
         _LOG.info("worker %s consuming from %s", settings.app_id, settings.bootstrap_servers)
         try:
             await stop.wait()

@@ -62,6 +62,8 @@ class DeadLetter:
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
+    letter_id: str = ""
+    """Its identity in ``dead_letters`` (set by the shell, which knows the record)."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form (the original bytes as text, replacement for bad UTF-8)."""
@@ -235,6 +237,59 @@ class Engine:
         else:
             stats.valid += 1
         return outcome
+
+    def tombstone(
+        self,
+        key: bytes | None,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> tuple[Outcome, dict[tuple[str, date, date], tuple[tuple[datetime, str], int]]]:
+        """Process a message whose value is null (a Kafka *tombstone*).
+
+        On the unit reports topic (``unit.reports.v1``, keyed by ``unit_code``)
+        a tombstone deletes that unit's reports: its reported totals no longer
+        count (a later report counts again). Anywhere else, or without a key,
+        it is a dead letter ``null_value``: events are never deleted.
+
+        Returns:
+            The outcome (``applied`` when reports were deleted, ``duplicate``
+            when the unit had none, with no event) and the deleted reports,
+            ``{(unit, period_start, period_end): ((occurred_at, event_id), total)}``.
+        """
+        stats = self.stats
+        stats.events_in += 1
+        reports = (
+            self._expected_topic("unit.reported_totals") if self.catalog else "unit.reports.v1"
+        )
+        unit = None
+        if key and topic == reports:
+            try:
+                unit = key.decode()
+            except UnicodeDecodeError:
+                unit = None
+        if unit is None:
+            detail = (
+                f"a null value (tombstone) on {topic}: only {reports} deletes, the reports of "
+                "the unit_code its key names"
+            )
+            if topic == reports:
+                detail = f"a tombstone on {reports} whose key is not a unit_code: {key!r}"
+            dead = DeadLetter("null_value", "null_value", detail, b"", topic, partition, offset)
+            stats.deadletter += 1
+            codes = stats.deadletter_by_code
+            codes["null_value"] = codes.get("null_value", 0) + 1
+            self.dead_letters.append(dead)
+            return Outcome("deadletter", dead_letter=dead), {}
+        deleted = {k: v for k, v in self.reported.items() if k[0] == unit}
+        for k in deleted:
+            del self.reported[k]
+        if deleted:
+            stats.valid += 1
+        else:
+            stats.duplicates += 1
+        return Outcome("applied" if deleted else "duplicate"), deleted
 
     def apply(self, event: Event) -> Outcome:
         """Fold a valid event into its state and the counters."""

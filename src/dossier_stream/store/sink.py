@@ -11,7 +11,7 @@ state. Both are ``ReplacingMergeTree(version)`` tables whose version is the
 write time in nanoseconds (never going back within a process), and reads use
 ``FINAL``: writing the same figures again, after a replay or a restart,
 replaces rows instead of adding to them. Dead letters are keyed by their
-source (topic, partition, offset). The batching writer is
+own id (:mod:`dossier_stream.store.deadletters`). The batching writer is
 :class:`~dossier_stream.store.batching.BatchingSink` (re-exported here).
 
 Writes are column-oriented (``map(itemgetter(i), rows)``: no object per row,
@@ -43,6 +43,8 @@ from dossier_stream.store.batching import (
     FlushHook,
     SinkBackpressure,
 )
+from dossier_stream.store.deadletters import MIGRATION as DEAD_LETTERS_MIGRATION
+from dossier_stream.store.deadletters import DeadLetterTable
 from dossier_stream.store.views import MIGRATION as VIEWS_MIGRATION
 
 if TYPE_CHECKING:
@@ -152,6 +154,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "replayed_at Nullable(DateTime64(3, 'UTC'))",
         ),
     ),
+    DEAD_LETTERS_MIGRATION,
     (
         6,
         "dossier_facts: supplement_at, supplement_requested (named columns for SQL readers)",
@@ -180,17 +183,13 @@ _SORTING_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "dossier_facts": ("dossier_id",),
     "feedback_facts": ("feedback_id",),
     "unit_reports": ("unit_code", "period_start", "period_end"),
-    "dead_letters": ("topic", "partition", "offset"),
+    "dead_letters": ("id",),
 }
 """The ``ORDER BY`` of the tables above (a test holds them to the schema)."""
 _NO_INSERT_MERGE: Final = {"optimize_on_insert": 0}
 """For a block whose sorting keys are all distinct, the merge ClickHouse runs on an
 inserted block (``optimize_on_insert``) changes nothing; skipping it saves ~20 % of
 the insert's time in chdb."""
-_DEAD_LETTER_COLUMNS: Final = (
-    "topic", "partition", "offset", "reason", "code", "detail", "value", "logged_at",
-    "replayed_at",
-)  # fmt: skip
 
 
 def connect(dsn: str) -> Client:
@@ -287,8 +286,10 @@ def _to_ticks(column: Sequence[Any], tick: timedelta, nullable: bool) -> Sequenc
         return column
 
 
-class ClickHouseStore:
+class ClickHouseStore(DeadLetterTable):
     """Schema, writes and reads of dossier-stream's ClickHouse tables.
+
+    The reads and writes of ``dead_letters`` are those of :class:`DeadLetterTable`.
 
     Args:
         client: a clickhouse-connect client (see :func:`connect`).
@@ -416,14 +417,6 @@ class ClickHouseStore:
         """Insert rows into one of the fact tables (versions are added here)."""
         return self._insert_versioned(table, columns, _columns(rows, len(columns)))
 
-    def write_dead_letters(self, rows: Sequence[Sequence[Any]]) -> int:
-        """Insert dead-letter rows (topic, partition, offset, reason, code, detail, value, at)."""
-        if not rows:
-            return 0
-        columns = _DEAD_LETTER_COLUMNS[:-1]
-        self._insert("dead_letters", columns, _columns(rows, len(columns)))
-        return len(rows)
-
     # ---------------------------------------------------------------- reads
     def counters(self, start: date, end: date) -> dict[CounterKey, int]:
         """Per-(unit, day, counter) totals over every source, for days in [start, end]."""
@@ -455,7 +448,7 @@ class ClickHouseStore:
         """``unit.reported_totals`` for exactly the period [start, end]."""
         rows = self.client.query(
             "SELECT unit_code, period_start, period_end, received_total FROM unit_reports FINAL "
-            "WHERE period_start = {start:Date} AND period_end = {end:Date}",
+            "WHERE period_start = {start:Date} AND period_end = {end:Date} AND deleted = 0",
             parameters={"start": start, "end": end},
         ).result_rows
         return {(u, s, e): int(n) for u, s, e, n in rows}
@@ -464,7 +457,7 @@ class ClickHouseStore:
         """``(unit, start, end, total, event_id, occurred_at)`` last written for one source."""
         rows = self.client.query(
             "SELECT unit_code, period_start, period_end, received_total, event_id, occurred_at "
-            "FROM unit_reports FINAL WHERE source = {source:String}",
+            "FROM unit_reports FINAL WHERE source = {source:String} AND deleted = 0",
             parameters={"source": source},
         ).result_rows
         return [(u, s, e, int(n), ev, at) for u, s, e, n, ev, at in rows]
@@ -489,104 +482,6 @@ class ClickHouseStore:
             parameters={"source": source},
         ).result_rows
         return [r[0].encode() if isinstance(r[0], str) else r[0] for r in rows]
-
-    def dead_letters(self, reason: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        """Logged dead letters, newest first, optionally of one reason code."""
-        where = "WHERE code = {code:String}" if reason else ""
-        result = self.client.query(
-            f"SELECT topic, partition, offset, reason, code, detail, value, logged_at "
-            f"FROM dead_letters FINAL {where} ORDER BY logged_at DESC LIMIT {{limit:UInt32}}",
-            parameters={"code": reason or "", "limit": limit},
-        )
-        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
-
-    @staticmethod
-    def _dead_letter_filter(
-        reason: str | None, topic: str | None, pending: bool
-    ) -> tuple[str, dict[str, Any]]:
-        """A ``WHERE`` clause of constant SQL text; the values go as bound parameters."""
-        clauses: list[str] = []
-        params: dict[str, Any] = {}
-        if reason:
-            clauses.append("(code = {reason:String} OR reason = {reason:String})")
-            params["reason"] = reason
-        if topic:
-            clauses.append("topic = {topic:String}")
-            params["topic"] = topic
-        if pending:
-            clauses.append("replayed_at IS NULL")
-        return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-    def find_dead_letters(
-        self,
-        *,
-        reason: str | None = None,
-        topic: str | None = None,
-        pending: bool = False,
-        limit: int | None = None,
-        oldest_first: bool = False,
-    ) -> list[dict[str, Any]]:
-        """Logged dead letters with their replay time (``replayed_at``, or ``None``).
-
-        Args:
-            reason: a reason code (``unknown_unit``) or a whole reason
-                (``missing_field:unit_code``); ``None`` for every reason.
-            topic: only letters read from this source topic.
-            pending: only letters not replayed yet.
-            limit: at most this many rows (``None``: all).
-            oldest_first: in the order they were logged (for a replay)
-                instead of the newest first.
-
-        Returns:
-            One dict per letter, keyed by column name; ``logged_at`` and
-            ``replayed_at`` are aware (UTC) datetimes.
-        """
-        where, params = self._dead_letter_filter(reason, topic, pending)
-        order = "logged_at" if oldest_first else "logged_at DESC"
-        limit_clause = ""
-        if limit is not None:
-            limit_clause = " LIMIT {limit:UInt64}"
-            params["limit"] = limit
-        result = self.client.query(
-            f"SELECT {', '.join(_DEAD_LETTER_COLUMNS)} FROM dead_letters FINAL {where} "
-            f"ORDER BY {order}, topic, partition, offset{limit_clause}",
-            parameters=params,
-        )
-        letters = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
-        for letter in letters:  # the columns are UTC; the client returns them naive
-            for column in ("logged_at", "replayed_at"):
-                at = letter[column]
-                if isinstance(at, datetime) and at.tzinfo is None:
-                    letter[column] = at.replace(tzinfo=UTC)
-        return letters
-
-    def dead_letter_counts(
-        self, *, reason: str | None = None, topic: str | None = None
-    ) -> list[tuple[str, int, int]]:
-        """``(reason, letters, of which replayed)`` per reason, the most frequent first."""
-        where, params = self._dead_letter_filter(reason, topic, pending=False)
-        rows = self.client.query(
-            "SELECT reason, count() AS n, countIf(replayed_at IS NOT NULL) "
-            f"FROM dead_letters FINAL {where} GROUP BY reason ORDER BY n DESC, reason",
-            parameters=params,
-        ).result_rows
-        return [(str(r), int(n), int(m)) for r, n, m in rows]
-
-    def mark_dead_letters_replayed(self, letters: Sequence[Mapping[str, Any]], at: datetime) -> int:
-        """Record that ``letters`` (rows of :meth:`find_dead_letters`) were re-published at ``at``.
-
-        Each row is written again with ``replayed_at`` set: ``dead_letters`` is
-        a ``ReplacingMergeTree`` keyed by (topic, partition, offset) without a
-        version column, in which the last insert wins.
-        """
-        if not letters:
-            return 0
-        columns: list[Sequence[Any]] = [
-            [row[c] for row in letters] for c in _DEAD_LETTER_COLUMNS[:-1]
-        ]
-        columns.append([at] * len(letters))
-        self._insert("dead_letters", _DEAD_LETTER_COLUMNS, columns)
-        return len(letters)
 
     def count(self, table: str) -> int:
         """Rows of one of our tables (after replacement)."""

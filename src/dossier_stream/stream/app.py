@@ -131,6 +131,19 @@ def build_app(
     return app
 
 
+def _millis(message: Any) -> int | None:
+    """A Faust message's timestamp (float seconds) in ms, as Kafka records it."""
+    ts = getattr(message, "timestamp", None)
+    return None if ts is None else round(ts * 1000)
+
+
+def _message(event: Any) -> Message:
+    """The processor's message of a Faust event (a null value stays ``None``: a tombstone)."""
+    m = event.message
+    value = event.value if event.value is not None else m.value
+    return Message(m.topic, m.partition, m.offset, value, m.key, _millis(m))
+
+
 class _Wiring:
     """The agents' bodies and the rebalance handlers of one app (see the module docstring)."""
 
@@ -195,10 +208,7 @@ class _Wiring:
     async def fold_batch(self, events: list[Any]) -> None:
         """Fold a batch of input events, store it, then publish its dead letters."""
         processor, sink = self.processor, self.sink
-        batch = [
-            Message(e.message.topic, e.message.partition, e.message.offset, e.value or b"")
-            for e in events
-        ]
+        batch = [_message(e) for e in events]
         sources = {source_of(m.topic, m.partition) for m in batch}
         await self._store("read of stored states", lambda: processor.recover(sources))
         handled: list[Handled] = []
@@ -220,7 +230,7 @@ class _Wiring:
         for e in events:
             m = e.message
             handled = self.processor.log_dead_letter(
-                m.topic, m.partition, m.offset, m.headers, e.value or b"", now
+                m.topic, m.partition, m.offset, m.headers, e.value or b"", now, _millis(m)
             )
             if handled is not None:
                 unroutable.append(handled)

@@ -249,7 +249,8 @@ class BatchConsumer:
             if r.topic == dead_topic:
                 dead_in.append(r)
             else:
-                batch.append(Message(r.topic, r.partition, r.offset, r.value or b""))
+                # a null value stays None: a tombstone (the processor decides what it means)
+                batch.append(Message(r.topic, r.partition, r.offset, r.value, r.key, r.timestamp))
         sources = {source_of(m.topic, m.partition) for m in batch}
         await self._store("read of stored states", lambda: processor.recover(sources))
         handled: list[Handled] = []
@@ -272,7 +273,8 @@ class BatchConsumer:
         now = datetime.now(UTC)
         log = self.processor.log_dead_letter
         handled = (
-            log(r.topic, r.partition, r.offset, r.headers, r.value or b"", now) for r in records
+            log(r.topic, r.partition, r.offset, r.headers, r.value or b"", now, r.timestamp)
+            for r in records
         )
         return [h for h in handled if h is not None]
 

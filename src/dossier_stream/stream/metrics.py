@@ -153,9 +153,10 @@ REASONS: Final = (
     "not_json", "not_object", "too_large", "missing_field", "bad_type", "bad_value",
     "bad_enum", "bad_timestamp", "naive_timestamp", "timestamp_out_of_range",
     "unknown_event_type", "unsupported_schema_version", "unknown_unit", "unit_not_active",
-    "wrong_topic", "unroutable",
+    "wrong_topic", "unroutable", "null_value",
 )  # fmt: skip
-"""Dead-letter reason codes (``InvalidEvent.code``, and ``unroutable`` from ``produce``)."""
+"""Dead-letter reason codes (``InvalidEvent.code``, ``unroutable`` from ``produce``, and
+``null_value``: a tombstone anywhere but on ``unit.reports.v1``)."""
 _PREFIX: Final = "dossier_stream_"
 _OUTCOME: Final = attrgetter("outcome")
 _EVENT: Final = attrgetter("event")
@@ -387,6 +388,11 @@ class Metrics:
         for item in rest:
             out = item.outcome
             event = out.event
+            if out.dead_letter is None and event is None:  # a tombstone (null value)
+                consumed[(item.topic, "tombstone")] += 1
+                if out.kind == "duplicate":
+                    duplicates[item.topic] = duplicates.get(item.topic, 0) + 1
+                continue
             if out.dead_letter is not None or event is None:
                 consumed[(item.topic, "invalid")] += 1
                 reason = reason_label(out.dead_letter.code if out.dead_letter else "")

@@ -17,12 +17,20 @@ stored states, whatever point a crash interrupted. Messages after the last flush
 ignores those it already holds. This is what the embedded broker needs (its
 end-offset reporting breaks Faust's changelog recovery) and works the same on
 Apache Kafka.
+
+A message with a null value (a tombstone) on ``unit.reports.v1`` deletes the
+reports of the unit its key names: their ``unit_reports`` rows are written
+again marked ``deleted``, in the same flush order as any report, so the
+deletion survives a restart. A null value anywhere else is a dead letter
+``null_value``. Every dead letter gets its identity here
+(:func:`~dossier_stream.store.deadletters.letter_id` of the source record).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache, partial
 from typing import Any, Final, NamedTuple
@@ -35,6 +43,7 @@ from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import TopicCatalog
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.store.codec import dumps_dossier, dumps_feedback, loads_dossier, loads_feedback
+from dossier_stream.store.deadletters import letter_id
 from dossier_stream.store.sink import BatchingSink, ClickHouseStore
 
 __all__ = [
@@ -72,16 +81,23 @@ REPORT_COLUMNS: Final = (
     "received_total",
     "event_id",
     "occurred_at",
+    "deleted",
 )
 
 
 class Message(NamedTuple):
-    """One consumed message (a named tuple: built once per message, cheaply)."""
+    """One consumed message (a named tuple: built once per message, cheaply).
+
+    ``value`` is ``None`` for a tombstone (a null value), whose ``key`` then
+    names what it deletes; ``timestamp`` (ms) is part of a dead letter's identity.
+    """
 
     topic: str
     partition: int
     offset: int
-    value: bytes
+    value: bytes | None
+    key: bytes | None = None
+    timestamp: int | None = None
 
 
 class Handled(NamedTuple):
@@ -116,8 +132,9 @@ def _header(headers: Any, name: str) -> str | None:
 
 
 def dead_letter_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:
-    """The headers a dead letter is published with (why, and where it came from)."""
+    """The headers a dead letter is published with (why, where it came from, its id)."""
     return [
+        ("id", dl.letter_id.encode()),
         ("reason", dl.reason.encode()),
         ("code", dl.code.encode()),
         ("detail", dl.detail[:1000].encode()),
@@ -129,7 +146,13 @@ def dead_letter_headers(dl: DeadLetter) -> list[tuple[str, bytes]]:
 
 
 def dead_letter_row(
-    topic: str, partition: int, offset: int, headers: Any, value: bytes, now: datetime
+    topic: str,
+    partition: int,
+    offset: int,
+    headers: Any,
+    value: bytes,
+    now: datetime,
+    timestamp: int | None = None,
 ) -> tuple[tuple[Any, ...], str | None]:
     """The ``dead_letters`` row of a message of the dead-letter topic.
 
@@ -138,8 +161,10 @@ def dead_letter_row(
         partition: its partition.
         offset: its offset.
         headers: its headers (a list of ``(name, bytes)`` or a mapping).
-        value: the original line.
+        value: the original bytes, kept as they are.
         now: when it is logged.
+        timestamp: the record's timestamp (ms); with its coordinates, the
+            letter's id when its headers carry none (a letter from elsewhere).
 
     Returns:
         The row, and the reason code when ``produce`` wrote the letter (a line it
@@ -149,13 +174,15 @@ def dead_letter_row(
     if _header(headers, "origin") == "producer":
         producer_code = _header(headers, "code") or "unroutable"
     row = (
+        _header(headers, "id") or letter_id(topic, partition, offset, timestamp),
         _header(headers, "source_topic") or topic,
         int(_header(headers, "source_partition") or partition),
         int(_header(headers, "source_offset") or offset),
         _header(headers, "reason") or "unknown",
         _header(headers, "code") or "unknown",
         _header(headers, "detail") or "",
-        value.decode("utf-8", errors="replace"),
+        value,
+        1,
         now,
     )
     return row, producer_code
@@ -245,7 +272,14 @@ class Processor:
         return Handled("", topic, Outcome("deadletter", dead_letter=dead))
 
     def log_dead_letter(
-        self, topic: str, partition: int, offset: int, headers: Any, value: bytes, now: datetime
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        headers: Any,
+        value: bytes,
+        now: datetime,
+        timestamp: int | None = None,
     ) -> Handled | None:
         """Buffer a record read from the dead-letter topic for ``dead_letters``.
 
@@ -254,7 +288,9 @@ class Processor:
             here: it never reached an input topic); ``None`` for the dead
             letters of a worker, counted when they were dead-lettered.
         """
-        row, producer_code = dead_letter_row(topic, partition, offset, headers, value, now)
+        row, producer_code = dead_letter_row(
+            topic, partition, offset, headers, value, now, timestamp
+        )
         handled = None
         if producer_code is not None:
             handled = self.count_producer_dead_letter(producer_code, topic)
@@ -354,6 +390,19 @@ class Processor:
         """Release every source (at stop, after the last flush)."""
         self.release(list(self.engines))
 
+    def _tombstone(self, engine: Engine, source: str, msg: Message) -> Outcome:
+        """A null value: deletes a unit's reports on ``unit.reports.v1``, else a dead letter."""
+        out, deleted = engine.tombstone(
+            msg.key, topic=msg.topic, partition=msg.partition, offset=msg.offset
+        )
+        for (unit, start, end), ((occurred_at, event_id), total) in deleted.items():
+            self.sink.add_fact(
+                "unit_reports", REPORT_COLUMNS, (unit, start, end),
+                (unit, source, start, end, total, event_id, occurred_at, 1),
+                source=source,
+            )  # fmt: skip
+        return out
+
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
         """Process a batch; returns what happened to each message, in order.
 
@@ -365,13 +414,23 @@ class Processor:
         for msg in messages:
             source = source_of(msg.topic, msg.partition)
             engine = self._engine(source)
-            out = engine.process(
-                msg.value, topic=msg.topic, partition=msg.partition, offset=msg.offset
-            )
-            handled.append(Handled(source, msg.topic, out))
+            if msg.value is None:
+                out = self._tombstone(engine, source, msg)
+            else:
+                out = engine.process(
+                    msg.value, topic=msg.topic, partition=msg.partition, offset=msg.offset
+                )
             if out.dead_letter is not None:
                 engine.dead_letters.clear()
+                # its identity: where it came from, with the record's time (a topic deleted
+                # and created again repeats offsets, not timestamps)
+                dead = replace(
+                    out.dead_letter,
+                    letter_id=letter_id(msg.topic, msg.partition, msg.offset, msg.timestamp),
+                )
+                handled.append(Handled(source, msg.topic, replace(out, dead_letter=dead)))
                 continue
+            handled.append(Handled(source, msg.topic, out))
             if out.kind != "applied" or out.event is None:
                 continue
             event = out.event
@@ -386,7 +445,7 @@ class Processor:
                 self.sink.add_fact(
                     "unit_reports", REPORT_COLUMNS, rkey,
                     (event.unit_code, source, event.period_start, event.period_end, total,
-                     event_id, occurred_at),
+                     event_id, occurred_at, 0),
                     source=source,
                 )  # fmt: skip
             elif isinstance(event, DossierEvent):

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -30,11 +30,14 @@ from dossier_stream.core.topics import TopicCatalog
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.settings import Settings, mask_dsn
 from dossier_stream.store.codec import loads_dossier
+from dossier_stream.store.deadletters import letter_id
 from dossier_stream.store.sink import BatchingSink, ClickHouseStore, connect
 from dossier_stream.stream.metrics import LiveFigures, Metrics, MetricsServer, consumer_lag
 from dossier_stream.stream.processor import Handled, Processor
+from dossier_stream.stream.startup import check_partition_counts
 
 __all__ = [
+    "COMPRESSION_CODECS",
     "ProduceStats",
     "Worker",
     "create_topics",
@@ -44,6 +47,8 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger(__name__)
+COMPRESSION_CODECS: Final = ("none", "gzip", "snappy", "lz4", "zstd")
+"""The record-batch codecs ``produce`` writes and the worker reads (Kafka's standard set)."""
 _KEY_FIELD = {"dossier": "dossier_id", "feedback": "feedback_id", "unit": "unit_code"}
 
 
@@ -142,6 +147,7 @@ async def produce_lines(
     rate: float | None = None,
     source: str = "produce",
     progress: Callable[[int], object] | None = None,
+    compression: str = "none",
 ) -> ProduceStats:
     """Publish JSONL lines to their topics by ``event_type``.
 
@@ -156,14 +162,20 @@ async def produce_lines(
         rate: at most this many messages per second (None: as fast as possible).
         source: a name recorded on dead letters of unroutable lines.
         progress: called with the number of lines sent since the last call.
+        compression: the codec of the record batches (``none``, ``gzip``,
+            ``snappy``, ``lz4``, ``zstd``; see :data:`COMPRESSION_CODECS`).
     """
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+
+    if compression not in COMPRESSION_CODECS:
+        raise ValueError(f"unknown compression {compression!r}: one of {COMPRESSION_CODECS}")
 
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         linger_ms=5,
         max_batch_size=256 * 1024,
         max_request_size=2 * 1024 * 1024,
+        compression_type=None if compression == "none" else compression,
         **settings.kafka_options(),
     )
     try:
@@ -181,6 +193,7 @@ async def produce_lines(
             if topic is None:
                 stats.unroutable += 1
                 headers = [
+                    ("id", letter_id("produce", source, n, raw).encode()),
                     ("reason", b"unroutable"), ("code", b"unroutable"),
                     ("detail", b"no topic carries this line's event_type"),
                     ("source_topic", source.encode()), ("source_partition", b"0"),
@@ -299,6 +312,7 @@ class Worker:
 
         patch_tansu_leave_group()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.settings, self.catalog = settings, catalog
         self.store = store
         if metrics is None:
             metrics = Metrics(index766=load_profile(settings.index766_profile))
@@ -374,8 +388,11 @@ class Worker:
         set other thresholds.
 
         Raises:
+            StartupError: the co-partitioned topics disagree on their
+                partition count (:mod:`dossier_stream.stream.startup`).
             OSError: the metrics port cannot be bound.
         """
+        await check_partition_counts(self.settings, self.catalog)
         self.metrics_server.start()
         _tune_gc()
         try:

@@ -1,0 +1,70 @@
+"""``dead_letters`` since migration 5: original bytes, a stable id, legacy rows kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from dossier_stream.cli.deadletter import is_lossy
+from dossier_stream.store.deadletters import letter_id
+from dossier_stream.store.sink import MIGRATIONS, ClickHouseStore, connect
+
+AT = datetime(2024, 10, 3, 1, 0, tzinfo=UTC)
+
+
+def test_migration_5_keeps_the_letters_of_version_4_and_marks_them_inexact(
+    tmp_path: Path,
+) -> None:
+    client = connect(f"chdb://{tmp_path / 'ch'}")
+    store = ClickHouseStore(client)
+    try:
+        # a store of version 4, as older workers left it
+        client.command(
+            "CREATE TABLE schema_migrations (version UInt32, description String, "
+            "applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
+        )
+        for version, description, statements in MIGRATIONS:
+            if version > 4:
+                break
+            for sql in statements:
+                client.command(sql)
+            client.insert(
+                "schema_migrations", [(version, description, AT)],
+                column_names=["version", "description", "applied_at"],
+            )  # fmt: skip
+        old = ["topic", "partition", "offset", "reason", "code", "detail", "value", "logged_at"]
+        client.insert(
+            "dead_letters",
+            [("dossier.payments.v1", 0, 5, "not_json", "not_json", "d", "caf\ufffd", AT),
+             ("dossier.payments.v1", 0, 6, "not_json", "not_json", "d", "plain", AT)],
+            column_names=old,
+        )  # fmt: skip
+        client.insert(
+            "unit_reports",
+            [("U", date(2024, 9, 15), date(2024, 10, 14), 9, "e1", 1)],
+            column_names=["unit_code", "period_start", "period_end", "received_total",
+                          "event_id", "version"],
+        )  # fmt: skip
+        assert store.migrate() == [v for v, _, _ in MIGRATIONS if v > 4]
+        legacy = {r["offset"]: r for r in store.find_dead_letters()}
+        assert legacy[5]["id"] == "legacy:dossier.payments.v1:0:5"
+        assert legacy[5]["value"] == "caf\ufffd".encode() and legacy[5]["value_exact"] == 0
+        assert is_lossy(legacy[5]) and not is_lossy(legacy[6])
+        assert store.reported_totals(date(2024, 9, 15), date(2024, 10, 14)) == {
+            ("U", date(2024, 9, 15), date(2024, 10, 14)): 9
+        }
+        # a topic deleted and created again: offset 5 again, another letter, both kept
+        raw = b"caf\xe9 \x00\xff"
+        new = letter_id("dossier.payments.v1", 0, 5, 1_733_000_000_000)
+        store.write_dead_letters(
+            [(new, "dossier.payments.v1", 0, 5, "not_json", "not_json", "d", raw, 1, AT)]
+        )
+        store.mark_dead_letters_replayed([legacy[5]], AT)
+        rows = {r["id"]: r for r in store.find_dead_letters(topic="dossier.payments.v1")}
+        assert set(rows) == {new, legacy[5]["id"], legacy[6]["id"]}
+        assert rows[new]["value"] == raw and not is_lossy(rows[new])  # byte for byte
+        assert rows[new]["replayed_at"] is None  # not the old letter's replay
+        assert rows[legacy[5]["id"]]["replayed_at"] == AT
+        assert store.migrate() == []  # once
+    finally:
+        store.close()
