@@ -173,6 +173,6 @@ def demo(
     p = result.stats
     click.echo(
         f"pipeline: {p.events_in} events, {p.valid} valid, {p.duplicates} duplicates, "
-        f"{p.deadletter} dead letters, {result.seconds:.1f} s",
+        f"{p.deadletter} dead letters, {p.rerouted} rerouted (mis-keyed), {result.seconds:.1f} s",
         err=True,
     )

@@ -16,6 +16,8 @@ seconds; every name starts with ``dossier_stream_``):
 * ``dossier_stream_events_consumed_total{topic, event_type}`` counter
 * ``dossier_stream_dead_letters_total{reason}`` counter
 * ``dossier_stream_duplicates_ignored_total{topic}`` counter
+* ``dossier_stream_rerouted_total{topic}`` counter
+* ``dossier_stream_partition_undecodable{topic, partition}`` gauge
 * ``dossier_stream_event_apply_latency_seconds`` histogram
 * ``dossier_stream_event_flush_latency_seconds`` histogram
 * ``dossier_stream_clickhouse_flush_duration_seconds`` histogram
@@ -42,6 +44,13 @@ Meaning:
   of :class:`~dossier_stream.core.events.InvalidEvent`'s reason before ``:``), one
   of :data:`REASONS` or ``other``; all are exported from start-up at 0.
 * ``duplicates_ignored_total``: valid messages that changed nothing.
+* ``rerouted_total``: valid messages whose key does not belong to the
+  partition they arrived on, re-published to their family's repartition
+  topic (:mod:`~dossier_stream.stream.rekey`), by the topic they arrived on;
+  they count in ``events_consumed_total`` where they are folded.
+* ``partition_undecodable``: 1 while a partition is held at a record batch
+  that cannot be decoded (:mod:`~dossier_stream.stream.holds`), 0 once it
+  decodes again; series of revoked partitions are removed.
 * ``event_apply_latency_seconds``: event time (``occurred_at``) to the fold
   of the batch that applied it to its state; ``event_flush_latency_seconds``:
   event time to the ClickHouse flush that stored that state. Applied events
@@ -288,6 +297,16 @@ class Metrics:
             f"{p}duplicates_ignored_total", "Valid messages that changed nothing (duplicates).",
             ["topic"], registry=r,
         )  # fmt: skip
+        self.rerouted = Counter(
+            f"{p}rerouted_total",
+            "Mis-keyed messages re-published to their repartition topic, by arrival topic.",
+            ["topic"], registry=r,
+        )  # fmt: skip
+        self.undecodable = Gauge(
+            f"{p}partition_undecodable",
+            "1 while a partition is held at a record batch that cannot be decoded.",
+            ["topic", "partition"], registry=r,
+        )  # fmt: skip
         self.apply_latency = BatchHistogram(
             f"{p}event_apply_latency_seconds", "Event time (occurred_at) to state applied.",
             buckets=LATENCY_BUCKETS, registry=r,
@@ -345,6 +364,7 @@ class Metrics:
         self._consumed: dict[tuple[str, str], Counter] = {}  # label children, by labels
         self._event_types: dict[type, str] = {}  # event class → its event_type
         self._lag_keys: set[tuple[str, str]] = set()
+        self._held: set[tuple[str, str]] = set()
         self._indicators: dict[IndicatorKey, tuple[int, int]] = {}  # as set_live last set them
         self._open: dict[UnitLevel, tuple[int, int]] = {}  # (open, past due), likewise
         self._children: dict[tuple[str, ...], tuple[Gauge, Gauge]] = {}  # their label children
@@ -383,10 +403,14 @@ class Metrics:
             consumed[(topic, name)] += n
         occurred: list[float] = list(map(_TIMESTAMP, map(_OCCURRED_AT, events)))
         duplicates: dict[str, int] = {}
+        rerouted: dict[str, int] = {}
         dead: dict[str, int] = {}
         for item in rest:
             out = item.outcome
             event = out.event
+            if out.kind == "rerouted":  # counted where it is folded
+                rerouted[item.topic] = rerouted.get(item.topic, 0) + 1
+                continue
             if out.dead_letter is not None or event is None:
                 consumed[(item.topic, "invalid")] += 1
                 reason = reason_label(out.dead_letter.code if out.dead_letter else "")
@@ -407,6 +431,8 @@ class Metrics:
             child.inc(n)
         for topic, n in duplicates.items():
             self.duplicates.labels(topic).inc(n)
+        for topic, n in rerouted.items():
+            self.rerouted.labels(topic).inc(n)
         for reason, n in dead.items():
             self.dead_letters.labels(reason).inc(n)
 
@@ -435,6 +461,20 @@ class Metrics:
         for key, lag in keys.items():
             self.consumer_lag.labels(*key).set(lag)
         self._lag_keys = set(keys)
+
+    def set_held(
+        self, held: Iterable[tuple[str, int]], assigned: Iterable[tuple[str, int]]
+    ) -> None:
+        """Mark the held partitions 1, the others seen before 0; drop the unassigned."""
+        keys = {(topic, str(partition)) for topic, partition in held}
+        mine = {(topic, str(partition)) for topic, partition in assigned} | keys
+        for gone in self._held - mine:
+            with contextlib.suppress(KeyError):
+                self.undecodable.remove(*gone)
+        for key in self._held | keys:
+            if key in mine:
+                self.undecodable.labels(*key).set(1 if key in keys else 0)
+        self._held = (self._held & mine) | keys
 
     def set_live(self, snap: LiveSnapshot) -> None:
         """Set the per-unit gauges; series seen before and absent now go to 0.

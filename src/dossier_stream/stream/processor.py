@@ -36,6 +36,7 @@ from dossier_stream.core.topics import TopicCatalog
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.store.codec import dumps_dossier, dumps_feedback, loads_dossier, loads_feedback
 from dossier_stream.store.sink import BatchingSink, ClickHouseStore
+from dossier_stream.stream.rekey import Origin, Rekeyer, Republish
 
 __all__ = [
     "DOSSIER_FACT_COLUMNS",
@@ -76,12 +77,17 @@ REPORT_COLUMNS: Final = (
 
 
 class Message(NamedTuple):
-    """One consumed message (a named tuple: built once per message, cheaply)."""
+    """One consumed message (a named tuple: built once per message, cheaply).
+
+    ``origin`` is set on a message of a repartition topic: where it was first
+    read (:mod:`dossier_stream.stream.rekey`).
+    """
 
     topic: str
     partition: int
     offset: int
     value: bytes
+    origin: Origin | None = None
 
 
 class Handled(NamedTuple):
@@ -219,7 +225,10 @@ class Processor:
         self.store = store
         self.dossier_store = dossier_store
         self.engines: dict[str, Engine] = {}
+        self.rekeyer = Rekeyer(catalog)
+        """Set its partition counts (``rekeyer.set_partitions``) before the first batch."""
         self._retired = PipelineStats()
+        self._rerouted: list[Republish] = []
 
     def _engine(self, source: str) -> Engine:
         engine = self.engines.get(source)
@@ -353,25 +362,54 @@ class Processor:
         """Release every source (at stop, after the last flush)."""
         self.release(list(self.engines))
 
+    def take_rerouted(self) -> list[Republish]:
+        """The re-publishes of the mis-keyed messages handled since the last call.
+
+        Call it right after :meth:`handle`; publish them, and acknowledge the
+        batch only once they are acknowledged.
+        """
+        rerouted, self._rerouted = self._rerouted, []
+        return rerouted
+
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
         """Process a batch; returns what happened to each message, in order.
 
         Dead letters are among the outcomes (the shell publishes them to the
-        dead-letter topic, from which they are logged).
+        dead-letter topic, from which they are logged); so are the mis-keyed
+        messages (``rerouted``: the shell publishes :meth:`take_rerouted`).
         """
         handled: list[Handled] = []
         touched: dict[str, set[CounterKey]] = {}  # counters whose totals moved, per source
+        owner = self.rekeyer.owner
         for msg in messages:
             source = source_of(msg.topic, msg.partition)
             engine = self._engine(source)
-            out = engine.process(
-                msg.value, topic=msg.topic, partition=msg.partition, offset=msg.offset
-            )
-            handled.append(Handled(source, msg.topic, out))
+            origin = msg.origin
+            if origin is None:
+                topic = msg.topic
+                out = engine.process(
+                    msg.value,
+                    topic=topic,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    owner=owner(topic),
+                )
+            else:  # from a repartition topic: folded here, never re-routed again
+                topic = origin.topic
+                out = engine.process(
+                    msg.value, topic=topic, partition=origin.partition, offset=origin.offset
+                )
+            handled.append(Handled(source, topic, out))
             if out.dead_letter is not None:
                 engine.dead_letters.clear()
                 continue
             if out.kind != "applied" or out.event is None:
+                if out.kind == "rerouted" and out.event is not None:
+                    self._rerouted.append(
+                        self.rekeyer.republish(
+                            msg.topic, msg.partition, msg.offset, msg.value, out.event
+                        )
+                    )
                 continue
             event = out.event
             if out.delta:
