@@ -85,9 +85,14 @@ def publish(
                     continue
                 topic = topic_of(line, catalog)
                 if topic is None:
-                    headers = [("origin", b"producer"), ("code", b"unroutable"),
-                               ("reason", b"unroutable"), ("source_topic", b"kafka-python"),
-                               ("source_partition", b"0"), ("source_offset", str(i).encode())]  # fmt: skip
+                    headers = [
+                        ("origin", b"producer"),
+                        ("code", b"unroutable"),
+                        ("reason", b"unroutable"),
+                        ("source_topic", b"kafka-python"),
+                        ("source_partition", b"0"),
+                        ("source_offset", str(i).encode()),
+                    ]
                     futures.append((i, producer.send(dead, line, headers=headers)))
                 else:
                     key = key_of(line, topic, strategy)
@@ -99,3 +104,57 @@ def publish(
         finally:
             producer.close()
     return sent
+
+
+def corrupt_batch(values: Sequence[bytes], kind: str) -> bytes:
+    """A v2 record batch (kafka-python's encoder) that no consumer can decode.
+
+    Args:
+        values: the records' values.
+        kind: ``crc`` (a wrong CRC-32C) or ``gzip`` (flagged gzip, payload not
+            gzip, CRC right: the broker stores it, the consumer's codec fails).
+    """
+    import struct
+    import time
+
+    from kafka.record._crc32c import crc as crc32c
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(
+        magic=2, compression_type=0, is_transactional=False, producer_id=-1,
+        producer_epoch=-1, base_sequence=-1, batch_size=1 << 20,
+    )  # fmt: skip
+    now = int(time.time() * 1000)
+    for i, value in enumerate(values):
+        builder.append(i, timestamp=now, key=None, value=value, headers=[])
+    buf = bytearray(builder.build())
+    if kind == "gzip":  # attributes (bytes 21-22): codec bits 0-2 = 1
+        (attributes,) = struct.unpack(">h", buf[21:23])
+        buf[21:23] = struct.pack(">h", (attributes & ~7) | 1)
+    crc = crc32c(bytes(buf[21:]))  # the CRC covers the attributes to the end
+    buf[17:21] = struct.pack(">I", crc ^ 0xFF if kind == "crc" else crc)
+    return bytes(buf)
+
+
+async def send_raw_batch(bootstrap: str, topic: str, partition: int, batch: bytes) -> int:
+    """Append ``batch`` as is to ``topic[partition]`` with a raw produce request; its offset."""
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.protocol.produce import ProduceRequest
+    from aiokafka.structs import TopicPartition
+
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        await client.force_metadata_update()
+        node = client.cluster.leader_for_partition(TopicPartition(topic, partition))
+        request = ProduceRequest(
+            required_acks=1, timeout=10_000, topics=[(topic, [(partition, batch)])],
+            transactional_id=None,
+        )  # fmt: skip
+        response = await client.send(node, request)
+        (_, partitions) = response.topics[0]
+        _, error, offset, *_ = partitions[0]
+        assert error == 0, f"the broker refused the batch: error {error}"
+        return int(offset)
+    finally:
+        await client.close()
