@@ -6,7 +6,7 @@ as 20 producers' worth of traffic, every (codec, key strategy) cell of
 {none, gzip, snappy, lz4, zstd} × {dossier_id, none, unit_code, random}
 carrying its share of the lines (line ``i`` goes to cell ``i % 20``, so one
 dossier's events cross several cells, codecs and partitions). One worker
-run folds them all. Then every numerator and denominator of the report read
+run folds them all, in each runtime (batch, then Faust). Then every numerator and denominator of the report read
 from ClickHouse equals the in-memory replay of the same lines, every message
 was folded once (``events_in``), and the messages re-routed per topic are
 exactly those that kafka-python put on a partition their key does not
@@ -75,7 +75,9 @@ def expected_rerouted(
     return out
 
 
+@pytest.mark.parametrize("runtime", ["batch", "faust"])
 def test_every_codec_and_key_strategy_gives_the_replayed_figures(
+    runtime: str,
     tmp_path: Path,
     broker: EmbeddedBroker,
     sim: Simulation,
@@ -93,6 +95,7 @@ def test_every_codec_and_key_strategy_gives_the_replayed_figures(
         data_dir=tmp_path / "data",
         app_id="rekey-matrix",
         metrics_port=0,
+        runtime=runtime,
     )
     store = open_store(settings)
 
