@@ -1,17 +1,18 @@
 """Exact figures whatever the upstream producer does: another client, any key, any codec.
 
-One embedded broker; the events of a simulated fortnight are published with
+One embedded broker; the events of a simulated month are published with
 kafka-python (not aiokafka: its own protocol code, partitioner and codecs)
 as 20 producers' worth of traffic, every (codec, key strategy) cell of
-{none, gzip, snappy, lz4, zstd} × {dossier_id, none, unit_code, random}
+{none, gzip, snappy, lz4, zstd} x {dossier_id, none, unit_code, random}
 carrying its share of the lines (line ``i`` goes to cell ``i % 20``, so one
 dossier's events cross several cells, codecs and partitions). One worker
-run folds them all, in each runtime (batch, then Faust). Then every numerator and denominator of the report read
-from ClickHouse equals the in-memory replay of the same lines, every message
-was folded once (``events_in``), and the messages re-routed per topic are
-exactly those that kafka-python put on a partition their key does not
-belong to — none of the ``dossier_id`` cells (kafka-python's murmur2 is the
-project's partitioner), and the rerouted metric says the same.
+run folds them all, in each runtime (batch, then Faust). Then every
+numerator and denominator of the report read from ClickHouse equals the
+in-memory replay of the same lines, every message was folded once
+(``events_in``), and the messages re-routed per topic are exactly those
+that kafka-python put on a partition their key does not belong to - none of
+the ``dossier_id`` cells (kafka-python's murmur2 is the project's
+partitioner) - and the rerouted metric says the same.
 """
 
 from __future__ import annotations
