@@ -140,7 +140,7 @@ async def _scenario(tmp_path: Path, bootstrap: str, dsn: str, sim: Simulation) -
         assert b.interrupt() == 0, b.tail()
         # B took A's partitions over, the repartition topics' included
         last = [line for line in b.log.read_text().splitlines() if "partitions assigned:" in line]
-        every = {f"{t.name}:{n}" for t in catalog.topics if t.repartition for n in range(t.partitions)}
+        every = {f"{t}:{n}" for t in repartition for n in range(catalog.get(t).partitions)}
         assert len(last) >= 2 and every <= set(last[-1].split()), last
         return sum(end for (topic, _), end in ends.items() if topic != dead)
     finally:
