@@ -1037,6 +1037,40 @@ def pipeline_health() -> dict[str, Any]:
         w=12,
         h=8,
     )
+    lay.add(
+        timeseries_panel(
+            "Mis-keyed messages re-routed per second, by topic",
+            "Messages whose key does not belong to the partition they arrived on (a producer "
+            "keying otherwise), re-published to the repartition topic and folded there.",
+            [
+                prom_target(
+                    f"sum by (topic) (rate(dossier_stream_rerouted_total[{rate}]))",
+                    "{{topic}}",
+                )
+            ],
+            datasource=PROMETHEUS,
+            unit="ops",
+        ),
+        w=12,
+        h=8,
+    )
+    lay.add(
+        timeseries_panel(
+            "Partitions held at an undecodable batch",
+            "1 while a partition is held at a record batch that cannot be decoded (the worker "
+            "log names the offset and the cause); the other partitions go on.",
+            [
+                prom_target(
+                    "max by (topic, partition) (dossier_stream_partition_undecodable)",
+                    "{{topic}}/{{partition}}",
+                )
+            ],
+            datasource=PROMETHEUS,
+            unit="short",
+        ),
+        w=12,
+        h=8,
+    )
     lay.row("Latency")
     for title, family in (
         ("Event time to state applied", "dossier_stream_event_apply_latency_seconds"),

@@ -90,7 +90,7 @@ def test_produce_places_a_key_where_the_worker_expects_it() -> None:
 
 
 def test_a_repartition_record_names_its_origin_and_nothing_else_does() -> None:
-    from dossier_stream.stream.rekey import Origin, Rekeyer
+    from dossier_stream.stream.rekey import Origin, Rekeyer, RepartitionTopicError
 
     catalog = load_catalog()
     rekeyer = Rekeyer(catalog)
@@ -103,5 +103,14 @@ def test_a_repartition_record_names_its_origin_and_nothing_else_does() -> None:
     assert rekeyer.origin("feedback.repartition.v1", good) is None  # another family
     assert rekeyer.origin("dossier.repartition.v1", good[:2]) is None
     assert rekeyer.origin("dossier.repartition.v1", None) is None
-    with pytest.raises(LookupError, match="topics create"):
+    with pytest.raises(RepartitionTopicError, match="topics create"):
         Rekeyer(catalog).set_partitions({"dossier.payments.v1": 6})
+
+
+def test_a_repartition_topic_partitioned_unlike_its_family_is_refused() -> None:
+    from dossier_stream.stream.rekey import Rekeyer, RepartitionTopicError
+
+    catalog = load_catalog()
+    counts = {t.name: t.partitions for t in catalog.topics} | {"dossier.repartition.v1": 4}
+    with pytest.raises(RepartitionTopicError, match=r"has 4 partitions and dossier\.\S+ 6"):
+        Rekeyer(catalog).set_partitions(counts)

@@ -146,3 +146,43 @@ def test_every_codec_and_key_strategy_gives_the_replayed_figures(
         if s.name.endswith("_total")
     }
     assert metric == {topic: float(n) for topic, n in want.items()}
+
+
+def test_a_worker_without_repartition_topics_refuses_to_start(
+    tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    """Topics created before the repartition topics existed: the worker says what to run."""
+    import os
+    import subprocess
+
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from streamharness import CLI
+
+    catalog = load_catalog()
+
+    async def old_topics() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [NewTopic(t.name, t.partitions, 1) for t in catalog.topics if not t.repartition]
+            )
+        finally:
+            await admin.close()
+
+    asyncio.run(old_topics())
+    env = {
+        **os.environ,
+        "DOSSIER_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "DOSSIER_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'ch'}",
+        "DOSSIER_DATA_DIR": str(tmp_path / "data"),
+        "DOSSIER_METRICS_PORT": "0",
+    }
+    proc = subprocess.run(
+        [*CLI, "worker"], cwd=tmp_path, env=env, capture_output=True, timeout=120, check=False
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode != 0
+    assert "dossier.repartition.v1 does not exist" in err and "topics create" in err, err[-2000:]
+    assert "Traceback" not in err

@@ -94,6 +94,7 @@ def produce(events_file: Path, rate: float | None, bootstrap_servers: str | None
 def worker() -> None:
     """Run the stream worker against the configured broker and ClickHouse until stopped."""
     from dossier_stream.store.views import write_units  # noqa: PLC0415
+    from dossier_stream.stream.rekey import RepartitionTopicError  # noqa: PLC0415
     from dossier_stream.stream.runner import Worker  # noqa: PLC0415
 
     settings = settings_or_exit()
@@ -117,7 +118,10 @@ def worker() -> None:
         finally:
             await w.stop()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except RepartitionTopicError as exc:  # say what to run, no traceback
+        raise click.ClickException(str(exc)) from None
     click.echo("stopped", err=True)
 
 

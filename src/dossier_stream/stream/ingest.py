@@ -142,12 +142,14 @@ class BatchConsumer:
             **kafka,
         )
         ConsumerRebalanceListener.register(_Listener)
-        self.consumer.subscribe(self.topics, listener=_Listener(self))
         await self.producer.start()
         try:
             await self.consumer.start()
             try:
+                # before subscribing: a subscription's metadata request would auto-create a
+                # missing repartition topic with the broker's default partition count
                 await self._partition_counts()
+                self.consumer.subscribe(self.topics, listener=_Listener(self))
             except BaseException:
                 await self.consumer.stop()
                 raise
@@ -158,7 +160,7 @@ class BatchConsumer:
 
     async def _partition_counts(self) -> None:
         """Give the re-keying the partition counts of the topics on the broker."""
-        await self.consumer.topics()  # loads the metadata of every topic
+        await self.consumer.topics()  # the metadata of every existing topic (creates none)
         counts = {t: len(self.consumer.partitions_for_topic(t) or ()) for t in self.topics}
         self.processor.rekeyer.set_partitions(counts)
 

@@ -39,12 +39,23 @@ from dossier_stream.core.events import Event
 from dossier_stream.core.partitioner import partition_for
 from dossier_stream.core.topics import CONTRACT_TOPICS, TopicCatalog, family_of
 
-__all__ = ["ORIGIN_HEADERS", "Origin", "Rekeyer", "Republish", "header_value"]
+__all__ = [
+    "ORIGIN_HEADERS",
+    "Origin",
+    "Rekeyer",
+    "RepartitionTopicError",
+    "Republish",
+    "header_value",
+]
 
 _LOG = logging.getLogger(__name__)
 
 ORIGIN_HEADERS: Final = ("origin_topic", "origin_partition", "origin_offset")
 """Headers of a re-published message: where it was first read."""
+
+
+class RepartitionTopicError(LookupError):
+    """A repartition topic is missing on the broker or partitioned unlike its family."""
 
 
 class Origin(NamedTuple):
@@ -98,10 +109,12 @@ class Rekeyer:
         """Take the partition counts of the topics on the broker (before any batch).
 
         Args:
-            counts: partitions per topic; each family's repartition topic must be there.
+            counts: partitions per topic on the broker; each family's repartition
+                topic must be there, with the partition count of the family's topics.
 
         Raises:
-            LookupError: a repartition topic does not exist (what to run is in the message).
+            RepartitionTopicError: a repartition topic is missing or partitioned unlike its
+                family (the message says what to run).
         """
         owners: dict[str, Callable[[Event], int]] = {}
         for topic in CONTRACT_TOPICS:
@@ -109,9 +122,16 @@ class Rekeyer:
             repartition = self.catalog.repartition_topic(family)
             n = counts.get(repartition)
             if not n:
-                raise LookupError(
+                raise RepartitionTopicError(
                     f"the repartition topic {repartition} does not exist on the broker: "
                     "run `dossier-stream topics create`"
+                )
+            if counts.get(topic, n) != n:
+                raise RepartitionTopicError(
+                    f"the repartition topic {repartition} has {n} partitions and {topic} "
+                    f"{counts[topic]}: they must be equal; delete {repartition} (it holds "
+                    "nothing once every worker is stopped and caught up) and run "
+                    "`dossier-stream topics create`"
                 )
             key = self._key.setdefault(family, attrgetter(self.catalog.get(topic).key))
             self._target[family] = (repartition, n)
