@@ -195,7 +195,7 @@ class PartitionGuard:
         held.resumed = False
         _LOG.error(
             "%s:%s cannot be decoded at offset %s (%s, attempt %s): the partition is held "
-            "there, nothing is skipped, the other partitions go on; trying again in %.0f s. "
+            "there, nothing is skipped, the other partitions go on; trying again in %.1f s. "
             "A record batch there is corrupt or uses a codec this worker cannot read: fix the "
             "producer (its compression.type, its client library) or the broker, then the "
             "partition resumes by itself; the dossier_stream_partition_undecodable metric and "

@@ -142,17 +142,13 @@ class BatchConsumer:
             **kafka,
         )
         ConsumerRebalanceListener.register(_Listener)
+        self.consumer.subscribe(self.topics, listener=_Listener(self))
         await self.producer.start()
         try:
+            # before the consumer starts: its subscription's metadata request would
+            # auto-create a missing repartition topic with the broker's default partitions
+            await self._partition_counts()
             await self.consumer.start()
-            try:
-                # before subscribing: a subscription's metadata request would auto-create a
-                # missing repartition topic with the broker's default partition count
-                await self._partition_counts()
-                self.consumer.subscribe(self.topics, listener=_Listener(self))
-            except BaseException:
-                await self.consumer.stop()
-                raise
         except BaseException:
             await self.producer.stop()
             raise
@@ -160,8 +156,8 @@ class BatchConsumer:
 
     async def _partition_counts(self) -> None:
         """Give the re-keying the partition counts of the topics on the broker."""
-        await self.consumer.topics()  # the metadata of every existing topic (creates none)
-        counts = {t: len(self.consumer.partitions_for_topic(t) or ()) for t in self.topics}
+        cluster = await self.producer.client.fetch_all_metadata()  # creates no topic
+        counts = {t: len(cluster.partitions_for_topic(t) or ()) for t in self.topics}
         self.processor.rekeyer.set_partitions(counts)
 
     @property
