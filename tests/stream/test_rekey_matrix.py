@@ -148,8 +148,9 @@ def test_every_codec_and_key_strategy_gives_the_replayed_figures(
     assert metric == {topic: float(n) for topic, n in want.items()}
 
 
+@pytest.mark.parametrize("runtime", ["batch", "faust"])
 def test_a_worker_without_repartition_topics_refuses_to_start(
-    tmp_path: Path, broker: EmbeddedBroker
+    tmp_path: Path, broker: EmbeddedBroker, runtime: str
 ) -> None:
     """Topics created before the repartition topics existed: the worker says what to run."""
     import os
@@ -178,6 +179,7 @@ def test_a_worker_without_repartition_topics_refuses_to_start(
         "DOSSIER_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'ch'}",
         "DOSSIER_DATA_DIR": str(tmp_path / "data"),
         "DOSSIER_METRICS_PORT": "0",
+        "DOSSIER_RUNTIME": runtime,
     }
     proc = subprocess.run(
         [*CLI, "worker"], cwd=tmp_path, env=env, capture_output=True, timeout=120, check=False

@@ -42,6 +42,7 @@ __all__ = [
     "create_topics",
     "key_partitioner",
     "open_store",
+    "partition_counts",
     "produce_lines",
     "report_from_store",
 ]
@@ -110,6 +111,32 @@ def key_partitioner(key: bytes | None, all_partitions: list[int], available: lis
     if key is None:
         return random.choice(available or all_partitions)
     return all_partitions[partition_for(key.decode(), len(all_partitions))]
+
+
+async def partition_counts(settings: Settings, processor: Processor) -> None:
+    """Give the processor's re-keying the topics' partition counts, read from the broker.
+
+    Read before any consumer subscribes: a subscription's metadata request
+    would auto-create a missing repartition topic with the broker's default
+    partition count.
+
+    Raises:
+        RepartitionTopicError: a repartition topic is missing or partitioned unlike its family.
+    """
+    from aiokafka.client import AIOKafkaClient  # noqa: PLC0415
+
+    client = AIOKafkaClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.kafka_options()
+    )
+    await client.bootstrap()
+    try:
+        cluster = await client.fetch_all_metadata()
+    finally:
+        await client.close()
+    topics = processor.catalog.input_topics
+    processor.rekeyer.set_partitions(
+        {t: len(cluster.partitions_for_topic(t) or ()) for t in topics}
+    )
 
 
 def _route(raw: bytes, catalog: TopicCatalog) -> tuple[str | None, bytes | None]:
@@ -291,6 +318,7 @@ class Worker:
         patch_tansu_leave_group()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = store
+        self.settings = settings
         if metrics is None:
             metrics = Metrics(index766=load_profile(settings.index766_profile))
         self.metrics = metrics
@@ -372,6 +400,8 @@ class Worker:
         self.metrics_server.start()
         _tune_gc()
         try:
+            if self.settings.runtime == "faust":  # the batch consumer checks on its own
+                await partition_counts(self.settings, self.processor)
             await self.app.start()
         except BaseException:
             self.metrics_server.stop()
