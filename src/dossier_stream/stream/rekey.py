@@ -10,7 +10,8 @@ other partitions, where folding them would split a dossier's state across
 workers and silently miscount. So, like Kafka Streams:
 
 * **Fast path.** A valid event whose key belongs to the partition it arrived
-  on is folded there, as before (one cached hash per message).
+  on is folded there, as before (one dictionary look-up per message; a
+  murmur2 hash the first time a key is seen).
 * **Re-key.** Any other valid event is *not* folded where it arrived: the
   shell re-publishes its original bytes to the family's repartition topic of
   the catalog (``dossier.repartition.v1`` …, same partition count), keyed by
@@ -85,9 +86,22 @@ def header_value(headers: Any, name: str) -> str | None:
     return None
 
 
+_SEEN: Final = 1 << 16
+"""Keys whose partition an owner function remembers (a dossier's events hash once)."""
+
+
 def _owner(key: Callable[[Event], str], partitions: int) -> Callable[[Event], int]:
+    """``partition_for(key(event), partitions)``, remembered for the last keys seen."""
+    seen: dict[str, int] = {}
+
     def owner(event: Event) -> int:
-        return partition_for(key(event), partitions)
+        k = key(event)
+        p = seen.get(k)
+        if p is None:
+            if len(seen) >= _SEEN:  # bounded: forget all at once (cheaper than an LRU)
+                seen.clear()
+            p = seen[k] = partition_for(k, partitions)
+        return p
 
     return owner
 
