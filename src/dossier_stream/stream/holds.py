@@ -92,7 +92,12 @@ class PartitionGuard:
         return {(tp.topic, tp.partition): h.offset for tp, h in self.held.items()}
 
     def forget(self) -> None:
-        """Forget positions and holds (a rebalance: the new assignment starts afresh)."""
+        """Forget positions and holds (a rebalance: the new assignment starts afresh).
+
+        A position must never run ahead of what was handed over and then
+        handled or dropped for good: without one, a partition is restored to
+        its committed offset, which may read again but never skips.
+        """
         self.next.clear()
         self.held.clear()
 

@@ -199,6 +199,7 @@ class BatchConsumer:
                     async with self._busy:
                         if epoch != self._epoch:  # a rebalance came between: read again
                             _LOG.info("dropped a batch fetched before a rebalance")
+                            self.guard.next.clear()  # positions now start at the commits
                             continue
                         await self._handle(records)
             except GiveUp as exc:
@@ -344,6 +345,7 @@ class BatchConsumer:
         """Log the new assignment (the states are read with the first batch of each source)."""
         self.rebalancing = False
         self.rebalancing_count += 1
+        self.guard.forget()  # the new assignment starts at the committed offsets, unpaused
         _LOG.info(
             "partitions assigned: %s",
             " ".join(sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)) or "none",
