@@ -18,9 +18,10 @@ each batch goes to ``on_handled`` (the worker's metrics) before the flush.
 Mis-keyed messages (:mod:`dossier_stream.stream.rekey`) are re-published by
 the agent with the producer's ``send_and_wait`` before it returns, so their
 source offsets are acknowledged only once the re-publish is; the same
-guarantee as the batch runtime, without Faust's ``group_by`` (which would
-re-key *every* message, correctly keyed ones included, and acknowledge the
-source once the copy is buffered rather than acknowledged by the broker).
+guarantee as the batch runtime. Not Faust's ``group_by``: it re-publishes
+*every* message, correctly keyed ones included (a second produce and fetch
+for all of them: no fast path), and its forwarding does not wait for the
+broker's acknowledgement of the copy before the source is acknowledged.
 
 When ClickHouse fails, the agent retries the read or the flush in place with
 a bounded exponential backoff (:mod:`dossier_stream.stream.durable`) and takes
