@@ -20,8 +20,8 @@ the agent with the producer's ``send_and_wait`` before it returns, so their
 source offsets are acknowledged only once the re-publish is; the same
 guarantee as the batch runtime. Not Faust's ``group_by``: it re-publishes
 *every* message, correctly keyed ones included (a second produce and fetch
-for all of them: no fast path), and its forwarding does not wait for the
-broker's acknowledgement of the copy before the source is acknowledged.
+for all of them: no fast path), through Faust's attachments, whose ordering
+against the source's commit depends on ``stream_publish_on_commit``.
 
 When ClickHouse fails, the agent retries the read or the flush in place with
 a bounded exponential backoff (:mod:`dossier_stream.stream.durable`) and takes
