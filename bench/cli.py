@@ -133,6 +133,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--log-level", default="WARNING", help="log level inside the scenarios (default WARNING)"
     )
+    parser.add_argument(
+        "--mis-keyed",
+        action="store_true",
+        help="publish every event on a partition its key does not belong to (bench/miskeyed.py): "
+        "the worker re-routes them all through the repartition topics",
+    )
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = sorted(set(chosen) - set(ALL))
@@ -401,7 +407,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
             if broker is not None and any(s in args.scenarios for s in THROUGHPUT):
                 asyncio.run(create_topics(settings, catalog))
                 t0 = time.monotonic()
-                stats = asyncio.run(produce_lines(settings, catalog, lines, source="bench"))
+                from bench.miskeyed import produce_mis_keyed  # noqa: PLC0415
+
+                produce = produce_mis_keyed if args.mis_keyed else produce_lines
+                stats = asyncio.run(produce(settings, catalog, lines, source="bench"))
                 produce_s = time.monotonic() - t0
                 log(f"published {stats.sent} events in {produce_s:.1f} s")
                 results["workload"].update(

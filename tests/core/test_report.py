@@ -176,6 +176,8 @@ def test_engine_turns_a_stream_into_the_report(
         "duplicates": 2,
         "deadletter": 2,
         "deadletter_by_reason": {"not_json": 1, "unknown_unit": 1},
+        "rerouted": 0,
+        "rerouted_by_topic": {},
     }
     assert [d.reason for d in engine.dead_letters] == ["not_json", "unknown_unit"]
     r = engine.report(OCT)

@@ -51,6 +51,24 @@ BASE = (REPO / "streams" / "topics.yaml").read_text("utf-8")
         ("name: feedback.v1", "name: feedback.v2", "contract topic 'feedback.v1' is missing"),
         ("    deadletter: true\n", "", "deadletter"),
         ("partitions: 2", "partitions: 0", "greater than or equal to 1"),
+        (
+            "  - name: unit.repartition.v1\n",
+            "  - name: other.repartition.v1\n",
+            "must be named after a family of input topics",
+        ),
+        (
+            "name: feedback.repartition.v1\n    event_types: []\n    key: feedback_id\n"
+            "    partitions: 2",
+            "name: feedback.repartition.v1\n    event_types: []\n    key: feedback_id\n"
+            "    partitions: 3",
+            "must be keyed by feedback_id with the 2 partitions of feedback.v1",
+        ),
+        (
+            "name: dossier.repartition.v1\n    event_types: []\n    key: dossier_id",
+            "name: dossier.repartition.v1\n    event_types: []\n    key: unit_code",
+            "must be keyed by dossier_id",
+        ),
+        ("    repartition: true\n", "", r"no repartition topic \(repartition: true\) for dossier"),
     ],
 )
 def test_broken_catalogs_are_rejected_with_the_problem(

@@ -60,6 +60,7 @@ def test_every_alert_is_tested_firing_and_silent() -> None:
         "DossierStreamConsumerLagGrowing",
         "DossierStreamDeadLetterRateHigh",
         "DossierStreamClickHouseFlushFailing",
+        "DossierStreamPartitionUndecodable",
         "DossierUnitOnlineSubmissionBelowTarget",
         "DossierUnitOnlinePaymentBelowTarget",
         "DossierUnitOverdueRateHigh",

@@ -94,3 +94,40 @@ def test_a_producer_dead_letter_is_counted_and_a_bare_one_is_kept() -> None:
     assert row[0] == letter_id("dossier.deadletter.v1", 0, 5, 7)  # no id header: its own record
     row, producer = dead_letter_row("dossier.deadletter.v1", 0, 6, None, b"x", now)
     assert producer is None and row[4:6] == ("unknown", "unknown")
+
+
+def test_produce_places_a_key_where_the_worker_expects_it() -> None:
+    from dossier_stream.core.partitioner import partition_for
+    from dossier_stream.stream.runner import key_partitioner
+
+    every = list(range(6))
+    for key in ("000.00.31.H26-241003-0001", "HP-Q-313", "fb-9", ""):
+        assert key_partitioner(key.encode(), every, every) == partition_for(key, 6)
+    assert key_partitioner(None, every, [2]) == 2  # no key: one of the available partitions
+
+
+def test_a_repartition_record_names_its_origin_and_nothing_else_does() -> None:
+    from dossier_stream.stream.rekey import Origin, Rekeyer, RepartitionTopicError
+
+    catalog = load_catalog()
+    rekeyer = Rekeyer(catalog)
+    rekeyer.set_partitions({t.name: t.partitions for t in catalog.topics})
+    owner = rekeyer.owner("dossier.payments.v1")
+    assert owner is not None and rekeyer.owner("dossier.repartition.v1") is None
+    good = [("origin_topic", b"dossier.payments.v1"), ("origin_partition", b"4"),
+            ("origin_offset", b"17")]  # fmt: skip
+    assert rekeyer.origin("dossier.repartition.v1", good) == Origin("dossier.payments.v1", 4, 17)
+    assert rekeyer.origin("feedback.repartition.v1", good) is None  # another family
+    assert rekeyer.origin("dossier.repartition.v1", good[:2]) is None
+    assert rekeyer.origin("dossier.repartition.v1", None) is None
+    with pytest.raises(RepartitionTopicError, match="topics create"):
+        Rekeyer(catalog).set_partitions({"dossier.payments.v1": 6})
+
+
+def test_a_repartition_topic_partitioned_unlike_its_family_is_refused() -> None:
+    from dossier_stream.stream.rekey import Rekeyer, RepartitionTopicError
+
+    catalog = load_catalog()
+    counts = {t.name: t.partitions for t in catalog.topics} | {"dossier.repartition.v1": 4}
+    with pytest.raises(RepartitionTopicError, match=r"has 4 partitions and dossier\.\S+ 6"):
+        Rekeyer(catalog).set_partitions(counts)

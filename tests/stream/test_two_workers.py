@@ -102,8 +102,8 @@ def _assignment(line: str) -> set[tuple[str, int]]:
 
 
 def _co_partitioned(assigned: set[tuple[str, int]], catalog: TopicCatalog) -> bool:
-    """Each partition number of the dossier topics: on this worker for all four, or none."""
-    topics = [t.name for t in catalog.dossier_topics]
+    """Each partition number of the dossier topics: on this worker for all five, or none."""
+    topics = [*(t.name for t in catalog.dossier_topics), catalog.repartition_topic("dossier")]
     numbers = {p for t, p in assigned if t in topics}
     return all((t, p) in assigned for t in topics for p in numbers)
 
@@ -179,6 +179,7 @@ async def _kill_one(
     ends: dict[tuple[str, int], int],
 ) -> dict[str, Any]:
     every = {(t, p) for t, p in ends} | {(catalog.deadletter.name, 0)}
+    every |= {(t.name, p) for t in catalog.topics if t.repartition for p in range(t.partitions)}
     a.start()
     await a.wait_line(lambda line: "partitions assigned:" in line, 120)
     b.start()

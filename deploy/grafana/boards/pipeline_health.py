@@ -185,6 +185,38 @@ def _throughput(lay: Layout) -> None:
     )
 
 
+def _upstream(lay: Layout) -> None:
+    lay.row("Nguồn đẩy dữ liệu: khóa sai và lô không giải mã được")
+    lay.add(
+        prom_timeseries(
+            "Tin nhắn khóa sai chuyển phân vùng mỗi giây, theo topic",
+            "Tin nhắn nằm trên phân vùng không phải của mã hồ sơ (hệ thống nguồn đặt khóa khác): "
+            "được gửi lại vào topic phân vùng lại và xử lý ở đó, số liệu vẫn chính xác.",
+            [(f"sum by (topic) (rate(dossier_stream_rerouted_total[{RATE}]))", "{{topic}}")],
+            unit=PER_SECOND,
+        ),
+        12,
+        8,
+    )
+    lay.add(
+        prom_timeseries(
+            "Phân vùng đang dừng ở lô không giải mã được",
+            "1 khi một phân vùng dừng tại lô bản ghi không giải mã được (nhật ký của worker ghi "
+            "offset và nguyên nhân); các phân vùng khác vẫn được xử lý.",
+            [
+                (
+                    "max by (topic, partition) (dossier_stream_partition_undecodable)",
+                    "{{topic}}/{{partition}}",
+                )
+            ],
+            unit=COUNT,
+            thresholds=steps("green", (1, "red")),
+        ),
+        12,
+        8,
+    )
+
+
 def _latency(lay: Layout) -> None:
     lay.row("Độ trễ xử lý")
     for title, family in (
@@ -348,7 +380,7 @@ def _open_dossiers(lay: Layout) -> None:
     )
 
 
-SECTIONS: Final = [_now, _throughput, _latency, _flushes, _dead_letters, _open_dossiers]
+SECTIONS: Final = [_now, _throughput, _upstream, _latency, _flushes, _dead_letters, _open_dossiers]
 """The rows of the dashboard in order; a section adds its row and panels to the layout."""
 
 

@@ -112,6 +112,7 @@ def produce(
 def worker() -> None:
     """Run the stream worker against the configured broker and ClickHouse until stopped."""
     from dossier_stream.store.views import write_units  # noqa: PLC0415
+    from dossier_stream.stream.rekey import RepartitionTopicError  # noqa: PLC0415
     from dossier_stream.stream.runner import Worker  # noqa: PLC0415
     from dossier_stream.stream.startup import StartupError  # noqa: PLC0415
 
@@ -139,7 +140,10 @@ def worker() -> None:
         finally:
             await w.stop()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except RepartitionTopicError as exc:  # say what to run, no traceback
+        raise click.ClickException(str(exc)) from None
     click.echo("stopped", err=True)
 
 
@@ -210,7 +214,8 @@ def demo(
     p = result.stats
     click.echo(
         f"pipeline: {p.events_in} sự kiện, {p.valid} hợp lệ, {p.duplicates} trùng lặp, "
-        f"{p.deadletter} thư lỗi, {result.seconds:.1f} s",
+        f"{p.deadletter} thư lỗi, {p.rerouted} chuyển phân vùng (khóa sai), "
+        f"{result.seconds:.1f} s",
         err=True,
     )
     click.echo(result.deadletter_summary(), err=True)

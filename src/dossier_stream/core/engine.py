@@ -13,7 +13,7 @@ hand in its tables and tests a plain ``dict``.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, Literal
@@ -82,7 +82,7 @@ class DeadLetter:
 class Outcome:
     """What happened to one message."""
 
-    kind: Literal["applied", "duplicate", "deadletter"]
+    kind: Literal["applied", "duplicate", "deadletter", "rerouted"]
     event: Event | None = None
     delta: dict[CounterKey, int] = field(default_factory=dict)
     dead_letter: DeadLetter | None = None
@@ -90,13 +90,19 @@ class Outcome:
 
 @dataclass(slots=True)
 class PipelineStats:
-    """Counts of messages in, valid, duplicate and dead-lettered (per reason)."""
+    """Counts of messages in, valid, duplicate and dead-lettered (per reason).
+
+    A message that arrived on a partition its key does not belong to is
+    counted in ``rerouted`` (per topic it arrived on) where it arrived, and in
+    the other counts where it is folded: ``events_in`` counts every message once.
+    """
 
     events_in: int = 0
     valid: int = 0
     duplicates: int = 0
     deadletter: int = 0
     deadletter_by_code: dict[str, int] = field(default_factory=dict)
+    rerouted_by_topic: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: PipelineStats) -> PipelineStats:
         """Add ``other``'s counts into these, in place; returns ``self``."""
@@ -106,7 +112,14 @@ class PipelineStats:
         self.deadletter += other.deadletter
         for code, n in other.deadletter_by_code.items():
             self.deadletter_by_code[code] = self.deadletter_by_code.get(code, 0) + n
+        for topic, n in other.rerouted_by_topic.items():
+            self.rerouted_by_topic[topic] = self.rerouted_by_topic.get(topic, 0) + n
         return self
+
+    @property
+    def rerouted(self) -> int:
+        """Messages re-published to a repartition topic (mis-keyed input)."""
+        return sum(self.rerouted_by_topic.values())
 
     def to_json(self) -> dict[str, Any]:
         """The ``pipeline`` section of a report."""
@@ -116,6 +129,8 @@ class PipelineStats:
             "duplicates": self.duplicates,
             "deadletter": self.deadletter,
             "deadletter_by_reason": dict(sorted(self.deadletter_by_code.items())),
+            "rerouted": self.rerouted,
+            "rerouted_by_topic": dict(sorted(self.rerouted_by_topic.items())),
         }
 
 
@@ -220,11 +235,27 @@ class Engine:
         topic: str | None = None,
         partition: int | None = None,
         offset: int | None = None,
+        owner: Callable[[Event], int] | None = None,
     ) -> Outcome:
-        """Process one message end to end and update the stats."""
+        """Process one message end to end and update the stats.
+
+        Args:
+            raw: the message's value.
+            topic: the topic it came from (checked against its event type).
+            partition: its partition.
+            offset: its offset (dead letters say where they came from).
+            owner: the partition a valid event belongs to; when it is not
+                ``partition``, the event is neither folded nor counted as in:
+                the outcome is ``rerouted`` (the shell re-publishes it to the
+                partition that owns it, where it is folded).
+        """
         stats = self.stats
-        stats.events_in += 1
         parsed = self._parse(raw, topic, partition, offset)
+        if owner is not None and not isinstance(parsed, DeadLetter) and owner(parsed) != partition:
+            by_topic = stats.rerouted_by_topic
+            by_topic[topic or ""] = by_topic.get(topic or "", 0) + 1
+            return Outcome("rerouted", event=parsed)
+        stats.events_in += 1
         if isinstance(parsed, DeadLetter):
             stats.deadletter += 1
             codes = stats.deadletter_by_code

@@ -4,8 +4,12 @@ The catalog is data so an operator can change partition counts or retention
 without touching code, but it must agree with the event contract: every
 contract event type on exactly the topic the contract names, the four
 ``dossier.*`` topics co-partitioned (same partition count), one dead-letter
-topic. A catalog that breaks a rule stops start-up with a message naming the
-topic and the rule.
+topic, and one *repartition topic* per family of input topics (``dossier``,
+``feedback``, ``unit``: the part of a name before its first dot), keyed and
+partitioned like that family, where the worker re-publishes the messages a
+producer did not key by the family's key (:mod:`dossier_stream.stream.rekey`).
+A catalog that breaks a rule stops start-up with a message naming the topic
+and the rule.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dossier_stream.core.events import EVENT_TYPES
 
-__all__ = ["CONTRACT_TOPICS", "CatalogError", "TopicCatalog", "TopicSpec", "load_catalog"]
+__all__ = [
+    "CONTRACT_TOPICS",
+    "CatalogError",
+    "TopicCatalog",
+    "TopicSpec",
+    "family_of",
+    "load_catalog",
+]
 
 CONTRACT_TOPICS: Final[dict[str, tuple[str, ...]]] = {
     "dossier.submissions.v1": ("dossier.received",),
@@ -36,6 +47,15 @@ CONTRACT_TOPICS: Final[dict[str, tuple[str, ...]]] = {
     "unit.reports.v1": ("unit.reported_totals",),
 }
 """Topic → event types, as ``event-contract.md`` fixes them."""
+
+
+def family_of(topic: str) -> str:
+    """The family of a topic: its name up to the first dot (``dossier``, ``feedback``, ``unit``).
+
+    Topics of one family share a key and a partition count; a partition
+    number of a family is one *source* of the worker (``dossier:3``).
+    """
+    return topic.split(".", 1)[0]
 
 
 class CatalogError(ValueError):
@@ -54,6 +74,8 @@ class TopicSpec(BaseModel):
     cleanup_policy: Literal["delete", "compact"]
     retention_ms: Annotated[int, Field(ge=60_000)] | None = None
     deadletter: bool = False
+    repartition: bool = False
+    """An internal topic: mis-keyed messages of the family, re-published by their key."""
 
     @model_validator(mode="after")
     def _retention_for_delete(self) -> TopicSpec:
@@ -108,7 +130,41 @@ class TopicCatalog(BaseModel):
             )
         if sum(t.deadletter for t in self.topics) != 1:
             raise ValueError("exactly one topic must have 'deadletter: true'")
+        self._check_repartition(by_name)
         return self
+
+    def _check_repartition(self, by_name: dict[str, TopicSpec]) -> None:
+        """One repartition topic per input family, keyed and partitioned like it."""
+        inputs: dict[str, list[TopicSpec]] = {}
+        for name in CONTRACT_TOPICS:
+            inputs.setdefault(family_of(name), []).append(by_name[name])
+        found: dict[str, str] = {}
+        for t in self.topics:
+            if not t.repartition:
+                continue
+            family = family_of(t.name)
+            members = inputs.get(family)
+            if members is None or t.deadletter or t.event_types:
+                raise ValueError(
+                    f"repartition topic {t.name!r} must be named after a family of input "
+                    f"topics ({', '.join(sorted(inputs))}.…) and carry no event_types"
+                )
+            if family in found:
+                raise ValueError(f"two repartition topics for {family}: {found[family]}, {t.name}")
+            found[family] = t.name
+            want = members[0]
+            if t.key != want.key or {m.partitions for m in members} != {t.partitions}:
+                raise ValueError(
+                    f"repartition topic {t.name!r} must be keyed by {want.key} with the "
+                    f"{want.partitions} partitions of {', '.join(m.name for m in members)}"
+                )
+        missing = sorted(inputs.keys() - found.keys())
+        if missing:
+            raise ValueError(
+                "no repartition topic (repartition: true) for "
+                + ", ".join(f"{f}.*" for f in missing)
+                + " (see streams/topics.yaml)"
+            )
 
     def get(self, name: str) -> TopicSpec:
         """The topic named ``name``."""
@@ -128,6 +184,22 @@ class TopicCatalog(BaseModel):
     def deadletter(self) -> TopicSpec:
         """The dead-letter topic."""
         return next(t for t in self.topics if t.deadletter)
+
+    @property
+    def input_topics(self) -> tuple[str, ...]:
+        """Every topic the worker folds: the six contract topics and the repartition topics."""
+        return (*CONTRACT_TOPICS, *(t.name for t in self.topics if t.repartition))
+
+    def repartition_topic(self, family: str) -> str:
+        """The repartition topic of a family (``dossier``, ``feedback``, ``unit``)."""
+        for spec in self.topics:
+            if spec.repartition and family_of(spec.name) == family:
+                return spec.name
+        raise KeyError(f"no repartition topic for {family!r}")
+
+    def is_repartition(self, name: str) -> bool:
+        """Whether ``name`` is one of the catalog's repartition topics."""
+        return any(t.repartition and t.name == name for t in self.topics)
 
     @property
     def dossier_topics(self) -> tuple[TopicSpec, ...]:

@@ -2,10 +2,11 @@
 
 Agents:
 
-* ``dossiers`` over the four co-partitioned ``dossier.*`` topics (one
-  subscription, no repartition: every event of a dossier arrives on the same
-  partition number of each topic, hence the same worker);
-* ``feedback`` over ``feedback.v1``; ``reports`` over ``unit.reports.v1``;
+* ``dossiers`` over the four co-partitioned ``dossier.*`` topics and their
+  repartition topic (one subscription: every event of a dossier arrives on
+  the same partition number of each topic, hence the same worker);
+* ``feedback`` over ``feedback.v1``, ``reports`` over ``unit.reports.v1``,
+  each with its repartition topic;
 * ``deadletters`` over ``dossier.deadletter.v1``, which logs every dead
   letter (from this worker or from ``produce``) into ClickHouse.
 
@@ -13,6 +14,14 @@ Each agent takes batches (``take_events``), folds them, flushes the sink and
 only then returns, so Faust acknowledges (and commits) offsets of events
 whose states and counters are already stored. What the processor did with
 each batch goes to ``on_handled`` (the worker's metrics) before the flush.
+
+Mis-keyed messages (:mod:`dossier_stream.stream.rekey`) are re-published by
+the agent with the producer's ``send_and_wait`` before it returns, so their
+source offsets are acknowledged only once the re-publish is; the same
+guarantee as the batch runtime. Not Faust's ``group_by``: it re-publishes
+*every* message, correctly keyed ones included (a second produce and fetch
+for all of them: no fast path), through Faust's attachments, whose ordering
+against the source's commit depends on ``stream_publish_on_commit``.
 
 When ClickHouse fails, the agent retries the read or the flush in place with
 a bounded exponential backoff (:mod:`dossier_stream.stream.durable`) and takes
@@ -42,6 +51,7 @@ from dossier_stream.stream.processor import (
     dead_letter_headers,
     source_of,
 )
+from dossier_stream.stream.rekey import Republish
 
 __all__ = ["build_app", "patch_tansu_leave_group"]
 
@@ -119,9 +129,12 @@ def build_app(
     wiring = _Wiring(app, settings, catalog, processor, on_batch, on_handled)
     names = [t.name for t in catalog.dossier_topics]
     for agent_name, topics in (
-        ("dossiers", names),
-        ("feedback", [catalog.topic_for("feedback.received")]),
-        ("reports", [catalog.topic_for("unit.reported_totals")]),
+        ("dossiers", [*names, catalog.repartition_topic("dossier")]),
+        (
+            "feedback",
+            [catalog.topic_for("feedback.received"), catalog.repartition_topic("feedback")],
+        ),
+        ("reports", [catalog.topic_for("unit.reported_totals"), catalog.repartition_topic("unit")]),
     ):
         topic = app.topic(*topics, value_serializer="raw", key_serializer="raw")
         app.agent(topic, name=agent_name)(wiring.agent(wiring.fold_batch))
@@ -166,6 +179,8 @@ class _Wiring:
             catalog.deadletter.name, value_serializer="raw", key_serializer="raw"
         )
         self.backoff = Backoff(settings.flush_retry_min_s, settings.flush_retry_max_s)
+        self.catalog = catalog
+        self.repartition = {t.name for t in catalog.topics if t.repartition}
 
     def _give_up(self) -> str | None:
         if self.app.should_stop:
@@ -208,18 +223,31 @@ class _Wiring:
     async def fold_batch(self, events: list[Any]) -> None:
         """Fold a batch of input events, store it, then publish its dead letters."""
         processor, sink = self.processor, self.sink
-        batch = [_message(e) for e in events]
+        repartition, origin = self.repartition, processor.rekeyer.origin
+        batch: list[Message] = []
+        for e in events:
+            msg = _message(e)
+            if msg.topic in repartition:  # folded as its origin, never re-routed again
+                msg = msg._replace(
+                    value=msg.value or b"", origin=origin(msg.topic, e.message.headers)
+                )
+            batch.append(msg)
         sources = {source_of(m.topic, m.partition) for m in batch}
         await self._store("read of stored states", lambda: processor.recover(sources))
         handled: list[Handled] = []
+        rerouted: list[Republish] = []
         for start in range(0, len(batch), _CHUNK):
             handled += processor.handle(batch[start : start + _CHUNK])
+            rerouted += processor.take_rerouted()
             if len(sink) >= sink.max_rows:  # a big batch: store by size as it goes
                 await self._store("flush", sink.flush)
         if self.on_handled is not None:
             self.on_handled(handled)
         await self._store("flush", sink.flush)
         await self._publish_dead([h.outcome.dead_letter for h in handled if h.outcome.dead_letter])
+        producer = self.app.producer
+        for r in rerouted:  # acknowledged by the broker before this batch is
+            await producer.send_and_wait(r.topic, r.key, r.value, r.partition, None, r.headers)
         if self.on_batch is not None:
             self.on_batch(len(batch))
 
@@ -245,8 +273,10 @@ class _Wiring:
         self.processor.revoke(source_of(tp.topic, tp.partition) for tp in revoked)
 
     async def assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Log the new assignment."""
+        """Give the re-keying the topics' partition counts; log the new assignment."""
         assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
+        counts = {t: self.app.consumer.topic_partitions(t) or 0 for t in self.catalog.input_topics}
+        self.processor.rekeyer.set_partitions(counts)
         _LOG.info(
             "partitions assigned: %s",
             " ".join(sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)) or "none",

@@ -9,10 +9,16 @@ fold; see ``bench/README.md``).
 
 * **One consumer** (group ``DOSSIER_APP_ID``) subscribes to every input
   topic: the four ``dossier.*`` topics, ``feedback.v1``,
-  ``unit.reports.v1`` and the dead-letter topic. It uses the *range*
-  assignor, which gives every member the same partition numbers of topics
-  with the same partition count: every event of a dossier (whatever its
-  ``dossier.*`` topic) lands on the same worker, with no repartition.
+  ``unit.reports.v1``, their repartition topics and the dead-letter topic.
+  It uses the *range* assignor, which gives every member the same partition
+  numbers of topics with the same partition count: every event of a dossier
+  (whatever its ``dossier.*`` topic) lands on the same worker.
+* **Mis-keyed messages** (a key that does not belong to the partition they
+  arrived on) are re-published to their family's repartition topic before
+  the batch is committed, and folded from there by the partition's owner
+  (:mod:`dossier_stream.stream.rekey`).
+* **Undecodable batches** hold their partition at that offset while the
+  others go on (:mod:`dossier_stream.stream.holds`).
 * **Batches.** ``getmany`` returns what the fetcher holds; the loop keeps
   taking until ``DOSSIER_BATCH_SIZE`` messages or ``DOSSIER_FLUSH_INTERVAL_S``
   after the batch's first message (a backlog fills batches at once; a live
@@ -50,6 +56,7 @@ from aiokafka.errors import KafkaError
 from dossier_stream.core.topics import TopicCatalog
 from dossier_stream.settings import Settings
 from dossier_stream.stream.durable import Backoff, GiveUp, until_done
+from dossier_stream.stream.holds import PartitionGuard
 from dossier_stream.stream.processor import (
     Handled,
     Message,
@@ -57,6 +64,7 @@ from dossier_stream.stream.processor import (
     dead_letter_headers,
     source_of,
 )
+from dossier_stream.stream.rekey import Republish
 
 __all__ = ["BatchConsumer"]
 
@@ -96,13 +104,10 @@ class BatchConsumer:
         self.sink = processor.sink
         self.on_batch = on_batch
         self.on_handled = on_handled
-        self.topics = [
-            *(t.name for t in catalog.dossier_topics),
-            catalog.topic_for("feedback.received"),
-            catalog.topic_for("unit.reported_totals"),
-            catalog.deadletter.name,
-        ]
+        self.topics = [*catalog.input_topics, catalog.deadletter.name]
+        self.repartition = {t.name for t in catalog.topics if t.repartition}
         self.backoff = Backoff(settings.flush_retry_min_s, settings.flush_retry_max_s)
+        self.guard = PartitionGuard(self.backoff)
         self.consumer: Any = None
         self.producer: Any = None
         self.rebalancing = False
@@ -140,11 +145,25 @@ class BatchConsumer:
         self.consumer.subscribe(self.topics, listener=_Listener(self))
         await self.producer.start()
         try:
+            # before the consumer starts: its subscription's metadata request would
+            # auto-create a missing repartition topic with the broker's default partitions
+            await self._partition_counts()
             await self.consumer.start()
         except BaseException:
             await self.producer.stop()
             raise
         self._task = asyncio.create_task(self._run(), name="dossier-stream-batches")
+
+    async def _partition_counts(self) -> None:
+        """Give the re-keying the partition counts of the topics on the broker."""
+        cluster = await self.producer.client.fetch_all_metadata()  # creates no topic
+        counts = {t: len(cluster.partitions_for_topic(t) or ()) for t in self.topics}
+        self.processor.rekeyer.set_partitions(counts)
+
+    @property
+    def held_partitions(self) -> dict[tuple[str, int], int]:
+        """Partitions held at an undecodable batch: ``{(topic, partition): offset}``."""
+        return dict(self.guard.held_offsets)
 
     async def stop(self) -> None:
         """Finish the batch in progress (or give it up), leave the group, close."""
@@ -180,6 +199,7 @@ class BatchConsumer:
                     async with self._busy:
                         if epoch != self._epoch:  # a rebalance came between: read again
                             _LOG.info("dropped a batch fetched before a rebalance")
+                            self.guard.next.clear()  # positions now start at the commits
                             continue
                         await self._handle(records)
             except GiveUp as exc:
@@ -201,6 +221,7 @@ class BatchConsumer:
         for (topic, partition), offset in first.items():
             try:
                 self.consumer.seek(TopicPartition(topic, partition), offset)
+                self.guard.rewound(TopicPartition(topic, partition), offset)
             except Exception as exc:  # revoked meanwhile: its next owner reads it
                 _LOG.warning("cannot rewind %s:%s: %s", topic, partition, exc)
 
@@ -208,10 +229,8 @@ class BatchConsumer:
         """Up to ``batch_size`` records, waiting at most ``flush_interval_s`` after the first."""
         s = self.settings
         epoch = self._epoch
-        got = await self.consumer.getmany(
-            timeout_ms=int(s.flush_interval_s * 1000), max_records=s.batch_size
-        )
-        records = [r for batch in got.values() for r in batch]
+        guard, consumer = self.guard, self.consumer
+        records = await guard.getmany(consumer, int(s.flush_interval_s * 1000), s.batch_size)
         if not records:
             return epoch, records
         if self.first_message_at is None:
@@ -221,10 +240,9 @@ class BatchConsumer:
             left = deadline - time.monotonic()
             if left <= 0 or epoch != self._epoch:
                 break
-            got = await self.consumer.getmany(
-                timeout_ms=max(1, int(left * 1000)), max_records=s.batch_size - len(records)
+            records += await guard.getmany(
+                consumer, max(1, int(left * 1000)), s.batch_size - len(records)
             )
-            records.extend(r for batch in got.values() for r in batch)
         return epoch, records
 
     def _give_up(self) -> str | None:
@@ -238,9 +256,10 @@ class BatchConsumer:
         await until_done(action, what=what, backoff=self.backoff, give_up=self._give_up)
 
     async def _handle(self, records: Sequence[Any]) -> None:
-        """Fold, store, publish the dead letters, commit."""
+        """Fold, store, publish the dead letters and the mis-keyed messages, commit."""
         processor, sink = self.processor, self.sink
         dead_topic = self.catalog.deadletter.name
+        repartition, origin = self.repartition, processor.rekeyer.origin
         batch: list[Message] = []
         dead_in: list[Any] = []
         ends: dict[Any, int] = {}
@@ -248,14 +267,28 @@ class BatchConsumer:
             ends[r.topic, r.partition] = r.offset + 1
             if r.topic == dead_topic:
                 dead_in.append(r)
+            elif r.topic in repartition:
+                batch.append(
+                    Message(
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        r.value or b"",
+                        r.key,
+                        r.timestamp,
+                        origin(r.topic, r.headers),
+                    )
+                )
             else:
                 # a null value stays None: a tombstone (the processor decides what it means)
                 batch.append(Message(r.topic, r.partition, r.offset, r.value, r.key, r.timestamp))
         sources = {source_of(m.topic, m.partition) for m in batch}
         await self._store("read of stored states", lambda: processor.recover(sources))
         handled: list[Handled] = []
+        rerouted: list[Republish] = []
         for start in range(0, len(batch), _CHUNK):
             handled += processor.handle(batch[start : start + _CHUNK])
+            rerouted += processor.take_rerouted()
             if len(sink) >= sink.max_rows:  # a big batch: store by size as it goes
                 await self._store("flush", sink.flush)
         dead_out = [h.outcome.dead_letter for h in handled if h.outcome.dead_letter]
@@ -264,6 +297,7 @@ class BatchConsumer:
             self.on_handled(handled)
         await self._store("flush", sink.flush)
         await self._publish(dead_out)
+        await self._republish(rerouted)  # acknowledged before the source offsets are committed
         await self._commit(ends)
         if self.on_batch is not None and batch:
             self.on_batch(len(batch))
@@ -287,6 +321,17 @@ class BatchConsumer:
         ]
         await asyncio.gather(*sent)
 
+    async def _republish(self, rerouted: Sequence[Republish]) -> None:
+        """Publish the mis-keyed messages to their repartition topics; wait for the acks."""
+        if not rerouted:
+            return
+        send = self.producer.send
+        sent = [
+            await send(r.topic, r.value, key=r.key, partition=r.partition, headers=r.headers)
+            for r in rerouted
+        ]
+        await asyncio.gather(*sent)
+
     async def _commit(self, ends: dict[Any, int]) -> None:
         offsets = {TopicPartition(t, p): o for (t, p), o in ends.items()}
         try:
@@ -300,6 +345,7 @@ class BatchConsumer:
         """Wait for the batch in progress, store what is buffered, forget the sources."""
         self.rebalancing = True
         self._epoch += 1
+        self.guard.forget()
         async with self._busy:
             self.processor.revoke(source_of(tp.topic, tp.partition) for tp in revoked)
 
@@ -307,6 +353,7 @@ class BatchConsumer:
         """Log the new assignment (the states are read with the first batch of each source)."""
         self.rebalancing = False
         self.rebalancing_count += 1
+        self.guard.forget()  # the new assignment starts at the committed offsets, unpaused
         _LOG.info(
             "partitions assigned: %s",
             " ".join(sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)) or "none",

@@ -16,6 +16,8 @@ seconds; every name starts with ``dossier_stream_``):
 * ``dossier_stream_events_consumed_total{topic, event_type}`` counter
 * ``dossier_stream_dead_letters_total{reason}`` counter
 * ``dossier_stream_duplicates_ignored_total{topic}`` counter
+* ``dossier_stream_rerouted_total{topic}`` counter
+* ``dossier_stream_partition_undecodable{topic, partition}`` gauge
 * ``dossier_stream_event_apply_latency_seconds`` histogram
 * ``dossier_stream_event_flush_latency_seconds`` histogram
 * ``dossier_stream_clickhouse_flush_duration_seconds`` histogram
@@ -42,6 +44,13 @@ Meaning:
   of :class:`~dossier_stream.core.events.InvalidEvent`'s reason before ``:``), one
   of :data:`REASONS` or ``other``; all are exported from start-up at 0.
 * ``duplicates_ignored_total``: valid messages that changed nothing.
+* ``rerouted_total``: valid messages whose key does not belong to the
+  partition they arrived on, re-published to their family's repartition
+  topic (:mod:`~dossier_stream.stream.rekey`), by the topic they arrived on;
+  they count in ``events_consumed_total`` where they are folded.
+* ``partition_undecodable``: 1 while a partition is held at a record batch
+  that cannot be decoded (:mod:`~dossier_stream.stream.holds`), 0 once it
+  decodes again; series of revoked partitions are removed.
 * ``event_apply_latency_seconds``: event time (``occurred_at``) to the fold
   of the batch that applied it to its state; ``event_flush_latency_seconds``:
   event time to the ClickHouse flush that stored that state. Applied events
@@ -96,7 +105,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import threading
 import time
@@ -109,9 +117,8 @@ from itertools import chain, repeat
 from math import isnan
 from operator import add, attrgetter, is_, sub
 from typing import Any, Final
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from dossier_stream.core.index766 import Profile, load_profile
 from dossier_stream.stream.index766gauges import Index766Gauges
@@ -123,6 +130,7 @@ from dossier_stream.stream.livefigures import (
     UnitLevel,
     live_period,
 )
+from dossier_stream.stream.metrics_server import MetricsServer
 from dossier_stream.stream.processor import Handled
 
 __all__ = [
@@ -289,6 +297,16 @@ class Metrics:
             f"{p}duplicates_ignored_total", "Valid messages that changed nothing (duplicates).",
             ["topic"], registry=r,
         )  # fmt: skip
+        self.rerouted = Counter(
+            f"{p}rerouted_total",
+            "Mis-keyed messages re-published to their repartition topic, by arrival topic.",
+            ["topic"], registry=r,
+        )  # fmt: skip
+        self.undecodable = Gauge(
+            f"{p}partition_undecodable",
+            "1 while a partition is held at a record batch that cannot be decoded.",
+            ["topic", "partition"], registry=r,
+        )  # fmt: skip
         self.apply_latency = BatchHistogram(
             f"{p}event_apply_latency_seconds", "Event time (occurred_at) to state applied.",
             buckets=LATENCY_BUCKETS, registry=r,
@@ -346,6 +364,7 @@ class Metrics:
         self._consumed: dict[tuple[str, str], Counter] = {}  # label children, by labels
         self._event_types: dict[type, str] = {}  # event class → its event_type
         self._lag_keys: set[tuple[str, str]] = set()
+        self._held: set[tuple[str, str]] = set()
         self._indicators: dict[IndicatorKey, tuple[int, int]] = {}  # as set_live last set them
         self._open: dict[UnitLevel, tuple[int, int]] = {}  # (open, past due), likewise
         self._children: dict[tuple[str, ...], tuple[Gauge, Gauge]] = {}  # their label children
@@ -384,10 +403,14 @@ class Metrics:
             consumed[(topic, name)] += n
         occurred: list[float] = list(map(_TIMESTAMP, map(_OCCURRED_AT, events)))
         duplicates: dict[str, int] = {}
+        rerouted: dict[str, int] = {}
         dead: dict[str, int] = {}
         for item in rest:
             out = item.outcome
             event = out.event
+            if out.kind == "rerouted":  # counted where it is folded
+                rerouted[item.topic] = rerouted.get(item.topic, 0) + 1
+                continue
             if out.dead_letter is None and event is None:  # a tombstone (null value)
                 consumed[(item.topic, "tombstone")] += 1
                 if out.kind == "duplicate":
@@ -406,6 +429,16 @@ class Metrics:
         if occurred:
             self.apply_latency.observe_many(_latencies(now, occurred))
             self._unflushed.append(occurred)
+        self._count(consumed, duplicates, rerouted, dead)
+
+    def _count(
+        self,
+        consumed: Mapping[tuple[str, str], int],
+        duplicates: Mapping[str, int],
+        rerouted: Mapping[str, int],
+        dead: Mapping[str, int],
+    ) -> None:
+        """Move each labelled counter once by its batch total."""
         for key, n in consumed.items():
             child = self._consumed.get(key)
             if child is None:
@@ -413,6 +446,8 @@ class Metrics:
             child.inc(n)
         for topic, n in duplicates.items():
             self.duplicates.labels(topic).inc(n)
+        for topic, n in rerouted.items():
+            self.rerouted.labels(topic).inc(n)
         for reason, n in dead.items():
             self.dead_letters.labels(reason).inc(n)
 
@@ -441,6 +476,20 @@ class Metrics:
         for key, lag in keys.items():
             self.consumer_lag.labels(*key).set(lag)
         self._lag_keys = set(keys)
+
+    def set_held(
+        self, held: Iterable[tuple[str, int]], assigned: Iterable[tuple[str, int]]
+    ) -> None:
+        """Mark the held partitions 1, the others seen before 0; drop the unassigned."""
+        keys = {(topic, str(partition)) for topic, partition in held}
+        mine = {(topic, str(partition)) for topic, partition in assigned} | keys
+        for gone in self._held - mine:
+            with contextlib.suppress(KeyError):
+                self.undecodable.remove(*gone)
+        for key in self._held | keys:
+            if key in mine:
+                self.undecodable.labels(*key).set(1 if key in keys else 0)
+        self._held = (self._held & mine) | keys
 
     def set_live(self, snap: LiveSnapshot) -> None:
         """Set the per-unit gauges; series seen before and absent now go to 0.
@@ -478,77 +527,3 @@ class Metrics:
             pair[0].set(value[0])
             pair[1].set(value[1])
             last[labels] = value
-
-
-class MetricsServer:
-    """``/metrics`` of one registry over HTTP, in a daemon thread.
-
-    Args:
-        registry: what to serve.
-        host: bind address (``0.0.0.0`` in a container, ``127.0.0.1`` in tests).
-        port: the port; 0 binds an ephemeral one (read :attr:`port` after start).
-        fallback: when ``port`` is busy, bind an ephemeral port (with a
-            warning) instead of failing.
-    """
-
-    def __init__(
-        self, registry: CollectorRegistry, *, host: str, port: int, fallback: bool = False
-    ) -> None:
-        self.registry = registry
-        self.host = host
-        self.requested_port = port
-        self.fallback = fallback
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int | None:
-        """The bound port while serving."""
-        return None if self._server is None else int(self._server.server_address[1])
-
-    def start(self) -> int:
-        """Bind and serve; returns the bound port.
-
-        Raises:
-            OSError: the address cannot be bound (the message names the setting).
-        """
-        if self._server is not None:
-            return int(self._server.server_address[1])
-        try:
-            self._server, self._thread = start_http_server(
-                self.requested_port, addr=self.host, registry=self.registry
-            )
-        except OSError as exc:
-            if self.fallback and exc.errno == errno.EADDRINUSE and self.requested_port:
-                _LOG.warning(
-                    "metrics port %s is busy; serving on an ephemeral port "
-                    "(set DOSSIER_METRICS_PORT to choose one)",
-                    self.requested_port,
-                )
-                self._server, self._thread = start_http_server(
-                    0, addr=self.host, registry=self.registry
-                )
-                return self._started()
-            raise OSError(
-                exc.errno,
-                f"cannot serve metrics on {self.host}:{self.requested_port} "
-                f"(DOSSIER_METRICS_HOST / DOSSIER_METRICS_PORT): {exc.strerror or exc}; "
-                "DOSSIER_METRICS_PORT=0 picks a free port",
-            ) from exc
-        return self._started()
-
-    def _started(self) -> int:
-        assert self._server is not None
-        port = int(self._server.server_address[1])
-        _LOG.info("serving metrics on http://%s:%s/metrics", self.host, port)
-        return port
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None

@@ -45,6 +45,7 @@ from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.store.codec import dumps_dossier, dumps_feedback, loads_dossier, loads_feedback
 from dossier_stream.store.deadletters import letter_id
 from dossier_stream.store.sink import BatchingSink, ClickHouseStore
+from dossier_stream.stream.rekey import Origin, Rekeyer, Republish
 
 __all__ = [
     "DOSSIER_FACT_COLUMNS",
@@ -90,6 +91,8 @@ class Message(NamedTuple):
 
     ``value`` is ``None`` for a tombstone (a null value), whose ``key`` then
     names what it deletes; ``timestamp`` (ms) is part of a dead letter's identity.
+    ``origin`` is set on a message of a repartition topic: where it was first
+    read (:mod:`dossier_stream.stream.rekey`).
     """
 
     topic: str
@@ -98,6 +101,7 @@ class Message(NamedTuple):
     value: bytes | None
     key: bytes | None = None
     timestamp: int | None = None
+    origin: Origin | None = None
 
 
 class Handled(NamedTuple):
@@ -247,7 +251,10 @@ class Processor:
         self.store = store
         self.dossier_store = dossier_store
         self.engines: dict[str, Engine] = {}
+        self.rekeyer = Rekeyer(catalog)
+        """Set its partition counts (``rekeyer.set_partitions``) before the first batch."""
         self._retired = PipelineStats()
+        self._rerouted: list[Republish] = []
 
     def _engine(self, source: str) -> Engine:
         engine = self.engines.get(source)
@@ -403,22 +410,45 @@ class Processor:
             )  # fmt: skip
         return out
 
+    def take_rerouted(self) -> list[Republish]:
+        """The re-publishes of the mis-keyed messages handled since the last call.
+
+        Call it right after :meth:`handle`; publish them, and acknowledge the
+        batch only once they are acknowledged.
+        """
+        rerouted, self._rerouted = self._rerouted, []
+        return rerouted
+
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
         """Process a batch; returns what happened to each message, in order.
 
         Dead letters are among the outcomes (the shell publishes them to the
-        dead-letter topic, from which they are logged).
+        dead-letter topic, from which they are logged); so are the mis-keyed
+        messages (``rerouted``: the shell publishes :meth:`take_rerouted`).
         """
         handled: list[Handled] = []
         touched: dict[str, set[CounterKey]] = {}  # counters whose totals moved, per source
+        owner = self.rekeyer.owner
         for msg in messages:
             source = source_of(msg.topic, msg.partition)
             engine = self._engine(source)
+            origin = msg.origin
             if msg.value is None:
                 out = self._tombstone(engine, source, msg)
-            else:
+                topic = msg.topic
+            elif origin is None:
+                topic = msg.topic
                 out = engine.process(
-                    msg.value, topic=msg.topic, partition=msg.partition, offset=msg.offset
+                    msg.value,
+                    topic=topic,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    owner=owner(topic),
+                )
+            else:  # from a repartition topic: folded here, never re-routed again
+                topic = origin.topic
+                out = engine.process(
+                    msg.value, topic=topic, partition=origin.partition, offset=origin.offset
                 )
             if out.dead_letter is not None:
                 engine.dead_letters.clear()
@@ -428,10 +458,16 @@ class Processor:
                     out.dead_letter,
                     letter_id=letter_id(msg.topic, msg.partition, msg.offset, msg.timestamp),
                 )
-                handled.append(Handled(source, msg.topic, replace(out, dead_letter=dead)))
+                handled.append(Handled(source, topic, replace(out, dead_letter=dead)))
                 continue
-            handled.append(Handled(source, msg.topic, out))
+            handled.append(Handled(source, topic, out))
             if out.kind != "applied" or out.event is None:
+                if out.kind == "rerouted" and out.event is not None and msg.value is not None:
+                    self._rerouted.append(
+                        self.rekeyer.republish(
+                            msg.topic, msg.partition, msg.offset, msg.value, out.event
+                        )
+                    )
                 continue
             event = out.event
             if out.delta:

@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import os
+import random
 import shutil
 import time
 from collections.abc import Callable, Iterable, MutableMapping
@@ -24,9 +25,10 @@ from dossier_stream.core.counters import open_past_due
 from dossier_stream.core.index766 import load_profile
 from dossier_stream.core.indicators import build_report
 from dossier_stream.core.lifecycle import DossierState
+from dossier_stream.core.partitioner import partition_for
 from dossier_stream.core.periods import Period
 from dossier_stream.core.registry import UnitRegistry
-from dossier_stream.core.topics import TopicCatalog
+from dossier_stream.core.topics import TopicCatalog, family_of
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.settings import Settings, mask_dsn
 from dossier_stream.store.codec import loads_dossier
@@ -41,7 +43,9 @@ __all__ = [
     "ProduceStats",
     "Worker",
     "create_topics",
+    "key_partitioner",
     "open_store",
+    "partition_counts",
     "produce_lines",
     "report_from_store",
 ]
@@ -98,7 +102,7 @@ async def create_topics(settings: Settings, catalog: TopicCatalog) -> list[str]:
                 t.name,
                 num_partitions=(
                     (settings.partitions or t.partitions)
-                    if t in catalog.dossier_topics
+                    if family_of(t.name) == "dossier" and not t.deadletter
                     else t.partitions
                 ),
                 replication_factor=1,
@@ -121,6 +125,43 @@ class ProduceStats:
     sent: int = 0
     unroutable: int = 0
     per_topic: dict[str, int] = field(default_factory=dict)
+
+
+def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """``produce``'s partitioner (aiokafka's signature): :func:`partition_for` of the key.
+
+    The worker tells correctly keyed messages with the same function. A line
+    without a key (invalid: the worker dead-letters it) goes to a random partition.
+    """
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[partition_for(key.decode(), len(all_partitions))]
+
+
+async def partition_counts(settings: Settings, processor: Processor) -> None:
+    """Give the processor's re-keying the topics' partition counts, read from the broker.
+
+    Read before any consumer subscribes: a subscription's metadata request
+    would auto-create a missing repartition topic with the broker's default
+    partition count.
+
+    Raises:
+        RepartitionTopicError: a repartition topic is missing or partitioned unlike its family.
+    """
+    from aiokafka.client import AIOKafkaClient  # noqa: PLC0415
+
+    client = AIOKafkaClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.kafka_options()
+    )
+    await client.bootstrap()
+    try:
+        cluster = await client.fetch_all_metadata()
+    finally:
+        await client.close()
+    topics = processor.catalog.input_topics
+    processor.rekeyer.set_partitions(
+        {t: len(cluster.partitions_for_topic(t) or ()) for t in topics}
+    )
 
 
 def _route(raw: bytes, catalog: TopicCatalog) -> tuple[str | None, bytes | None]:
@@ -172,6 +213,7 @@ async def produce_lines(
 
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
+        partitioner=key_partitioner,
         linger_ms=5,
         max_batch_size=256 * 1024,
         max_request_size=2 * 1024 * 1024,
@@ -314,6 +356,7 @@ class Worker:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings, self.catalog = settings, catalog
         self.store = store
+        self.settings = settings
         if metrics is None:
             metrics = Metrics(index766=load_profile(settings.index766_profile))
         self.metrics = metrics
@@ -363,7 +406,9 @@ class Worker:
     async def refresh_metrics(self) -> None:
         """Recompute the per-unit and lag gauges now."""
         self.metrics.set_live(self.live.snapshot(self.processor.engines))
-        self.metrics.set_lag(await consumer_lag(self.app.consumer))
+        lags = await consumer_lag(self.app.consumer)
+        self.metrics.set_lag(lags)
+        self.metrics.set_held(getattr(self.app, "held_partitions", {}), lags)
 
     async def _refresh_forever(self) -> None:
         # a flag, not only cancellation: Python 3.11's asyncio.wait_for (in consumer_lag) can
@@ -396,6 +441,8 @@ class Worker:
         self.metrics_server.start()
         _tune_gc()
         try:
+            if self.settings.runtime == "faust":  # the batch consumer checks on its own
+                await partition_counts(self.settings, self.processor)
             await self.app.start()
         except BaseException:
             self.metrics_server.stop()
