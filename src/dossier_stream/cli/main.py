@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from dossier_stream.cli import deadletter, offline, pipeline, reconcile, reference, report
+from dossier_stream.cli.backfill import backfill
 from dossier_stream.cli.storeserver import store_server
 
 __all__ = ["COMMANDS", "main"]
@@ -34,6 +35,7 @@ COMMANDS: tuple[click.Command, ...] = (
     pipeline.topics,
     pipeline.produce,
     pipeline.worker,
+    backfill,
     pipeline.demo,
     report.report,
     reconcile.reconcile,
