@@ -87,15 +87,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-rows", type=int, default=50_000, help="flush size in a batch")
     parser.add_argument("--check", action="store_true", help="print a fingerprint of the tables")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--lines",
+        type=Path,
+        help="read the simulated lines from this JSONL file, or write them there if it is "
+        "missing (keeps the simulator out of an instruction count)",
+    )
     args = parser.parse_args(argv)
 
     from bench.workload import simulate_events  # noqa: PLC0415
 
     registry, calendar = UnitRegistry.load_default(), WorkCalendar.default()
     catalog = load_catalog()
-    messages = route(
-        simulate_events(args.events, registry, calendar, seed=args.seed), catalog, args.partitions
-    )
+    if args.lines is not None and args.lines.exists():
+        lines = args.lines.read_bytes().splitlines()[: args.events]
+    else:
+        lines = simulate_events(args.events, registry, calendar, seed=args.seed)
+        if args.lines is not None:
+            args.lines.write_bytes(b"\n".join(lines) + b"\n")
+    messages = route(lines, catalog, args.partitions)
+    del lines
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         store = ClickHouseStore(connect(f"chdb://{Path(tmp).resolve() / 'ch'}"))
         store.migrate()

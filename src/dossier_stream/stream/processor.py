@@ -360,26 +360,36 @@ class Processor:
         dead-letter topic, from which they are logged).
         """
         handled: list[Handled] = []
+        append = handled.append
         touched: dict[str, set[CounterKey]] = {}  # counters whose totals moved, per source
+        # the latest state of each dossier touched, per source: one fact row each, built at
+        # the flush (once per dossier per flush, not once per event)
+        states: dict[str, dict[str, DossierState]] = {}
+        engines = self.engines
         for msg in messages:
-            source = source_of(msg.topic, msg.partition)
-            engine = self._engine(source)
-            out = engine.process(
-                msg.value, topic=msg.topic, partition=msg.partition, offset=msg.offset
-            )
-            handled.append(Handled(source, msg.topic, out))
+            topic, partition = msg.topic, msg.partition
+            source = source_of(topic, partition)
+            engine = engines.get(source) or self._engine(source)
+            out = engine.process(msg.value, topic=topic, partition=partition, offset=msg.offset)
+            append(Handled(source, topic, out))
             if out.dead_letter is not None:
                 engine.dead_letters.clear()
                 continue
-            if out.kind != "applied" or out.event is None:
-                continue
             event = out.event
+            if out.kind != "applied" or event is None:
+                continue
             if out.delta:
                 keys = touched.get(source)
                 if keys is None:
                     keys = touched[source] = set()
                 keys.update(out.delta)
-            if isinstance(event, UnitReportedTotals):
+            if isinstance(event, DossierEvent):
+                held = states.get(source)
+                if held is None:
+                    held = states[source] = {}
+                dossier_id = event.dossier_id
+                held[dossier_id] = engine.dossiers[dossier_id]
+            elif isinstance(event, UnitReportedTotals):
                 rkey = (event.unit_code, event.period_start, event.period_end)
                 (occurred_at, event_id), total = engine.reported[rkey]
                 self.sink.add_fact(
@@ -388,16 +398,6 @@ class Processor:
                      event_id, occurred_at),
                     source=source,
                 )  # fmt: skip
-            elif isinstance(event, DossierEvent):
-                state = engine.dossiers[event.dossier_id]
-                # built at the flush: once per dossier per flush, not once per event
-                self.sink.add_fact(
-                    "dossier_facts",
-                    DOSSIER_FACT_COLUMNS,
-                    state.dossier_id,
-                    partial(dossier_fact, state, source),
-                    source=source,
-                )
             else:
                 fb: FeedbackState = engine.feedback[event.feedback_id]
                 self.sink.add_fact(
@@ -406,8 +406,14 @@ class Processor:
                      dumps_feedback(fb).decode()),
                     source=source,
                 )  # fmt: skip
+        for source, held in states.items():
+            self.sink.add_facts(
+                "dossier_facts",
+                DOSSIER_FACT_COLUMNS,
+                ((key, partial(dossier_fact, state, source)) for key, state in held.items()),
+                source=source,
+            )
         for source, keys in touched.items():  # the new absolute totals, once per batch
-            counters = self.engines[source].counters
-            for key in keys:
-                self.sink.add_counter(source, key, counters.get(key, 0))
+            counters = engines[source].counters
+            self.sink.add_counters(source, ((key, counters.get(key, 0)) for key in keys))
         return handled
