@@ -10,9 +10,9 @@ them: tile ``k`` is the base month with
   and so the working-day arithmetic, keep their shape; ``valid_from`` is empty
   for the era-2024 units, so older dates stay valid).
 
-Tile 0 is the base month itself, unchanged. The lines are produced in chunks
-(:func:`produce_tiled`), so the parent holds the base month plus one chunk,
-whatever the total.
+Tile 0 is the base month itself, unchanged. The lines are produced as they are made
+(:func:`produce_tiled`), so the parent holds the base month plus the sends in
+flight, whatever the total.
 """
 
 from __future__ import annotations
@@ -73,27 +73,58 @@ def tiled_lines(base: Sequence[bytes], total: int) -> Iterator[bytes]:
 
 
 async def produce_tiled(
-    settings: Any, catalog: Any, base: Sequence[bytes], total: int, *, chunk: int = 50_000
+    settings: Any, catalog: Any, base: Sequence[bytes], total: int, *, window: int = 5_000
 ) -> dict[str, Any]:
-    """Publish ``total`` tiled lines in chunks (``runner.produce_lines`` per chunk).
+    """Publish ``total`` tiled lines as ``produce`` routes them, streamed.
+
+    One producer for the whole run, at most ``window`` sends in flight, and a
+    long request timeout (five minutes): the embedded broker, on a loaded
+    machine, may take longer than aiokafka's default 40 s to answer a big
+    produce request, and a send that timed out cannot be retried without
+    perhaps writing its messages twice (the scenario counts every message).
 
     Returns:
-        ``{"sent", "unroutable", "per_topic", "bytes"}`` over every chunk.
+        ``{"sent", "unroutable", "per_topic", "bytes"}``.
     """
-    from dossier_stream.stream.runner import produce_lines  # noqa: PLC0415
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
 
+    from bench.workload import route  # noqa: PLC0415
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        max_request_size=2 * 1024 * 1024,
+        request_timeout_ms=300_000,
+        acks=1,
+    )
+    await producer.start()
     sent = unroutable = size = 0
     per_topic: dict[str, int] = {}
-    lines = tiled_lines(base, total)
-    while True:
-        part = [line for _, line in zip(range(chunk), lines, strict=False)]
-        if not part:
-            break
-        size += sum(map(len, part))
-        stats = await produce_lines(settings, catalog, part, source="bench-scale")
-        sent += stats.sent
-        unroutable += stats.unroutable
-        for topic, n in stats.per_topic.items():
-            per_topic[topic] = per_topic.get(topic, 0) + n
-        await asyncio.sleep(0)
+    dead = catalog.deadletter.name
+    pending: list[asyncio.Future[Any]] = []
+    try:
+        for n, raw in enumerate(tiled_lines(base, total)):
+            topic, key, _ = route(raw, catalog)
+            if topic is None:
+                unroutable += 1
+                topic = dead
+                headers = [
+                    ("reason", b"unroutable"), ("code", b"unroutable"),
+                    ("detail", b"no topic carries this line's event_type"),
+                    ("source_topic", b"bench-scale"), ("source_partition", b"0"),
+                    ("source_offset", str(n).encode()), ("origin", b"producer"),
+                ]  # fmt: skip
+                pending.append(await producer.send(dead, raw, headers=headers))
+            else:
+                pending.append(await producer.send(topic, raw, key=key))
+            sent += 1
+            size += len(raw)
+            per_topic[topic] = per_topic.get(topic, 0) + 1
+            if len(pending) >= window:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
     return {"sent": sent, "unroutable": unroutable, "per_topic": per_topic, "bytes": size}
