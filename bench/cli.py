@@ -42,21 +42,25 @@ from typing import Any
 
 from bench.profile import summarize_raw
 from bench.scenarios import RESULT_PREFIX
+from bench.summary import THROUGHPUT, final_line, ratios, table
 
 __all__ = ["main", "parse_args", "run"]
 
-THROUGHPUT = (
-    "ceiling",
-    "faust-bare",
-    "faust-bare-no-monitor",
-    "faust-take",
-    "naive",
-    "dossier-stream",
-    "dossier-stream-faust",
-)
 ABLATIONS = ("faust-bare-no-monitor", "faust-take", "dossier-stream-faust", "freshness-ceiling")
 """Scenarios run only when named in ``--scenarios``."""
-ALL = (*THROUGHPUT, "freshness", "freshness-ceiling", "open-dossiers")
+REPEATED = ("ceiling", "faust-bare", "faust-bare-no-monitor", "faust-take", "dossier-stream")
+"""Throughput scenarios run ``--repeat`` times, interleaved (the others once)."""
+WORKERS = ("dossier-stream", "dossier-stream-faust")
+"""Scenarios that publish dead letters to the dead-letter topic the others read."""
+ALL = (
+    *THROUGHPUT,
+    "backfill",
+    "freshness",
+    "freshness-ceiling",
+    "scale",
+    "year-report",
+    "open-dossiers",
+)
 DEFAULT = tuple(s for s in ALL if s not in ABLATIONS)
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -131,6 +135,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "removed at the end",
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="interleaved repetitions of ceiling, faust-bare and dossier-stream, and of the "
+        "backfill pair (default 3; the ratios are the medians)",
+    )
+    parser.add_argument(
+        "--scale-sizes",
+        default="300000,3000000",
+        help="scale: events per run, comma-separated (default 300000,3000000; add 30000000 "
+        "for the long run)",
+    )
+    parser.add_argument(
+        "--backfill-processes",
+        type=int,
+        default=max(2, os.cpu_count() or 2),
+        help="backfill: worker processes against one (default: the cores, at least 2)",
+    )
+    parser.add_argument(
         "--log-level", default="WARNING", help="log level inside the scenarios (default WARNING)"
     )
     parser.add_argument(
@@ -147,6 +170,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.scenarios = [s for s in ALL if s in chosen]
     if args.events < 1:
         parser.error("--events must be at least 1")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    try:
+        args.scale_sizes = sorted({int(x) for x in args.scale_sizes.split(",") if x.strip()})
+    except ValueError:
+        parser.error("--scale-sizes takes integers, e.g. 300000,3000000")
+    if any(n < 1 for n in args.scale_sizes):
+        parser.error("--scale-sizes must be positive")
     return args
 
 
@@ -373,7 +404,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
         )
         topics = [t.name for t in catalog.topics]
         needs_broker = any(
-            s in args.scenarios for s in (*THROUGHPUT, "freshness", "freshness-ceiling")
+            s in args.scenarios
+            for s in (*THROUGHPUT, "backfill", "freshness", "freshness-ceiling", "scale")
         )
         lines: list[bytes] = []
         if needs_broker:
@@ -404,7 +436,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
                     "idle_s": 60.0,
                     "log_level": args.log_level,
                 }
-            if broker is not None and any(s in args.scenarios for s in THROUGHPUT):
+            if broker is not None and any(s in args.scenarios for s in (*THROUGHPUT, "backfill")):
                 asyncio.run(create_topics(settings, catalog))
                 t0 = time.monotonic()
                 from bench.miskeyed import produce_mis_keyed  # noqa: PLC0415
@@ -420,17 +452,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
                         "unroutable": stats.unroutable,
                     }
                 )
-                for name in (s for s in THROUGHPUT if s in args.scenarios):
-                    log(f"running {name} ...")
-                    cfg = {**base, "group": f"bench-{name}"}
-                    res = run_scenario(name, cfg, workdir, timeout=args.timeout)
-                    results["scenarios"][name] = res
-                    log(
-                        f"{name}: {res['events']} events in {res['seconds']:.2f} s = "
-                        f"{res['events_per_s']:,.0f} events/s"
-                    )
+                extra = run_throughput(args, base, results, workdir, stats.unroutable)
                 if args.profile is not None:
-                    results["profile"] = run_profiles(args, base, results, workdir)
+                    results["profile"] = run_profiles(args, base, results, workdir, extra)
+                if "backfill" in args.scenarios:
+                    from bench.curve import run_backfill_pairs  # noqa: PLC0415
+
+                    log(f"backfill: 1 against {args.backfill_processes} worker processes ...")
+                    results["backfill"] = run_backfill_pairs(
+                        args.backfill_processes,
+                        args.repeat,
+                        base,
+                        workdir,
+                        timeout=args.timeout,
+                        run_scenario=run_scenario,
+                        log=log,
+                    )
             for scenario, what in (
                 ("freshness", f"for {args.freshness_seconds:.0f} s"),
                 ("freshness-ceiling", "a plain aiokafka consumer"),
@@ -449,6 +486,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
                     timeout=args.timeout,
                     scenario=scenario,
                 )
+            if broker is not None and args.scale_sizes and "scale" in args.scenarios:
+                run_scale_and_year(args, settings, catalog, lines, base, workdir, results)
         finally:
             if broker is not None:
                 broker.stop()
@@ -473,8 +512,85 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
     return results
 
 
+def run_throughput(
+    args: argparse.Namespace,
+    base: dict[str, Any],
+    results: dict[str, Any],
+    workdir: Path,
+    unroutable: int,
+) -> int:
+    """The throughput scenarios; the repeated ones ``--repeat`` times, interleaved.
+
+    Returns:
+        The dead letters the workers published to the dead-letter topic (read
+        by every later scenario that is not a worker: their expected count).
+    """
+    from bench.curve import median_record, summarize_repetitions  # noqa: PLC0415
+
+    runs: dict[str, list[dict[str, Any]]] = {}
+    extra = 0
+    chosen = [s for s in THROUGHPUT if s in args.scenarios]
+    for rep in range(args.repeat):
+        for name in chosen:
+            if rep > 0 and name not in REPEATED:
+                continue
+            expected = base["expected"] + (0 if name in WORKERS else extra)
+            cfg = {**base, "group": f"bench-{name}-{rep}", "expected": expected}
+            tag = f"-{rep}" if rep else ""
+            log(f"running {name} (repetition {rep + 1}) ...")
+            res = run_scenario(name, cfg, workdir, timeout=args.timeout, tag=tag)
+            if name in WORKERS:
+                extra += res["pipeline"]["deadletter"] - unroutable
+            runs.setdefault(name, []).append(res)
+            log(
+                f"{name}: {res['events']} events in {res['seconds']:.2f} s = "
+                f"{res['events_per_s']:,.0f} events/s"
+            )
+    for name, recs in runs.items():
+        results["scenarios"][name] = median_record(recs)
+    results["repetitions"] = summarize_repetitions(runs)
+    return extra
+
+
+def run_scale_and_year(
+    args: argparse.Namespace,
+    settings: Any,
+    catalog: Any,
+    lines: list[bytes],
+    base: dict[str, Any],
+    workdir: Path,
+    results: dict[str, Any],
+) -> None:
+    """The scale curve over ``--scale-sizes``, then the year report from the largest store."""
+    from bench.curve import run_scale  # noqa: PLC0415
+
+    log(f"scale: {', '.join(f'{n:,}' for n in args.scale_sizes)} events ...")
+    results["scale"] = run_scale(
+        args.scale_sizes,
+        settings,
+        catalog,
+        lines,
+        base,
+        workdir,
+        timeout=args.timeout,
+        run_scenario=run_scenario,
+        recreate=lambda: asyncio.run(_recreate_topics(settings, catalog)),
+        log=log,
+    )
+    last = results["scale"]["runs"][-1]
+    if "year-report" in args.scenarios and last.get("complete"):
+        log("year report from the largest store ...")
+        results["year_report"] = run_scenario(
+            "year-report", {"chdb": last["chdb"]}, workdir, timeout=args.timeout
+        )
+
+
 def run_profiles(
-    args: argparse.Namespace, base: dict[str, Any], results: dict[str, Any], workdir: Path
+    args: argparse.Namespace,
+    base: dict[str, Any],
+    results: dict[str, Any],
+    workdir: Path,
+    extra: int,
 ) -> dict[str, Any]:
     """Re-run faust-bare and dossier-stream under ``py-spy record``; summarize the stacks."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -482,11 +598,7 @@ def run_profiles(
         raise BenchError("--profile needs py-spy: pip install -e '.[dev]'")
     out_dir: Path = args.profile.resolve()  # the scenarios run in their own directories
     out_dir.mkdir(parents=True, exist_ok=True)
-    # the worker published its dead letters to the dead-letter topic the others read
-    extra = 0
-    worker = results["scenarios"].get("dossier-stream")
-    if worker is not None:
-        extra = worker["pipeline"]["deadletter"] - results["workload"].get("unroutable", 0)
+    # ``extra``: the dead letters the workers published to the dead-letter topic the others read
     profiles: dict[str, Any] = {}
     for name in ("faust-bare", "dossier-stream"):
         raw = out_dir / f"{name}.raw.txt"
@@ -505,101 +617,6 @@ def run_profiles(
             "areas": summary.areas(),
         }
     return profiles
-
-
-# ------------------------------------------------------------- summary
-def ratios(results: dict[str, Any]) -> dict[str, float]:
-    """``dossier-stream`` events/s over each baseline's, and the p99 freshness."""
-    sc = results.get("scenarios", {})
-
-    def rate(name: str) -> float:
-        r = sc.get(name)
-        return float(r["events_per_s"]) if r and r.get("complete") else math.nan
-
-    ds = rate("dossier-stream")
-    fresh = results.get("freshness") or {}
-    return {
-        "ratio_to_ceiling": ds / rate("ceiling"),
-        "ratio_to_faust_bare": ds / rate("faust-bare"),
-        "ratio_to_naive": ds / rate("naive"),
-        "p99_freshness_s": float(fresh.get("p99_s", math.nan)),
-    }
-
-
-def _mib(n: float | None) -> str:
-    return "-" if n is None else f"{n / 2**20:,.0f} MiB"
-
-
-def table(results: dict[str, Any]) -> str:
-    """The human-readable summary."""
-    out = []
-    m = results["machine"]
-    out.append(
-        f"machine: {m.get('cpu_model')}, {m.get('cores')} cores, "
-        f"{(m.get('mem_total_bytes') or 0) / 2**30:.1f} GiB, load {m.get('load_avg')}"
-    )
-    w = results.get("workload", {})
-    out.append(f"workload: {w.get('events', 0):,} simulated events, {w.get('bytes', 0):,} bytes")
-    sc = results.get("scenarios", {})
-    ceiling = sc.get("ceiling", {}).get("events_per_s")
-    if any(name in sc for name in THROUGHPUT):
-        out.append(
-            f"{'scenario':<22}{'events':>10}{'seconds':>10}{'events/s':>12}"
-            f"{'x ceiling':>11}{'start s':>9}{'peak RSS':>11}"
-        )
-    for name in THROUGHPUT:
-        r = sc.get(name)
-        if r is None:
-            continue
-        share = f"{r['events_per_s'] / ceiling:.4f}" if ceiling else "-"
-        flag = "" if r.get("complete") else "  INCOMPLETE"
-        out.append(
-            f"{name:<22}{r['events']:>10,}{r['seconds']:>10.2f}{r['events_per_s']:>12,.0f}"
-            f"{share:>11}{r['start_s']:>9.1f}{_mib(r['peak_rss_bytes']):>11}{flag}"
-        )
-    fc = results.get("freshness_ceiling")
-    if fc:
-        out.append(
-            f"freshness-ceiling (plain aiokafka consumer): p50 {fc['p50_s']:.3f} s, "
-            f"p99 {fc['p99_s']:.3f} s, max {fc['max_s']:.3f} s over "
-            f"{fc['measured_events']:,} events at {fc['rate_actual']:,.0f} events/s"
-        )
-    f = results.get("freshness")
-    if f:
-        out.append(
-            f"freshness: p50 {f['p50_s']:.3f} s, p90 {f['p90_s']:.3f} s, p99 {f['p99_s']:.3f} s, "
-            f"max {f['max_s']:.3f} s over {f['measured_events']:,} events at "
-            f"{f['rate_actual']:,.0f} events/s; worker peak RSS {_mib(f['peak_rss_bytes'])}"
-        )
-        tl = f.get("timeline") or []
-        if len(tl) >= 2:
-            out.append(
-                "freshness p50 per second of publishing: "
-                + " ".join(f"{b['p50_s']:.1f}" for b in tl[:: max(1, len(tl) // 10)])
-                + f" ... {tl[-1]['p50_s']:.1f} s"
-            )
-    o = results.get("open_dossiers")
-    if o:
-        out.append(
-            f"open dossiers: {o['open_dossiers']:,} in {o['store']} -> "
-            f"{o['bytes_per_open_dossier']:,.0f} bytes RSS per open dossier "
-            f"(+{_mib(o['rss_after_bytes'] - o['rss_before_bytes'])}, loaded in "
-            f"{o['load_s']:.1f} s; peak RSS {_mib(o['peak_rss_bytes'])})"
-        )
-    for name, p in (results.get("profile") or {}).items():
-        areas = ", ".join(f"{k} {v:.0%}" for k, v in list(p["areas"].items())[:6])
-        out.append(f"profile {name}: {areas} (see {p['summary']})")
-    return "\n".join(out)
-
-
-def final_line(r: dict[str, float]) -> str:
-    """``ratio_to_ceiling=<x> ratio_to_faust_bare=<b> ratio_to_naive=<y> p99_freshness_s=<z>``."""
-    return (
-        f"ratio_to_ceiling={r['ratio_to_ceiling']:.4f} "
-        f"ratio_to_faust_bare={r['ratio_to_faust_bare']:.3f} "
-        f"ratio_to_naive={r['ratio_to_naive']:.3f} "
-        f"p99_freshness_s={r['p99_freshness_s']:.3f}"
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

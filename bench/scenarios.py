@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "peak_rss"]
 
 RESULT_PREFIX = "BENCH_RESULT "
 
@@ -77,6 +77,9 @@ def _peak_rss() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+peak_rss = _peak_rss
 
 
 def _rss() -> int:
@@ -555,6 +558,14 @@ def open_dossiers(cfg: dict[str, Any]) -> dict[str, Any]:
     return run(cfg)
 
 
+def _curve(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """A scenario of :mod:`bench.curve` (the backfill, the year report)."""
+    import bench.curve  # noqa: PLC0415
+
+    result: dict[str, Any] = getattr(bench.curve, name)(cfg)
+    return result
+
+
 SCENARIOS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "ceiling": ceiling,
     "faust-bare": faust_bare,
@@ -567,6 +578,8 @@ SCENARIOS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "freshness-ceiling": freshness_ceiling,
     "open-templates": open_templates,
     "open-dossiers": open_dossiers,
+    "backfill": lambda cfg: _curve("backfill", cfg),
+    "year-report": lambda cfg: _curve("year_report", cfg),
 }
 
 

@@ -23,7 +23,7 @@ from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import TopicCatalog
 from dossier_stream.core.workdays import WorkCalendar
 
-__all__ = ["PacedRun", "delete_topics", "paced_produce", "simulate_events"]
+__all__ = ["PacedRun", "delete_topics", "paced_produce", "route", "simulate_events"]
 
 _EVENTS_PER_DOSSIER = 3.9
 """A little under what the simulator makes (≈ 4.0), so one pass is usually enough."""
@@ -53,7 +53,7 @@ def simulate_events(
         dossiers = int(dossiers * count / max(len(lines), 1) * 1.05) + 1
 
 
-def _route(raw: bytes, catalog: TopicCatalog) -> tuple[str | None, bytes | None, str | None]:
+def route(raw: bytes, catalog: TopicCatalog) -> tuple[str | None, bytes | None, str | None]:
     """Topic, key and event id of a line (topic ``None`` when no topic carries it)."""
     try:
         obj = orjson.loads(raw)
@@ -103,7 +103,7 @@ async def paced_produce(
     """
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
 
-    routed = [(_route(raw, catalog), raw) for raw in lines]
+    routed = [(route(raw, catalog), raw) for raw in lines]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
     await producer.start()
     run = PacedRun()

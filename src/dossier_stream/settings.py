@@ -86,8 +86,17 @@ class Settings(BaseSettings):
         description="longest a consumed event waits before its batch is folded and stored "
         "(bounds freshness)",
     )
-    flush_max_rows: Annotated[int, Field(ge=1)] = 50_000
-    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2_000
+    flush_max_rows: Annotated[int, Field(ge=1)] = Field(
+        100_000,
+        description="rows buffered for ClickHouse that make a batch flush before its end "
+        "(4x this many stop consumption until a flush succeeds)",
+    )
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        20_000,
+        description="most messages folded and stored as one batch; a live feed closes a "
+        "batch after DOSSIER_FLUSH_INTERVAL_S, a backlog fills it (big batches make fewer, "
+        "larger ClickHouse inserts: see bench/README.md)",
+    )
     session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 6.0
     flush_retry_min_s: Annotated[float, Field(gt=0, le=60)] = Field(
         0.5, description="first wait before retrying a failed ClickHouse flush (doubles each time)"

@@ -25,18 +25,27 @@ from bench.profile import area_of, summarize_raw  # noqa: E402
 
 FINAL = re.compile(
     r"ratio_to_ceiling=(\S+) ratio_to_faust_bare=(\S+) ratio_to_naive=(\S+) p99_freshness_s=(\S+)"
+    r"(?P<more>( \w+=\S+)*)"
 )
+MORE = (
+    "ratio_to_ceiling_min", "ratio_to_ceiling_max", "ratio_to_faust_bare_min",
+    "ratio_to_faust_bare_max", "scale_flatness", "scale_peak_rss_mib", "backfill_speedup",
+    "year_report_s",
+)  # fmt: skip
 
 
 @pytest.mark.integration
 def test_bench_runs_every_scenario_and_prints_the_final_line(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    options = "--events 3000 --freshness-seconds 1 --open-dossiers 20000 --timeout 120"
+    options = (
+        "--events 3000 --freshness-seconds 1 --open-dossiers 20000 --timeout 120 --repeat 2 "
+        "--scale-sizes 3000,6000"
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "bench", *options.split(), "--out", str(out)],
         cwd=REPO,
         capture_output=True,
-        timeout=300,
+        timeout=900,
         check=False,
     )
     stderr = proc.stderr.decode(errors="replace")
@@ -44,16 +53,27 @@ def test_bench_runs_every_scenario_and_prints_the_final_line(tmp_path: Path) -> 
     last = proc.stdout.decode().strip().splitlines()[-1]
     match = FINAL.fullmatch(last)
     assert match, last
-    values = [float(v) for v in match.groups()]
+    values = [float(v) for v in match.groups()[:4]]
     assert all(math.isfinite(v) and v > 0 for v in values), last
+    more = dict(kv.split("=") for kv in match.group("more").split())
+    assert tuple(more) == MORE, last
+    assert all(math.isfinite(float(v)) and float(v) > 0 for v in more.values()), last
 
     results = json.loads(out.read_text("utf-8"))
     for name in ("ceiling", "faust-bare", "naive", "dossier-stream"):
         scenario = results["scenarios"][name]
         assert scenario["complete"], scenario
-        assert scenario["events"] == 3000
+        # later repetitions also read the dead letters the earlier workers published
+        assert scenario["events"] == scenario["expected"] >= 3000
         assert scenario["peak_rss_bytes"] > 0
     assert results["freshness"]["measured_events"] > 0
+    assert len(results["repetitions"]["ratio_to_faust_bare"]["values"]) == 2
+    assert [r["size"] for r in results["scale"]["runs"]] == [3000, 6000]
+    assert all(r["complete"] and r["events"] == r["size"] for r in results["scale"]["runs"])
+    assert results["backfill"]["processes"] >= 2
+    for run in results["backfill"]["one"] + results["backfill"]["many"]:
+        assert run["messages"] == 3000 - results["workload"]["unroutable"], run
+    assert results["year_report"]["median_s"] > 0
     assert results["open_dossiers"]["open_dossiers"] == 20_000
     assert results["open_dossiers"]["bytes_per_open_dossier"] > 0
 
@@ -79,3 +99,23 @@ def test_options_and_helpers(tmp_path: Path) -> None:
     assert prof.areas() == {"faust": 0.75, "dossier_stream": 0.25}
     assert prof.total_time["main (faust/streams.py)"] == 4
     assert area_of("/x/lib/python3.11/asyncio/events.py") == "asyncio"
+
+
+def test_tiled_scale_input_moves_ids_and_dates() -> None:
+    from bench.curve import spread
+    from bench.scale import shift_line, tiled_lines
+
+    line = (
+        b'{"event_id":"e1","event_type":"dossier.received","occurred_at":'
+        b'"2024-10-03T08:00:00+07:00","dossier_id":"D1","period_start":"2024-02-30"}'
+    )
+    assert shift_line(line, 0) is line
+    moved = shift_line(line, 2)
+    assert moved == (
+        b'{"event_id":"T2-e1","event_type":"dossier.received","occurred_at":'
+        b'"2024-07-25T08:00:00+07:00","dossier_id":"T2-D1","period_start":"2024-02-30"}'
+    )  # 70 days back, the same weekday; a date that is no date is left as it is
+    tiles = list(tiled_lines([b"a", line], 5))
+    assert tiles[:2] == [b"a", line] and tiles[3] == shift_line(line, 1) and len(tiles) == 5
+    s = spread([2.0, float("nan"), 1.0, 4.0])
+    assert (s["median"], s["min"], s["max"]) == (2.0, 1.0, 4.0)

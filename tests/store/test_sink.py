@@ -391,3 +391,28 @@ def test_migration_6_fills_the_supplement_columns_of_older_rows(tmp_path: Path) 
         assert [list(x) for x in got[0]] == [[s.at for s in sups], [1, 0]]
     finally:
         store.close()
+
+
+def test_bulk_adds_buffer_what_single_adds_do_and_hold_the_bound() -> None:
+    day = date(2024, 10, 3)
+    one, bulk = _Recorder(), _Recorder()
+    singles = BatchingSink(cast(ClickHouseStore, one), max_rows=2, interval_s=60)
+    batched = BatchingSink(cast(ClickHouseStore, bulk), max_rows=2, interval_s=60)
+    totals = [(("U", day, "received"), 1), (("U", day, "online"), 2), (("U", day, "received"), 3)]
+    rows = [("D1", ("D1", 1)), ("D2", lambda: ("D2", 2)), ("D1", ("D1", 3))]
+    for key, total in totals:
+        singles.add_counter("dossier:0", key, total)
+    for key, row in rows:
+        singles.add_fact("dossier_facts", ("dossier_id", "n"), key, row, source="dossier:0")
+    batched.add_counters("dossier:0", totals)
+    batched.add_facts("dossier_facts", ("dossier_id", "n"), rows, source="dossier:0")
+    assert len(singles) == len(batched) == _recount(batched) == 4
+    assert batched.discard(["dossier:9"]) == 0
+    assert singles.flush() == batched.flush() == 4
+    assert one.rows == bulk.rows
+    assert bulk.rows["dossier_facts"] == [("D1", 3), ("D2", 2)]
+    batched.add_counters("dossier:0", [((f"U{i}", day, "received"), i) for i in range(8)])
+    with pytest.raises(SinkBackpressure):  # 4 x max_rows held: the bound holds for bulk adds
+        batched.add_facts("dossier_facts", ("dossier_id",), [("D3", ("D3",))])
+    with pytest.raises(SinkBackpressure):
+        batched.add_counters("dossier:0", [(("U", day, "x"), 1)])

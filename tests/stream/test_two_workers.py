@@ -157,6 +157,8 @@ async def _scenario(
             "DOSSIER_METRICS_PORT": "0",
             "DOSSIER_METRICS_HOST": "127.0.0.1",
             "DOSSIER_LOG_LEVEL": "DEBUG",
+            # batches of the old default: with 20.000 the two could be done before A is killed
+            "DOSSIER_BATCH_SIZE": "2000",
         }
         return WorkerProcess(env, tmp_path / f"worker-{name}.log", tmp_path)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from dossier_stream.cli import deadletter, offline, pipeline, reconcile, reference, report
+from dossier_stream.cli.backfill import backfill
 from dossier_stream.cli.errors import GuidedGroup
 from dossier_stream.cli.storeserver import store_server
 
@@ -44,6 +45,7 @@ COMMANDS: tuple[click.Command, ...] = (
     pipeline.topics,
     pipeline.produce,
     pipeline.worker,
+    backfill,
     pipeline.demo,
     report.report,
     reconcile.reconcile,

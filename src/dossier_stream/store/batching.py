@@ -206,6 +206,45 @@ class BatchingSink:
             counters[(source, key[0], key[1], key[2])] = total
             buf.n += len(counters) - before
 
+    def add_counters(self, source: str, totals: Iterable[tuple[CounterKey, int]]) -> None:
+        """Buffer several new absolute totals of one source (one lock; as :meth:`add_counter`)."""
+        with self._lock:
+            buf = self._buf
+            if buf.n >= self.max_rows * 4:
+                raise self._full(buf.n)
+            counters = buf.counters
+            before = len(counters)
+            counters.update(((source, k[0], k[1], k[2]), v) for k, v in totals)
+            buf.n += len(counters) - before
+
+    def add_facts(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[tuple[Any, FactRow]],
+        *,
+        source: str = "",
+    ) -> None:
+        """Buffer the latest rows of several keys of one source (one lock; as :meth:`add_fact`).
+
+        Args:
+            table: the fact table.
+            columns: its columns, in the order of the rows.
+            rows: ``(key, row)`` pairs; a row may be lazy (:data:`FactRow`).
+            source: the source partition of the rows (for :meth:`discard`).
+        """
+        with self._lock:
+            buf = self._buf
+            if buf.n >= self.max_rows * 4:
+                raise self._full(buf.n)
+            self._columns[table] = columns
+            held = buf.facts.get(table)
+            if held is None:
+                held = buf.facts[table] = {}
+            before = len(held)
+            held.update((key, (source, row)) for key, row in rows)
+            buf.n += len(held) - before
+
     def add_fact(
         self, table: str, columns: Sequence[str], key: Any, row: FactRow, *, source: str = ""
     ) -> None:

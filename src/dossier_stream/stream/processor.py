@@ -427,28 +427,27 @@ class Processor:
         messages (``rerouted``: the shell publishes :meth:`take_rerouted`).
         """
         handled: list[Handled] = []
+        append = handled.append
         touched: dict[str, set[CounterKey]] = {}  # counters whose totals moved, per source
+        # the latest state of each dossier touched, per source: one fact row each, built at
+        # the flush (once per dossier per flush, not once per event)
+        states: dict[str, dict[str, DossierState]] = {}
+        engines = self.engines
         owner = self.rekeyer.owner
         for msg in messages:
-            source = source_of(msg.topic, msg.partition)
-            engine = self._engine(source)
-            origin = msg.origin
-            if msg.value is None:
+            topic, partition, value, origin = msg.topic, msg.partition, msg.value, msg.origin
+            source = source_of(topic, partition)
+            engine = engines.get(source) or self._engine(source)
+            if value is None:
                 out = self._tombstone(engine, source, msg)
-                topic = msg.topic
             elif origin is None:
-                topic = msg.topic
                 out = engine.process(
-                    msg.value,
-                    topic=topic,
-                    partition=msg.partition,
-                    offset=msg.offset,
-                    owner=owner(topic),
+                    value, topic=topic, partition=partition, offset=msg.offset, owner=owner(topic)
                 )
-            else:  # from a repartition topic: folded here, never re-routed again
+            else:  # from a repartition topic: folded as its origin, never re-routed again
                 topic = origin.topic
                 out = engine.process(
-                    msg.value, topic=topic, partition=origin.partition, offset=origin.offset
+                    value, topic=topic, partition=origin.partition, offset=origin.offset
                 )
             if out.dead_letter is not None:
                 engine.dead_letters.clear()
@@ -458,24 +457,28 @@ class Processor:
                     out.dead_letter,
                     letter_id=letter_id(msg.topic, msg.partition, msg.offset, msg.timestamp),
                 )
-                handled.append(Handled(source, topic, replace(out, dead_letter=dead)))
+                append(Handled(source, topic, replace(out, dead_letter=dead)))
                 continue
-            handled.append(Handled(source, topic, out))
-            if out.kind != "applied" or out.event is None:
-                if out.kind == "rerouted" and out.event is not None and msg.value is not None:
+            append(Handled(source, topic, out))
+            event = out.event
+            if out.kind != "applied" or event is None:
+                if out.kind == "rerouted" and event is not None and value is not None:
                     self._rerouted.append(
-                        self.rekeyer.republish(
-                            msg.topic, msg.partition, msg.offset, msg.value, out.event
-                        )
+                        self.rekeyer.republish(msg.topic, partition, msg.offset, value, event)
                     )
                 continue
-            event = out.event
             if out.delta:
                 keys = touched.get(source)
                 if keys is None:
                     keys = touched[source] = set()
                 keys.update(out.delta)
-            if isinstance(event, UnitReportedTotals):
+            if isinstance(event, DossierEvent):
+                held = states.get(source)
+                if held is None:
+                    held = states[source] = {}
+                dossier_id = event.dossier_id
+                held[dossier_id] = engine.dossiers[dossier_id]
+            elif isinstance(event, UnitReportedTotals):
                 rkey = (event.unit_code, event.period_start, event.period_end)
                 (occurred_at, event_id), total = engine.reported[rkey]
                 self.sink.add_fact(
@@ -484,16 +487,6 @@ class Processor:
                      event_id, occurred_at, 0),
                     source=source,
                 )  # fmt: skip
-            elif isinstance(event, DossierEvent):
-                state = engine.dossiers[event.dossier_id]
-                # built at the flush: once per dossier per flush, not once per event
-                self.sink.add_fact(
-                    "dossier_facts",
-                    DOSSIER_FACT_COLUMNS,
-                    state.dossier_id,
-                    partial(dossier_fact, state, source),
-                    source=source,
-                )
             else:
                 fb: FeedbackState = engine.feedback[event.feedback_id]
                 self.sink.add_fact(
@@ -502,8 +495,14 @@ class Processor:
                      dumps_feedback(fb).decode()),
                     source=source,
                 )  # fmt: skip
+        for source, held in states.items():
+            self.sink.add_facts(
+                "dossier_facts",
+                DOSSIER_FACT_COLUMNS,
+                ((key, partial(dossier_fact, state, source)) for key, state in held.items()),
+                source=source,
+            )
         for source, keys in touched.items():  # the new absolute totals, once per batch
-            counters = self.engines[source].counters
-            for key in keys:
-                self.sink.add_counter(source, key, counters.get(key, 0))
+            counters = engines[source].counters
+            self.sink.add_counters(source, ((key, counters.get(key, 0)) for key in keys))
         return handled
