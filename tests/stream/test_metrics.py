@@ -6,6 +6,7 @@ import asyncio
 import math
 import socket
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -215,6 +216,11 @@ def test_the_live_period_is_the_monthly_report_period_of_the_local_day() -> None
     assert live_period(datetime(2024, 12, 20, tzinfo=VN_TZ)) == monthly_report(2025, 1)
 
 
+def _crc(raw: bytes) -> int:
+    """A stable number of a line's dossier (its id's CRC-32)."""
+    return zlib.crc32(orjson.loads(raw)["dossier_id"].encode())
+
+
 def _split(lines: list[bytes]) -> list[tuple[str, str, bytes]]:
     """(source, topic, raw) for each line, dossiers spread over two partitions."""
     catalog = load_catalog()
@@ -241,7 +247,13 @@ def test_live_figures_equal_the_truth_whether_loaded_or_updated(
     now = datetime(2024, 10, 14, 20, 0, tzinfo=VN_TZ)
     catalog = load_catalog()
     engines: dict[str, Engine] = {}
-    items = _split(sim.lines)
+    # the simulated month is a believable one (few dossiers open past due): one dossier in
+    # two is left without its completion, so that due times pass while the clock moves
+    items = [
+        item
+        for item in _split(sim.lines)
+        if not (b'"dossier.completed"' in item[2] and _crc(item[2]) % 2 == 0)
+    ]
     half = len(items) // 2
     live = LiveFigures(registry, clock=lambda: now)
     for n, (source, topic, raw) in enumerate(items):
@@ -411,7 +423,13 @@ def _simulated_batches(
     )
     catalog = load_catalog()
     engines: dict[str, Engine] = {}
-    items = _split(sim.lines)
+    # the simulated month is a believable one (few dossiers open past due): one dossier in
+    # two is left without its completion, so that due times pass while the clock moves
+    items = [
+        item
+        for item in _split(sim.lines)
+        if not (b'"dossier.completed"' in item[2] and _crc(item[2]) % 2 == 0)
+    ]
     for start in range(0, len(items), size):
         handled = []
         for source, topic, raw in items[start : start + size]:
