@@ -68,7 +68,7 @@ def test_store_server_settings_from_the_environment_and_the_secrets_dir(
     ]
     assert "from-a-file" not in repr(users) and "from-a-file" not in repr(load_settings())
     # the body limit follows the flush size unless set
-    assert body_limit(load_settings()) == 4 * 50_000 * 1024
+    assert body_limit(load_settings()) == 4 * load_settings().flush_max_rows * 1024
     assert body_limit(load_settings(flush_max_rows=200_000)) == 4 * 200_000 * 1024
     assert body_limit(load_settings(store_server_max_body_bytes=10_000_000)) == 10_000_000
 

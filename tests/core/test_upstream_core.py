@@ -79,7 +79,11 @@ def test_an_engine_without_a_catalog_knows_the_contract_reports_topic(
 def test_the_dossier_topics_are_one_co_partitioned_group() -> None:
     catalog = load_catalog()
     groups = copartitioned_groups(catalog)
-    assert set(groups["dossier"]) == {t.name for t in catalog.dossier_topics}
+    # the repartition topic of a family is co-partitioned with it (re-keyed input lands there)
+    assert set(groups["dossier"]) == {t.name for t in catalog.dossier_topics} | {
+        "dossier.repartition.v1"
+    }
+    assert set(groups["feedback"]) == {"feedback.v1", "feedback.repartition.v1"}
     assert all(catalog.deadletter.name not in names for names in groups.values())
 
 
@@ -87,7 +91,8 @@ def test_partition_counts_that_differ_stop_the_worker_with_what_to_run() -> None
     catalog = load_catalog()
     counts = {t.name: t.partitions for t in catalog.topics}
     assert partition_count_problem(catalog, counts) is None
-    assert partition_count_problem(catalog, {**counts, "feedback.v1": 9}) is None  # alone
+    feedback = partition_count_problem(catalog, {**counts, "feedback.v1": 9})
+    assert feedback is not None and "feedback.repartition.v1" in feedback
     odd = {**counts, "dossier.payments.v1": 3, "dossier.progress.v1": 8}
     problem = partition_count_problem(catalog, odd, "kafka:9092")
     assert problem is not None

@@ -398,9 +398,8 @@ def loaded(
                 if dead is None:
                     continue
                 sink.add_dead_letter(
-                    (dead.topic or "", dead.partition or 0, dead.offset or 0, dead.reason,
-                     dead.code, dead.detail, dead.raw.decode("utf-8", errors="replace"),
-                     logged_at)
+                    (dead.letter_id, dead.topic or "", dead.partition or 0, dead.offset or 0,
+                     dead.reason, dead.code, dead.detail, dead.raw, 1, logged_at)
                 )  # fmt: skip
             sink.flush()
         states = [loads_dossier(raw) for raw in store.open_states(period.ends_at)]

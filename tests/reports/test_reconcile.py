@@ -236,7 +236,7 @@ def test_units_whose_report_differs_are_listed(loaded: Loaded, store: ClickHouse
 def _report(unit: str, start: date, end: date, total: int, event_id: str) -> tuple[object, ...]:
     """A ``unit_reports`` row in :data:`REPORT_COLUMNS` order (a test partition, a fixed time)."""
     at = datetime(2024, 10, 15, 1, tzinfo=UTC)
-    return (unit, "unit:test", start, end, total, event_id, at)
+    return (unit, "unit:test", start, end, total, event_id, at, 0)
 
 
 def test_edge_cases_of_the_definitions(

@@ -110,6 +110,7 @@ async def _scenario(tmp_path: Path, bootstrap: str, dsn: str, sim: Simulation) -
             "DOSSIER_METRICS_PORT": "0",
             "DOSSIER_METRICS_HOST": "127.0.0.1",
             "DOSSIER_LOG_LEVEL": "DEBUG",
+            "DOSSIER_BATCH_SIZE": "2000",  # small batches: the kill meets uncommitted input
         }
         return WorkerProcess(env, tmp_path / f"worker-{name}.log", tmp_path)
 

@@ -81,12 +81,21 @@ class DemoResult:
 
     def write_deadletters(self, path: Path) -> int:
         """Every dead letter of the run as JSON Lines (where it was, why, the value); how many."""
+        import base64  # noqa: PLC0415
+
         import orjson  # noqa: PLC0415
 
         rows = self.store.dead_letters(limit=max(self.stats.deadletter, 1))
         with path.open("wb") as fh:
             for row in sorted(rows, key=lambda r: (r["topic"], r["partition"], r["offset"])):
-                fh.write(orjson.dumps({k: v for k, v in row.items() if k != "logged_at"}) + b"\n")
+                out = {k: v for k, v in row.items() if k not in ("logged_at", "value")}
+                raw = row.get("value") or b""
+                if isinstance(raw, bytes):  # the exact bytes, and a readable text of them
+                    out["value"] = raw.decode("utf-8", errors="replace")
+                    out["value_base64"] = base64.b64encode(raw).decode()
+                else:
+                    out["value"] = raw
+                fh.write(orjson.dumps(out, default=str) + b"\n")
         return len(rows)
 
     def report(self, period: Period) -> dict[str, Any]:

@@ -322,8 +322,15 @@ class ClickHouseStore(DeadLetterTable):
             for version, description, statements in MIGRATIONS:
                 if version in done:
                     continue
-                for sql in statements:
-                    self.client.command(sql)
+                try:
+                    for sql in statements:
+                        self.client.command(sql)
+                except Exception:
+                    # two workers starting on a new store migrate at once: the other one's
+                    # statements may make ours fail (a default already removed, say)
+                    if not self._recorded_soon(version):
+                        raise
+                    continue
                 self.client.insert(
                     "schema_migrations",
                     [(version, description, datetime.now().astimezone())],
@@ -331,6 +338,21 @@ class ClickHouseStore(DeadLetterTable):
                 )
                 applied.append(version)
             return applied
+
+    def _recorded_soon(self, version: int, wait_s: float = 15.0) -> bool:
+        """Whether another process records ``version`` as applied within ``wait_s``."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            rows = self.client.query(
+                "SELECT count() FROM schema_migrations WHERE version = {v:UInt32}",
+                parameters={"v": version},
+            ).result_rows
+            if rows[0][0]:
+                _LOG.info("migration %s was applied by another process", version)
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
 
     def _insert(
         self,

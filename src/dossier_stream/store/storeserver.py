@@ -59,6 +59,7 @@ import contextlib
 import importlib
 import logging
 import re
+import select
 import socket
 import socketserver
 import tempfile
@@ -195,6 +196,13 @@ class _Handler(socketserver.BaseRequestHandler):
         reader = Reader(self.request)
         limits = self.server.limits
         while True:
+            # an idle keep-alive connection waits up to the read timeout for its next
+            # request and is then closed silently (as ClickHouse does); the timeout of a
+            # request counts from its first byte, so idle time never makes it late
+            if not reader.buf:
+                ready, _, _ = select.select([self.request], [], [], limits.read_timeout_s)
+                if not ready:
+                    return
             reader.deadline = time.monotonic() + limits.read_timeout_s
             started = reader.received + len(reader.buf)
             try:

@@ -262,6 +262,7 @@ def run_backfill(
         BackfillError: a worker died or the time limit passed (the workers
             are stopped; what they committed is stored).
     """
+    from dossier_stream.store.sink import ClickHouseStore, connect  # noqa: PLC0415
     from dossier_stream.store.storeserver import StoreServer  # noqa: PLC0415
 
     if processes < 1:
@@ -273,6 +274,11 @@ def run_backfill(
     if parts.scheme == "chdb":
         server = StoreServer(Path(parts.netloc + parts.path).resolve())
         dsn = server.start()
+    migrating = ClickHouseStore(connect(dsn))  # once, before the workers start at once
+    try:
+        migrating.migrate()
+    finally:
+        migrating.close()
     procs: list[subprocess.Popen[bytes]] = []
     logs = [workdir / f"worker-{i}.log" for i in range(processes)]
     try:
