@@ -199,9 +199,10 @@ class _Handler(socketserver.BaseRequestHandler):
             # an idle keep-alive connection waits up to the read timeout for its next
             # request and is then closed silently (as ClickHouse does); the timeout of a
             # request counts from its first byte, so idle time never makes it late
-            if not reader.buf:
-                ready, _, _ = select.select([self.request], [], [], limits.read_timeout_s)
-                if not ready:
+            if not reader.buf:  # poll, not select: a busy process has descriptors over 1024
+                waiting = select.poll()
+                waiting.register(self.request, select.POLLIN)
+                if not waiting.poll(limits.read_timeout_s * 1000):
                     return
             reader.deadline = time.monotonic() + limits.read_timeout_s
             started = reader.received + len(reader.buf)
