@@ -260,17 +260,7 @@ class BatchingSink:
                 the row is written (:data:`FactRow`).
             source: the source partition of the row (for :meth:`discard`).
         """
-        with self._lock:
-            buf = self._buf
-            if buf.n >= self.max_rows * 4:
-                raise self._full(buf.n)
-            self._columns[table] = columns
-            rows = buf.facts.get(table)
-            if rows is None:
-                rows = buf.facts[table] = {}
-            before = len(rows)
-            rows[key] = (source, row)
-            buf.n += len(rows) - before
+        self.add_facts(table, columns, ((key, row),), source=source)
 
     def add_dead_letter(self, row: Sequence[Any]) -> None:
         """Buffer one dead-letter row."""

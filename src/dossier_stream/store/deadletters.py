@@ -108,15 +108,16 @@ class DeadLetterTable:
 
     client: Client
 
-    def _insert(
-        self,
-        table: str,
-        column_names: Sequence[str],
-        columns: list[Sequence[Any]],
-        *,
-        distinct: bool = False,
-    ) -> None:
-        raise NotImplementedError  # ClickHouseStore's
+    if TYPE_CHECKING:  # provided by ClickHouseStore, which mixes this class in
+
+        def _insert(
+            self,
+            table: str,
+            column_names: Sequence[str],
+            columns: list[Sequence[Any]],
+            *,
+            distinct: bool = False,
+        ) -> None: ...
 
     def write_dead_letters(self, rows: Sequence[Sequence[Any]]) -> int:
         """Insert dead-letter rows (every column of :data:`DEAD_LETTER_COLUMNS` but the last)."""
