@@ -6,7 +6,10 @@ uncompressed keyed by dossier id — so most messages arrive on a partition
 their key does not belong to. Two real ``dossier-stream worker`` processes
 share a store (``store-server``) and split the partitions, re-publishing
 mis-keyed messages to the repartition topics, whose partitions are split
-the same way. Worker A is killed with SIGKILL while both process: its
+the same way. A third of the month is there before the workers start; the
+rest arrives as a live feed, in paced chunks, and worker A is killed with
+SIGKILL halfway through that feed, while both process (a backlog alone can
+be folded and committed before the kill on a fast machine). A's
 uncommitted input and repartition messages are read again by B (some
 re-published twice, absorbed by the fold). Once every input and
 repartition partition is committed to its end, every (unit, day, counter)
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -49,6 +53,33 @@ pytestmark = pytest.mark.integration
 PERIOD = monthly_report(2024, 10)
 CELLS = [("lz4", "random"), ("zstd", "none"), ("gzip", "unit_code"), (None, "dossier_id")]
 LIMIT_S = 300.0
+FEED_CHUNKS = 24  # the live part of the month, published in this many paced chunks
+FEED_PAUSE_S = 0.25
+
+
+class _Feed(threading.Thread):
+    """Publishes ``lines[start:]`` in paced chunks (kafka-python, the cells' habits)."""
+
+    def __init__(self, bootstrap: str, sim: Simulation, cell_of: list[int], start: int) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.sim, self.cell_of, self.start_at = bootstrap, sim, cell_of, start
+        self.chunks_sent = 0
+        self.placed: list[tuple[str, int, int]] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        catalog = load_catalog()
+        lines, cells = self.sim.lines, self.cell_of
+        step = -(-(len(lines) - self.start_at) // FEED_CHUNKS)
+        try:
+            for lo in range(self.start_at, len(lines), step):
+                hi = min(lo + step, len(lines))
+                sent = publish(self.bootstrap, catalog, lines[lo:hi], CELLS, cells[lo:hi])
+                self.placed += sent.placed
+                self.chunks_sent += 1
+                time.sleep(FEED_PAUSE_S)
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            self.error = exc
 
 
 def _store_server(path: Path, log: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -96,9 +127,12 @@ async def _scenario(tmp_path: Path, bootstrap: str, dsn: str, sim: Simulation) -
     app_id = "rekey-two-workers"
     await create_topics(Settings(bootstrap_servers=bootstrap), catalog)
     cell_of = [i % len(CELLS) for i in range(len(sim.lines))]
-    sent = await asyncio.to_thread(publish, bootstrap, catalog, sim.lines, CELLS, cell_of)
+    backlog = len(sim.lines) // 3
+    sent = await asyncio.to_thread(
+        publish, bootstrap, catalog, sim.lines[:backlog], CELLS, cell_of[:backlog]
+    )
+    feed = _Feed(bootstrap, sim, cell_of, backlog)
     dead = catalog.deadletter.name
-    inputs = dict(Counter(topic for topic, _, _ in sent.placed if topic != dead))
     repartition = [t.name for t in catalog.topics if t.repartition]
 
     def worker(name: str) -> WorkerProcess:
@@ -119,13 +153,22 @@ async def _scenario(tmp_path: Path, bootstrap: str, dsn: str, sim: Simulation) -
         a.start()
         await a.wait_line(lambda line: "partitions assigned:" in line, 120)
         b.start()
+        await b.wait_line(lambda line: "partitions assigned:" in line, 120)
+        feed.start()
         await b.wait_line(lambda line: "batching: flushed " in line, 120)
-        await a.wait_line(lambda line: "batching: flushed " in line, 120)
+        while feed.chunks_sent < FEED_CHUNKS // 2:  # both fold the live feed
+            assert feed.is_alive() and feed.error is None, feed.error
+            await asyncio.sleep(0.01)
+        a.kill()
+        killed = time.monotonic()
+        assert feed.is_alive(), "the feed ended before the kill"
+        await asyncio.to_thread(feed.join, LIMIT_S)
+        assert feed.error is None and not feed.is_alive(), feed.error
+        placed = sent.placed + feed.placed
+        assert len(placed) == len(sim.lines)
+        inputs = dict(Counter(topic for topic, _, _ in placed if topic != dead))
         async with GroupWatch(bootstrap, app_id, inputs, [dead, *repartition]) as watch:
             await watch.poll()
-            assert not watch.done(), "everything was committed before the kill"
-            a.kill()
-            killed = time.monotonic()
             while not watch.done():  # every input message committed
                 assert time.monotonic() - killed < LIMIT_S, watch.per_topic()
                 assert b.alive, b.tail()
