@@ -294,3 +294,37 @@ def test_a_naive_instant_is_refused(tmp_path: Path) -> None:
             open_past_due_counts(store, datetime(2024, 10, 14, 23, 59, 59))  # noqa: DTZ001
     finally:
         store.close()
+
+
+def test_counters_that_cancel_out(tmp_path: Path, registry: UnitRegistry) -> None:
+    """Rows that cancel out within a day, across days, or are zero: listed as the per-day path."""
+    d1, d2, d3 = date(2024, 10, 1), date(2024, 10, 2), date(2024, 10, 3)
+    rows = [
+        ("a", "HP-SO-TUPHAP", d1, "received", 2),  # day sum 0 over two sources: absent
+        ("b", "HP-SO-TUPHAP", d1, "received", -2),
+        ("a", "HP-SO-TUPHAP", d2, "completed", 3),  # days +3 and -3: listed with 0
+        ("a", "HP-SO-TUPHAP", d3, "completed", -3),
+        ("a", "HP-SO-XAYDUNG", d1, "received", 0),  # zero rows only: absent
+        ("a", "HP-SO-XAYDUNG", d2, "completed", 4),
+        ("b", "HP-SO-XAYDUNG", d2, "completed", 1),
+        ("a", "NOT-A-UNIT", d2, "received", 5),  # days +5 and -5 of an unknown code
+        ("b", "NOT-A-UNIT", d3, "received", -5),
+        ("a", "HP-SO-XAYDUNG", date(2024, 10, 20), "received", 7),  # after the period
+    ]
+    store = ClickHouseStore(connect(f"chdb://{tmp_path / 'ch'}"))
+    try:
+        store.migrate()
+        store.write_counters(rows)
+        period = Period(d1, d3)
+        got = counter_totals(store, period.start, period.end)
+        assert got == sum_counters(store.counters(period.start, period.end), period)
+        assert got == {
+            "HP-SO-TUPHAP": {"completed": 0},
+            "HP-SO-XAYDUNG": {"completed": 5},
+            "NOT-A-UNIT": {"received": 0},
+        }
+        report = _json(report_from_store(store, registry, period))
+        assert report == _json(_per_day_report(store, registry, period))
+        assert report["unregistered_units"] == {"NOT-A-UNIT": {"received": 0}}
+    finally:
+        store.close()

@@ -9,10 +9,11 @@ by ClickHouse, so a year's report reads a few thousand rows, not a row per
   :func:`~dossier_stream.core.indicators.sum_counters` gives on
   :meth:`ClickHouseStore.counters <dossier_stream.store.sink.ClickHouseStore.counters>`
   of the same days: the per-(unit, day, counter) sums that are not zero,
-  summed per (unit, counter). A (unit, counter) whose days cancel out stays
-  listed with 0, as it does there. Eras play no part: a dossier counts for
-  the unit named in its events, whatever day the unit's era ends
-  (``spec/units.md``), and the report chooses its units from the registry.
+  summed per (unit, counter) (a (unit, counter) whose nonzero days cancel
+  out listed with 0, as it is there), without grouping by day. Eras play
+  no part: a dossier counts for the unit named in its events, whatever day
+  the unit's era ends (``spec/units.md``), and the report chooses its units
+  from the registry.
 * :func:`open_past_due_counts` gives exactly what
   :func:`~dossier_stream.core.counters.open_past_due` gives on the decoded
   states of the dossiers open at the instant, from the named columns of
@@ -30,20 +31,27 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from dossier_stream.store.sink import ClickHouseStore
 
-__all__ = ["counter_totals", "open_past_due_counts"]
+__all__ = ["counter_totals", "micros", "open_past_due_counts"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
 
-_COUNTER_TOTALS: Final = """SELECT unit_code, counter, sum(v)
+_COUNTER_TOTALS: Final = """SELECT unit_code, counter, sum(value), countIf(value != 0)
+FROM unit_day_counters FINAL
+WHERE day BETWEEN {start:Date} AND {end:Date}
+GROUP BY unit_code, counter"""
+"""Per (unit, counter): the total and how many (source, day) rows are not zero."""
+
+_NONZERO_DAYS: Final = """SELECT DISTINCT unit_code, counter
 FROM (
     SELECT unit_code, day, counter, sum(value) AS v
     FROM unit_day_counters FINAL
     WHERE day BETWEEN {start:Date} AND {end:Date}
+        AND has({keys:Array(Tuple(String, String))}, (toString(unit_code), toString(counter)))
     GROUP BY unit_code, day, counter
     HAVING v != 0
-)
-GROUP BY unit_code, counter"""
+)"""
+"""Which of ``keys`` have a day whose sum over the sources is not zero."""
 
 _OPEN_PAST_DUE: Final = """SELECT unit_code, count()
 FROM (
@@ -81,12 +89,30 @@ def micros(at: datetime) -> int:
 def counter_totals(store: ClickHouseStore, start: date, end: date) -> dict[str, dict[str, int]]:
     """``{unit_code: {counter: total}}`` over the days [start, end], every source.
 
-    Exactly ``sum_counters(store.counters(start, end), Period(start, end))``.
+    Exactly ``sum_counters(store.counters(start, end), Period(start, end))``,
+    whose keys are the (unit, counter) with a day whose sum over the sources
+    is not zero. One pass sums per (unit, counter): a total that is not zero
+    has such a day, a total of zero made of zero rows only has none. Only a
+    total of zero made of rows that cancel out (counters never go below zero
+    today, so none in practice) is settled day by day, in a second read of
+    those keys alone.
     """
-    rows = store.client.query(_COUNTER_TOTALS, parameters={"start": start, "end": end}).result_rows
+    period = {"start": start, "end": end}
     out: dict[str, dict[str, int]] = {}
-    for unit, counter, total in rows:
-        out.setdefault(unit, {})[counter] = int(total)
+    cancelled: list[tuple[str, str]] = []
+    for unit, counter, total, nonzero in store.client.query(
+        _COUNTER_TOTALS, parameters=period
+    ).result_rows:
+        if total:
+            out.setdefault(unit, {})[counter] = int(total)
+        elif nonzero:
+            cancelled.append((unit, counter))
+    if cancelled:
+        rows = store.client.query(
+            _NONZERO_DAYS, parameters={**period, "keys": cancelled}
+        ).result_rows
+        for unit, counter in rows:
+            out.setdefault(unit, {})[counter] = 0
     return out
 
 
