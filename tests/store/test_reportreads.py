@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
+from bench.scale import shift_line
 
 from dossier_stream.core.counters import open_past_due
 from dossier_stream.core.engine import Engine
@@ -123,28 +124,11 @@ def test_period_across_the_reorganisation(
 
 
 def _year_lines(registry: UnitRegistry, calendar: WorkCalendar) -> list[bytes]:
-    """Twelve tiles of a small month: ids prefixed, dates moved back 35 days a tile."""
+    """Twelve tiles of a small month, oldest first (``bench.scale``: 35 days a tile)."""
     base = simulate(
         SimConfig(monthly_report(2024, 10), seed=3, dossiers=500, feedback=20), registry, calendar
     ).lines
-    out: list[bytes] = []
-    for k in reversed(range(12)):
-        shift = timedelta(days=35 * k)
-        for raw in base:
-            text = raw.decode()
-            if k:
-                for field in ("event_id", "dossier_id", "feedback_id"):
-                    text = text.replace(f'"{field}":"', f'"{field}":"T{k}-')
-                parts = text.split('"')
-                for i, part in enumerate(parts):
-                    try:
-                        day = date.fromisoformat(part[:10])
-                    except ValueError:
-                        continue
-                    parts[i] = (day - shift).isoformat() + part[10:]
-                text = '"'.join(parts)
-            out.append(text.encode())
-    return out
+    return [shift_line(raw, k) for k in reversed(range(12)) for raw in base]
 
 
 def test_a_year_and_the_months_in_it(
