@@ -142,6 +142,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "backfill pair (default 3; the ratios are the medians)",
     )
     parser.add_argument(
+        "--year-store",
+        type=Path,
+        help="year-report: time it on this store built by `python -m bench.yearstore --out DIR` "
+        "(DIR), instead of the largest scale run's (no broker, no scale run needed)",
+    )
+    parser.add_argument(
         "--scale-sizes",
         default="300000,3000000",
         help="scale: events per run, comma-separated (default 300000,3000000; add 30000000 "
@@ -407,6 +413,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
             s in args.scenarios
             for s in (*THROUGHPUT, "backfill", "freshness", "freshness-ceiling", "scale")
         )
+        if args.year_store is not None and "year-report" in args.scenarios:
+            log(f"year report from {args.year_store} ...")
+            results["year_report"] = run_scenario(
+                "year-report",
+                {"chdb": str((args.year_store / "ch").resolve())},
+                workdir,
+                timeout=args.timeout,
+            )
         lines: list[bytes] = []
         if needs_broker:
             t0 = time.monotonic()
@@ -578,7 +592,7 @@ def run_scale_and_year(
         log=log,
     )
     last = results["scale"]["runs"][-1]
-    if "year-report" in args.scenarios and last.get("complete"):
+    if "year-report" in args.scenarios and last.get("complete") and args.year_store is None:
         log("year report from the largest store ...")
         results["year_report"] = run_scenario(
             "year-report", {"chdb": last["chdb"]}, workdir, timeout=args.timeout

@@ -58,7 +58,8 @@ def _more_lines(results: dict[str, Any]) -> list[str]:
     if y and "median_s" in y:
         out.append(
             f"year report {y['period'][0]}..{y['period'][1]} from ClickHouse: first "
-            f"{y['first_s']:.3f} s, median {y['median_s']:.3f} s of 3 (store opened in "
+            f"{y['first_s']:.3f} s, median {y['median_s']:.3f} s of 3, median CPU "
+            f"{y.get('median_cpu_s', math.nan):.3f} s (store opened in "
             f"{y['open_s']:.1f} s; rows {y['rows']})"
         )
     return out

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from dossier_stream.core.indicators import sum_counters
 from dossier_stream.core.periods import monthly_report
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import load_catalog
@@ -37,6 +38,7 @@ from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.settings import Settings
 from dossier_stream.sim import testing as t
 from dossier_stream.store.batching import BatchingSink
+from dossier_stream.store.reportreads import counter_totals, open_past_due_counts
 from dossier_stream.store.sink import connect
 from dossier_stream.stream.processor import Message, Processor
 from dossier_stream.stream.runner import open_store, report_from_store
@@ -336,13 +338,23 @@ def test_report_and_reconcile_read_through_the_reader(
             Message("dossier.submissions.v1", 0, 0, t.encode(t.received("R1", "HP-SO-TUPHAP"))),
         ])  # fmt: skip
         sink.flush()
+        # rows that cancel out over two sources and two days: the report's second read
+        writer.write_counters([
+            ("a", "HP-SO-XAYDUNG", date(2024, 10, 2), "completed", 3),
+            ("b", "HP-SO-XAYDUNG", date(2024, 10, 3), "completed", -3),
+        ])  # fmt: skip
     finally:
         writer.close()
     reader_dsn = server.dsn.replace(f"dossier:{PASSWORD}", f"reader:{READER_PASSWORD}")
     reader = open_store(Settings(clickhouse_dsn=reader_dsn))  # type: ignore[arg-type]
     try:
-        report = report_from_store(reader, registry, monthly_report(2024, 10))
+        period = monthly_report(2024, 10)
+        report = report_from_store(reader, registry, period)
         assert report["received"]["city"] == 1
+        totals = counter_totals(reader, period.start, period.end)
+        assert totals["HP-SO-XAYDUNG"] == {"completed": 0}
+        assert totals == sum_counters(reader.counters(period.start, period.end), period)
+        assert open_past_due_counts(reader, period.ends_at) == {"HP-SO-TUPHAP": 1}
         with pytest.raises(Exception, match=r"164|readonly"):  # refused by the client or server
             reader.write_counters([("x", "HP-SO-TUPHAP", date(2024, 10, 3), "received", 5)])
     finally:

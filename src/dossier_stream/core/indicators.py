@@ -37,7 +37,14 @@ from dossier_stream.core.formatting import format_rate, meets_target, rate_perce
 from dossier_stream.core.periods import Period
 from dossier_stream.core.registry import LEVELS, Unit, UnitRegistry
 
-__all__ = ["INDICATORS", "Indicator", "build_report", "sum_counters"]
+__all__ = [
+    "INDICATORS",
+    "Indicator",
+    "UnitTotals",
+    "build_report",
+    "report_from_totals",
+    "sum_counters",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +316,42 @@ def build_report(
     Returns:
         The JSON-ready report structure.
     """
-    totals = sum_counters(counters, period)
+    return report_from_totals(
+        sum_counters(counters, period),
+        registry,
+        period,
+        reported_totals=reported_totals,
+        open_past_due=open_past_due,
+    )
+
+
+def report_from_totals(
+    totals: UnitTotals,
+    registry: UnitRegistry,
+    period: Period,
+    *,
+    reported_totals: Mapping[tuple[str, date, date], int] | None = None,
+    open_past_due: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """Build the report of ``period`` from counters already summed over its days.
+
+    :func:`build_report` is this on :func:`sum_counters` of its counters; a
+    store that sums them itself (one row per unit and counter) passes them
+    here. The days play no further part: a dossier counts for the unit named
+    in its events, and the units listed are chosen from the registry.
+
+    Args:
+        totals: ``{unit_code: {counter: total}}`` over the days of ``period``,
+            as :func:`sum_counters` gives them (a counter whose days sum to 0
+            may be listed with 0).
+        registry: the unit registry.
+        period: the report period.
+        reported_totals: as for :func:`build_report`.
+        open_past_due: as for :func:`build_report`.
+
+    Returns:
+        The JSON-ready report structure.
+    """
     units = _listed_units(registry, period, totals)
     listed = {u.code for u in units}
     reported = {

@@ -73,8 +73,9 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from dossier_stream.core.counters import COMPLETED_COUNTERS, FEEDBACK_COUNTERS, RECEIVED_COUNTERS
-from dossier_stream.core.indicators import INDICATORS, sum_counters
+from dossier_stream.core.indicators import INDICATORS
 from dossier_stream.core.periods import Period
+from dossier_stream.store.reportreads import counter_totals
 
 if TYPE_CHECKING:
     from dossier_stream.store.sink import ClickHouseStore
@@ -385,7 +386,7 @@ def reconcile(
     wanted = set(RECOMPUTED_COUNTERS)
     streamed = {
         unit: kept
-        for unit, totals in sum_counters(store.counters(period.start, period.end), period).items()
+        for unit, totals in counter_totals(store, period.start, period.end).items()
         if (kept := {c: v for c, v in totals.items() if c in wanted and v})
     }
     recomputed = recompute(store, period)

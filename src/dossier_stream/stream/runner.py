@@ -21,9 +21,8 @@ from typing import Any, Final
 
 import orjson
 
-from dossier_stream.core.counters import open_past_due
 from dossier_stream.core.index766 import load_profile
-from dossier_stream.core.indicators import build_report
+from dossier_stream.core.indicators import report_from_totals
 from dossier_stream.core.lifecycle import DossierState
 from dossier_stream.core.partitioner import partition_for
 from dossier_stream.core.periods import Period
@@ -31,8 +30,8 @@ from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import TopicCatalog, family_of
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.settings import Settings, mask_dsn
-from dossier_stream.store.codec import loads_dossier
 from dossier_stream.store.deadletters import letter_id
+from dossier_stream.store.reportreads import counter_totals, open_past_due_counts
 from dossier_stream.store.sink import BatchingSink, ClickHouseStore, connect
 from dossier_stream.stream.metrics import LiveFigures, Metrics, MetricsServer, consumer_lag
 from dossier_stream.stream.processor import Handled, Processor
@@ -506,12 +505,20 @@ def report_from_store(
     registry: UnitRegistry,
     period: Period,
 ) -> dict[str, Any]:
-    """The report of ``period`` read back from ClickHouse."""
-    open_states = [loads_dossier(raw) for raw in store.open_states(period.ends_at)]
-    return build_report(
-        store.counters(period.start, period.end),
+    """The report of ``period`` read back from ClickHouse.
+
+    ClickHouse sums the counters per unit over the period and counts the
+    dossiers open past due at its end (:mod:`dossier_stream.store.reportreads`):
+    the same figures as :func:`~dossier_stream.core.indicators.build_report` on
+    :meth:`ClickHouseStore.counters` and
+    :func:`~dossier_stream.core.counters.open_past_due` on the decoded
+    :meth:`ClickHouseStore.open_states`, without bringing a row per unit, day
+    and counter or a state per open dossier into Python.
+    """
+    return report_from_totals(
+        counter_totals(store, period.start, period.end),
         registry,
         period,
         reported_totals=store.reported_totals(period.start, period.end),
-        open_past_due=open_past_due(open_states, period.ends_at),
+        open_past_due=open_past_due_counts(store, period.ends_at),
     )
