@@ -225,3 +225,20 @@ def test_due_from_working_days_skips_the_weekend(calendar: WorkCalendar) -> None
     state, _ = fold([t.received(D, U, at="2024-10-04T10:00:00+07:00", working_days=1)], calendar)
     assert state.received is not None
     assert state.received.due_at == datetime(2024, 10, 7, 10, tzinfo=VN_TZ)
+
+
+def test_open_past_due_counts_only_the_requests_made_by_the_instant(
+    calendar: WorkCalendar,
+) -> None:
+    # due long after both instants: only "more than one request" can make it past due
+    rec = t.received(D, U, at="2024-10-01T08:00:00+07:00", due_at="2024-10-30T17:00:00+07:00")
+    reqs = [
+        t.supplement_requested(D, U, at="2024-10-02T08:00:00+07:00"),
+        t.supplement_received(D, U, at="2024-10-03T08:00:00+07:00"),
+        t.supplement_requested(D, U, at="2024-10-16T08:00:00+07:00"),
+        t.supplement_received(D, U, at="2024-10-17T08:00:00+07:00"),
+    ]
+    state, _ = fold([rec, *reqs], calendar)
+    # the end of October's report: one request by then, the second came later
+    assert open_past_due([state], datetime(2024, 10, 14, 23, 59, tzinfo=VN_TZ)) == {}
+    assert open_past_due([state], datetime(2024, 10, 18, 8, tzinfo=VN_TZ)) == {U: 1}

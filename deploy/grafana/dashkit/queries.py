@@ -17,16 +17,22 @@ def open_past_due_rows(extra: str = "") -> str:
 
     Exactly as ``DossierState.is_open_past_due``: received by the end of the
     time range, not completed or withdrawn by then, not waiting for a
-    supplement, and either asked for supplements more than once (overdue by
-    the national rule) or past the stated due time plus the closed supplement
-    pauses. The pauses come from the named columns ``supplement_at`` /
-    ``supplement_requested`` (sorted by time); ``pause`` is (closed pause µs,
-    start µs of a pause still open or 0). ``extra``: more ``AND`` conditions.
+    supplement, and either asked for supplements more than once by the end of
+    the range (overdue by the national rule; later requests do not count) or
+    past the stated due time plus the closed supplement pauses. The pauses
+    come from the named columns ``supplement_at`` / ``supplement_requested``
+    (sorted by time); ``pause`` is (closed pause µs, start µs of a pause still
+    open or 0). ``extra``: more ``AND`` conditions.
     """
-    return f"""SELECT dossier_id, unit_code, received_at, due_at, supplement_requests, pause
+    return f"""SELECT dossier_id, unit_code, received_at, due_at,
+        requests_by_t AS supplement_requests, pause
     FROM (
         SELECT
-            dossier_id, unit_code, received_at, due_at, supplement_requests,
+            dossier_id, unit_code, received_at, due_at,
+            arrayCount(
+                (at, requested) -> requested AND toUnixTimestamp64Micro(at) <= t_us,
+                supplement_at,
+                supplement_requested) AS requests_by_t,
             arrayFold(
                 (acc, at, requested) -> if(at > t_us, acc,
                     if(requested, if(acc.2 = 0, (acc.1, at), acc),
@@ -39,7 +45,7 @@ def open_past_due_rows(extra: str = "") -> str:
             AND (completed_at IS NULL OR completed_at > $__toTime_ms)
             AND (withdrawn_at IS NULL OR withdrawn_at > $__toTime_ms){extra}
     )
-    WHERE pause.2 = 0 AND (supplement_requests > 1
+    WHERE pause.2 = 0 AND (requests_by_t > 1
         OR t_us > toUnixTimestamp64Micro(assumeNotNull(due_at)) + pause.1)"""
 
 

@@ -234,7 +234,10 @@ class DossierState:
             return False
         if self.paused_at(at):
             return False
-        if self.supplement_requests > 1:
+        # more than one request by ``at`` (not counting later ones: a closed period's
+        # figure must not change when the dossier is asked again afterwards)
+        sups = self.supplements  # (none for most dossiers)
+        if sups and sum(1 for s in sups if s.requested and s.at <= at) > 1:
             return True
         due = rec.due_at + self.pause(at)
         return at > due

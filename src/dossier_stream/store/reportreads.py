@@ -57,7 +57,10 @@ _OPEN_PAST_DUE: Final = """SELECT unit_code, count()
 FROM (
     SELECT
         unit_code,
-        supplement_requests,
+        arrayCount(
+            (at, requested) -> requested != 0 AND toUnixTimestamp64Micro(at) <= {t_us:Int64},
+            supplement_at,
+            supplement_requested) AS requests_by_t,
         toUnixTimestamp64Micro(assumeNotNull(due_at)) AS due_us,
         arrayFold(
             (acc, at, requested) -> if(at > {t_us:Int64}, acc,
@@ -75,7 +78,7 @@ FROM (
         AND (withdrawn_at IS NULL
             OR toUnixTimestamp64Micro(assumeNotNull(withdrawn_at)) > {t_us:Int64})
 )
-WHERE pause.3 = 0 AND (supplement_requests > 1 OR {t_us:Int64} > due_us + pause.1)
+WHERE pause.3 = 0 AND (requests_by_t > 1 OR {t_us:Int64} > due_us + pause.1)
 GROUP BY unit_code"""
 """``pause`` = (closed pauses µs, start µs of the pause open at ``t_us``, 1 if one is open):
 ``DossierState.pause``/``paused_at`` up to ``t_us`` (a supplement after it is left out)."""
