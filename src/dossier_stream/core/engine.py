@@ -27,6 +27,7 @@ from dossier_stream.core.counters import (
 )
 from dossier_stream.core.events import (
     DOSSIER_EVENT_MODELS,
+    DossierReceived,
     Event,
     FeedbackReceived,
     FeedbackResolved,
@@ -44,9 +45,9 @@ from dossier_stream.core.lifecycle import (
     empty_dossier,
 )
 from dossier_stream.core.periods import Period
-from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.registry import Unit, UnitRegistry
 from dossier_stream.core.topics import TopicCatalog
-from dossier_stream.core.workdays import WorkCalendar
+from dossier_stream.core.workdays import VN_TZ, WorkCalendar
 
 __all__ = ["DeadLetter", "Engine", "Outcome", "PipelineStats"]
 
@@ -183,6 +184,8 @@ class Engine:
         self.dead_letters: list[DeadLetter] = []
         self._topic_of: dict[str, str] = {}
         self._topic_catalog: TopicCatalog | None = catalog
+        self._units: dict[str, Unit] = {}
+        self._units_of: UnitRegistry | None = None
 
     def parse(
         self,
@@ -201,7 +204,16 @@ class Engine:
         """:meth:`parse`, with positional arguments (cheaper per message)."""
         try:
             event = parse_event(raw)
-            check_unit(event, self.registry)
+            registry = self.registry
+            units = self._units if self._units_of is registry else self._unit_table()
+            unit = units.get(event.unit_code)
+            # a known unit, and one that exists on a reception's day: else check_unit says
+            # why, in its own words (the table only saves its lookups on the valid path)
+            if unit is None or (
+                isinstance(event, DossierReceived)
+                and not unit.exists_on(event.received_at.astimezone(VN_TZ).date())
+            ):
+                check_unit(event, registry)
             if topic is not None and self.catalog is not None:
                 expected = (
                     self._topic_of.get(event.event_type)
@@ -216,6 +228,13 @@ class Engine:
         except InvalidEvent as exc:
             return DeadLetter(exc.reason, exc.code, exc.detail, raw, topic, partition, offset)
         return event
+
+    def _unit_table(self) -> dict[str, Unit]:
+        """The registry's units by code, built again when ``registry`` is replaced."""
+        registry = self.registry
+        self._units = {unit.code: registry.get(unit.code) for unit in registry}
+        self._units_of = registry
+        return self._units
 
     def _expected_topic(self, event_type: str) -> str:
         """``catalog.topic_for(event_type)``, remembered per event type."""

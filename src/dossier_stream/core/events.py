@@ -384,8 +384,9 @@ _DATE_FIELDS: Final[dict[type[BaseModel], tuple[str, ...]]] = {
 
 def _in_range(event: BaseModel) -> bool:
     """Whether every timestamp and date of a validated event is in range."""
+    values = event.__dict__  # a validated model's fields (cheaper than getattr)
     for name in _DATE_FIELDS[type(event)]:
-        value = getattr(event, name)
+        value = values[name]
         # well inside the range whatever the UTC offset: no aware comparison needed
         if value is not None and not 2001 <= value.year <= 2098 and _out_of_range(value, name):
             return False
@@ -423,6 +424,17 @@ def _checked_errors(raw: bytes) -> list[Any] | None:
 def _core_validator() -> Any:
     """The pydantic-core validator of :func:`event_adapter` (no Python wrapper per call)."""
     return event_adapter().validator
+
+
+_VALIDATE_JSON: Any = None
+"""The core validator's ``validate_json``, once built (a global read per event, no call)."""
+
+
+def _validate_json() -> Any:
+    """Build :data:`_VALIDATE_JSON` (the first event parsed)."""
+    global _VALIDATE_JSON  # noqa: PLW0603 (built lazily: importing this module stays cheap)
+    _VALIDATE_JSON = _core_validator().validate_json
+    return _VALIDATE_JSON
 
 
 _TYPE_ERRORS: Final = {
@@ -501,7 +513,7 @@ def parse_event(raw: bytes) -> Event:
             "too_large", detail=f"{len(raw)} bytes, the contract allows {MAX_EVENT_BYTES}"
         )
     try:
-        event: Event = _core_validator().validate_json(raw, strict=True)
+        event: Event = (_VALIDATE_JSON or _validate_json())(raw, strict=True)
     except ValidationError:
         pass
     except RecursionError:

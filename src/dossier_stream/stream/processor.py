@@ -37,7 +37,13 @@ from typing import Any, Final, NamedTuple
 
 from dossier_stream.core.counters import CounterKey, accumulate, dossier_counters, feedback_counters
 from dossier_stream.core.engine import DeadLetter, Engine, Outcome, PipelineStats
-from dossier_stream.core.events import DossierEvent, UnitReportedTotals
+from dossier_stream.core.events import (
+    DOSSIER_EVENT_MODELS,
+    Event,
+    FeedbackReceived,
+    FeedbackResolved,
+    UnitReportedTotals,
+)
 from dossier_stream.core.lifecycle import DossierState, FeedbackState
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import TopicCatalog
@@ -118,6 +124,19 @@ class Handled(NamedTuple):
     source: str
     topic: str
     outcome: Outcome
+
+
+_handled = tuple.__new__
+"""``Handled`` from a tuple, in C: ``_handled(Handled, (source, topic, outcome))``."""
+_DOSSIER_EVENT_TYPES: Final = frozenset(DOSSIER_EVENT_MODELS)
+"""The classes of :data:`~dossier_stream.core.events.DossierEvent` (a set lookup per event)."""
+
+
+def _dead(msg: Message, source: str, topic: str, out: Outcome, dead: DeadLetter) -> Handled:
+    """The ``Handled`` of a dead letter, with its identity: where it came from, with the
+    record's time (a topic deleted and created again repeats offsets, not timestamps)."""
+    dead = replace(dead, letter_id=letter_id(msg.topic, msg.partition, msg.offset, msg.timestamp))
+    return Handled(source, topic, replace(out, dead_letter=dead))
 
 
 @cache  # called for every message, with a few dozen distinct arguments
@@ -419,6 +438,34 @@ class Processor:
         rerouted, self._rerouted = self._rerouted, []
         return rerouted
 
+    def _add_fact(self, engine: Engine, source: str, event: Event) -> None:
+        """Buffer the row of a feedback's state or a unit's report an applied event changed."""
+        if isinstance(event, UnitReportedTotals):
+            rkey = (event.unit_code, event.period_start, event.period_end)
+            (occurred_at, event_id), total = engine.reported[rkey]
+            self.sink.add_fact(
+                "unit_reports", REPORT_COLUMNS, rkey,
+                (event.unit_code, source, event.period_start, event.period_end, total,
+                 event_id, occurred_at, 0),
+                source=source,
+            )  # fmt: skip
+        else:
+            assert isinstance(event, FeedbackReceived | FeedbackResolved)
+            fb: FeedbackState = engine.feedback[event.feedback_id]
+            self.sink.add_fact(
+                "feedback_facts", FEEDBACK_FACT_COLUMNS, fb.feedback_id,
+                (fb.feedback_id, source, fb.unit_code or "", fb.due_at, fb.resolved_at,
+                 dumps_feedback(fb).decode()),
+                source=source,
+            )  # fmt: skip
+
+    def _add_dossier_facts(self, states: dict[str, dict[str, None]]) -> None:
+        """Buffer the fact row of the latest state of each dossier touched, per source."""
+        for source, held in states.items():
+            dossiers = self.engines[source].dossiers  # read here, not under the sink's lock
+            rows = [(key, partial(dossier_fact, dossiers[key], source)) for key in held]
+            self.sink.add_facts("dossier_facts", DOSSIER_FACT_COLUMNS, rows, source=source)
+
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
         """Process a batch; returns what happened to each message, in order.
 
@@ -429,20 +476,29 @@ class Processor:
         handled: list[Handled] = []
         append = handled.append
         touched: dict[str, set[CounterKey]] = {}  # counters whose totals moved, per source
-        # the latest state of each dossier touched, per source: one fact row each, built at
-        # the flush (once per dossier per flush, not once per event)
-        states: dict[str, dict[str, DossierState]] = {}
+        # the dossiers touched, per source: one fact row each with its latest state, read
+        # once the batch is folded (once per dossier per batch, not once per event)
+        states: dict[str, dict[str, None]] = {}
         engines = self.engines
-        owner = self.rekeyer.owner
+        rekeyer_owner = self.rekeyer.owner
+        # messages come in runs of one partition: what a partition needs, kept for the run
+        last_topic: str | None = None
+        last_partition = -1
+        source = ""
+        engine: Engine | None = None
+        owner: Callable[[Event], int] | None = None
         for msg in messages:
             topic, partition, value, origin = msg.topic, msg.partition, msg.value, msg.origin
-            source = source_of(topic, partition)
-            engine = engines.get(source) or self._engine(source)
+            if topic != last_topic or partition != last_partition or engine is None:
+                source = source_of(topic, partition)
+                engine = engines.get(source) or self._engine(source)
+                owner = rekeyer_owner(topic)
+                last_topic, last_partition = topic, partition
             if value is None:
                 out = self._tombstone(engine, source, msg)
             elif origin is None:
                 out = engine.process(
-                    value, topic=topic, partition=partition, offset=msg.offset, owner=owner(topic)
+                    value, topic=topic, partition=partition, offset=msg.offset, owner=owner
                 )
             else:  # from a repartition topic: folded as its origin, never re-routed again
                 topic = origin.topic
@@ -451,15 +507,9 @@ class Processor:
                 )
             if out.dead_letter is not None:
                 engine.dead_letters.clear()
-                # its identity: where it came from, with the record's time (a topic deleted
-                # and created again repeats offsets, not timestamps)
-                dead = replace(
-                    out.dead_letter,
-                    letter_id=letter_id(msg.topic, msg.partition, msg.offset, msg.timestamp),
-                )
-                append(Handled(source, topic, replace(out, dead_letter=dead)))
+                append(_dead(msg, source, topic, out, out.dead_letter))
                 continue
-            append(Handled(source, topic, out))
+            append(_handled(Handled, (source, topic, out)))
             event = out.event
             if out.kind != "applied" or event is None:
                 if out.kind == "rerouted" and event is not None and value is not None:
@@ -472,36 +522,14 @@ class Processor:
                 if keys is None:
                     keys = touched[source] = set()
                 keys.update(out.delta)
-            if isinstance(event, DossierEvent):
+            if type(event) in _DOSSIER_EVENT_TYPES or isinstance(event, DOSSIER_EVENT_MODELS):
                 held = states.get(source)
                 if held is None:
                     held = states[source] = {}
-                dossier_id = event.dossier_id
-                held[dossier_id] = engine.dossiers[dossier_id]
-            elif isinstance(event, UnitReportedTotals):
-                rkey = (event.unit_code, event.period_start, event.period_end)
-                (occurred_at, event_id), total = engine.reported[rkey]
-                self.sink.add_fact(
-                    "unit_reports", REPORT_COLUMNS, rkey,
-                    (event.unit_code, source, event.period_start, event.period_end, total,
-                     event_id, occurred_at, 0),
-                    source=source,
-                )  # fmt: skip
+                held[event.dossier_id] = None  # type: ignore[union-attr]
             else:
-                fb: FeedbackState = engine.feedback[event.feedback_id]
-                self.sink.add_fact(
-                    "feedback_facts", FEEDBACK_FACT_COLUMNS, fb.feedback_id,
-                    (fb.feedback_id, source, fb.unit_code or "", fb.due_at, fb.resolved_at,
-                     dumps_feedback(fb).decode()),
-                    source=source,
-                )  # fmt: skip
-        for source, held in states.items():
-            self.sink.add_facts(
-                "dossier_facts",
-                DOSSIER_FACT_COLUMNS,
-                ((key, partial(dossier_fact, state, source)) for key, state in held.items()),
-                source=source,
-            )
+                self._add_fact(engine, source, event)
+        self._add_dossier_facts(states)
         for source, keys in touched.items():  # the new absolute totals, once per batch
             counters = engines[source].counters
             self.sink.add_counters(source, ((key, counters.get(key, 0)) for key in keys))
