@@ -169,11 +169,25 @@ def _publish(settings: Settings, events_file: Path | None, out: Connection) -> N
                 progress=lambda n: out.send(("sent", n, 0.0)),
             )
         )
+        out.send(("cpu", time.process_time(), 0.0))
         out.send(("done", stats.sent, time.monotonic() - t0))
     except Exception as exc:  # reported by the parent as guidance, not a traceback here
         out.send(("error", f"{type(exc).__name__}: {exc}", 0.0))
     finally:
         out.close()
+
+
+class _Phases:
+    """Wall and CPU seconds of the demo's phases, logged as each ends (at INFO)."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.monotonic(), time.process_time()
+
+    def mark(self, name: str) -> None:
+        """Log the phase that ends now (wall since the last mark, this process's CPU)."""
+        wall, cpu = time.monotonic(), time.process_time()
+        _LOG.info("phase %s: %.2f s wall, %.2f s CPU", name, wall - self.wall, cpu - self.cpu)
+        self.wall, self.cpu = wall, cpu
 
 
 def run_demo(
@@ -188,8 +202,10 @@ def run_demo(
 ) -> DemoResult:
     """Run the embedded pipeline over the events; see the module docstring."""
     t0 = time.monotonic()
+    phases = _Phases()
     run_dir.mkdir(parents=True, exist_ok=True)
     with EmbeddedBroker(run_dir / "tansu.log") as broker:
+        phases.mark("broker")
         s = settings.model_copy(
             update={
                 "bootstrap_servers": broker.bootstrap,
@@ -200,20 +216,25 @@ def run_demo(
         )
         store = open_store(s)
         write_units(store, registry)
+        phases.mark("store")
         asyncio.run(create_topics(s, catalog))
+        phases.mark("topics")
         ctx = multiprocessing.get_context("spawn")  # chdb's and Tansu's threads: no fork
         receive, send = ctx.Pipe(duplex=False)
         child = ctx.Process(target=_publish, args=(s, events_file, send), name="demo-publish")
         child.start()
         send.close()
+        phases.mark("spawn")
         try:
             stats = asyncio.run(
-                _run(s, catalog, registry, calendar, store, receive, child, timeout_s)
+                _run(s, catalog, registry, calendar, store, receive, child, timeout_s, phases)
             )
         finally:
             if child.is_alive():
                 child.terminate()
             child.join(10)
+        _LOG.info("broker CPU: %.2f s", broker.cpu_seconds())
+    phases.mark("stop")
     days = store.day_span()
     return DemoResult(store, registry, stats, days, time.monotonic() - t0)
 
@@ -239,6 +260,8 @@ class _Feed:
                 self.total = int(value)
                 self.publish_bar.total = self.process_bar.total = self.total
                 _LOG.info("%s events ready in %.1f s", value, seconds)
+            elif kind == "cpu":
+                _LOG.info("publishing process: %.2f s CPU", value)
             elif kind == "sent":
                 self.publish_bar.update(int(value))
             elif kind == "done":
@@ -265,6 +288,7 @@ async def _run(
     receive: Connection,
     child: Any,
     timeout_s: float,
+    phases: _Phases,
 ) -> PipelineStats:
     bar_opts: dict[str, Any] = {"unit": "ev", "file": sys.stderr, "disable": None}
     with (
@@ -273,12 +297,15 @@ async def _run(
     ):
         feed = _Feed(receive, child, (publish_bar, process_bar))
         worker = Worker(settings, catalog, registry, calendar, store, on_batch=process_bar.update)
+        phases.mark("worker built")
         await worker.start()
+        phases.mark("worker started")
         try:
             deadline = time.monotonic() + timeout_s
             while feed.sent is None and time.monotonic() < deadline:
                 feed.poll()
                 await asyncio.sleep(0.1)
+            phases.mark("published")
             t0 = time.monotonic()
             total = feed.total or 0
             done = feed.sent is not None and await worker.wait_for(
@@ -288,9 +315,11 @@ async def _run(
             _LOG.info(
                 "worker caught up %.1f s after the last event was published", time.monotonic() - t0
             )
+            phases.mark("caught up")
             deadline = time.monotonic() + 30
             while store.count("dead_letters") < stats.deadletter and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
+            phases.mark("dead letters stored")
         finally:
             await worker.stop()
     if not done:
