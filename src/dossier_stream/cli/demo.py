@@ -214,11 +214,10 @@ def run_demo(
                 "data_dir": run_dir,
             }
         )
-        store = open_store(s)
-        write_units(store, registry)
-        phases.mark("store")
         asyncio.run(create_topics(s, catalog))
         phases.mark("topics")
+        # the publishing process first: its imports and reading (or simulating) overlap
+        # the store's migrations here
         ctx = multiprocessing.get_context("spawn")  # chdb's and Tansu's threads: no fork
         receive, send = ctx.Pipe(duplex=False)
         child = ctx.Process(target=_publish, args=(s, events_file, send), name="demo-publish")
@@ -226,6 +225,9 @@ def run_demo(
         send.close()
         phases.mark("spawn")
         try:
+            store = open_store(s)
+            write_units(store, registry)
+            phases.mark("store")
             stats = asyncio.run(
                 _run(s, catalog, registry, calendar, store, receive, child, timeout_s, phases)
             )
