@@ -6,7 +6,8 @@ directory. A second process simulates (or reads) the events and publishes
 them while the worker consumes: the two use both cores of a small machine,
 and the worker starts on the first events instead of after the last. The
 worker runs until every event is processed and flushed, and the report is
-read back from ClickHouse. The phases' durations go to stderr.
+read back from ClickHouse. The phases' wall and CPU seconds are logged
+(``DOSSIER_LOG_LEVEL=INFO``), on stderr.
 """
 
 from __future__ import annotations
@@ -135,8 +136,9 @@ def _publish(settings: Settings, events_file: Path | None, out: Connection) -> N
 
     It sends ``("total", n)`` once the events are read from a file (a
     simulated month is generated as it is published: its total comes with
-    ``done``), ``("sent", k)`` as they go out, then ``("done", n)``; on
-    failure ``("error", message)``. The
+    ``done``), ``("sent", k)`` as the broker acknowledges them, its CPU
+    seconds as ``("cpu", s)``, then ``("done", n)``; on failure
+    ``("error", message)``. The
     registry and the calendar are built from the same settings as the
     command's (``DOSSIER_UNITS_FILE``, ``DOSSIER_CALENDAR_FILE``).
     """
