@@ -16,6 +16,7 @@ import asyncio
 import logging
 import multiprocessing
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from dossier_stream.core.periods import Period, monthly_report
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import TopicCatalog, load_catalog
 from dossier_stream.core.workdays import WorkCalendar
-from dossier_stream.settings import Settings
+from dossier_stream.settings import Settings, mask_dsn
 from dossier_stream.store.sink import ClickHouseStore
 from dossier_stream.store.views import write_units
 from dossier_stream.stream.embedded import EmbeddedBroker
@@ -227,9 +228,8 @@ def run_demo(
         send.close()
         phases.mark("spawn")
         try:
-            store = open_store(s)
-            write_units(store, registry)
-            phases.mark("store")
+            store = open_store(s, migrate=False)
+            phases.mark("store connected")
             stats = asyncio.run(
                 _run(s, catalog, registry, calendar, store, receive, child, timeout_s, phases)
             )
@@ -283,6 +283,52 @@ class _Feed:
             )
 
 
+class _Migration(threading.Thread):
+    """The store's migrations and units, in a thread while the worker joins its group."""
+
+    def __init__(self, settings: Settings, store: ClickHouseStore, registry: UnitRegistry) -> None:
+        super().__init__(name="demo-migrate", daemon=True)
+        self.settings, self.store, self.registry = settings, store, registry
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.store.migrate()
+            write_units(self.store, self.registry)
+        except BaseException as exc:  # re-raised by finish(), in the event loop's thread
+            self.error = exc
+
+    def finish(self) -> None:
+        """Wait for it (blocking the event loop on purpose); raise what it raised."""
+        self.join()
+        if self.error is not None:
+            dsn = mask_dsn(self.settings.clickhouse_dsn.get_secret_value())
+            raise ConnectionError(f"cannot use ClickHouse at {dsn}: {self.error}") from self.error
+
+
+async def _start(worker: Worker, migration: _Migration) -> None:
+    """Start ``worker`` while ``migration`` runs; return once both are done.
+
+    Joining the consumer group takes Tansu half the session timeout (3 s),
+    time the migrations (0,7 s or more) fit in. The store is first used by
+    the worker's first batch (the stored states are read then), and the batch
+    consumer starts its batch loop only as the last step of ``start``:
+    waiting for the migrations *without* yielding to the event loop right
+    after ``start`` returns means that no batch is handled before the store
+    is ready, however slow the migrations are. The Faust runtime may handle
+    messages inside ``start``, so with it the migrations come first.
+    """
+    migration.start()
+    if worker.settings.runtime == "faust":
+        migration.finish()
+        await worker.start()
+        return
+    try:
+        await worker.start()
+    finally:
+        migration.finish()  # no await before: the batch loop has not run yet
+
+
 async def _run(
     settings: Settings,
     catalog: TopicCatalog,
@@ -301,9 +347,8 @@ async def _run(
     ):
         feed = _Feed(receive, child, (publish_bar, process_bar))
         worker = Worker(settings, catalog, registry, calendar, store, on_batch=process_bar.update)
-        phases.mark("worker built")
-        await worker.start()
-        phases.mark("worker started")
+        await _start(worker, _Migration(settings, store, registry))
+        phases.mark("store migrated, worker started")
         try:
             deadline = time.monotonic() + timeout_s
             while feed.sent is None and time.monotonic() < deadline:

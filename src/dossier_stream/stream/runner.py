@@ -54,12 +54,17 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 
-def open_store(settings: Settings) -> ClickHouseStore:
-    """Connect to ClickHouse and apply pending migrations."""
+def open_store(settings: Settings, *, migrate: bool = True) -> ClickHouseStore:
+    """Connect to ClickHouse and apply pending migrations (unless ``migrate`` is false).
+
+    Raises:
+        ConnectionError: ClickHouse cannot be reached or migrated (the DSN masked).
+    """
     dsn = settings.clickhouse_dsn.get_secret_value()
     try:
         store = ClickHouseStore(connect(dsn))
-        store.migrate()
+        if migrate:
+            store.migrate()
     except Exception as exc:
         raise ConnectionError(f"cannot use ClickHouse at {mask_dsn(dsn)}: {exc}") from exc
     return store
