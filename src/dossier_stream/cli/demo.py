@@ -220,7 +220,7 @@ def run_demo(
         asyncio.run(create_topics(s, catalog))
         phases.mark("topics")
         # the publishing process first: its imports and reading (or simulating) overlap
-        # the store's migrations here
+        # connecting the store here; the migrations overlap the group join (_start)
         ctx = multiprocessing.get_context("spawn")  # chdb's and Tansu's threads: no fork
         receive, send = ctx.Pipe(duplex=False)
         child = ctx.Process(target=_publish, args=(s, events_file, send), name="demo-publish")
