@@ -6,7 +6,8 @@ directory. A second process simulates (or reads) the events and publishes
 them while the worker consumes: the two use both cores of a small machine,
 and the worker starts on the first events instead of after the last. The
 worker runs until every event is processed and flushed, and the report is
-read back from ClickHouse. The phases' durations go to stderr.
+read back from ClickHouse. The phases' wall and CPU seconds are logged
+(``DOSSIER_LOG_LEVEL=INFO``), on stderr.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import logging
 import multiprocessing
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from dossier_stream.core.periods import Period, monthly_report
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import TopicCatalog, load_catalog
 from dossier_stream.core.workdays import WorkCalendar
-from dossier_stream.settings import Settings
+from dossier_stream.settings import Settings, mask_dsn
 from dossier_stream.store.sink import ClickHouseStore
 from dossier_stream.store.views import write_units
 from dossier_stream.stream.embedded import EmbeddedBroker
@@ -135,8 +137,9 @@ def _publish(settings: Settings, events_file: Path | None, out: Connection) -> N
 
     It sends ``("total", n)`` once the events are read from a file (a
     simulated month is generated as it is published: its total comes with
-    ``done``), ``("sent", k)`` as they go out, then ``("done", n)``; on
-    failure ``("error", message)``. The
+    ``done``), ``("sent", k)`` as the broker acknowledges them, its CPU
+    seconds as ``("cpu", s)``, then ``("done", n)``; on failure
+    ``("error", message)``. The
     registry and the calendar are built from the same settings as the
     command's (``DOSSIER_UNITS_FILE``, ``DOSSIER_CALENDAR_FILE``).
     """
@@ -169,11 +172,25 @@ def _publish(settings: Settings, events_file: Path | None, out: Connection) -> N
                 progress=lambda n: out.send(("sent", n, 0.0)),
             )
         )
+        out.send(("cpu", time.process_time(), 0.0))
         out.send(("done", stats.sent, time.monotonic() - t0))
     except Exception as exc:  # reported by the parent as guidance, not a traceback here
         out.send(("error", f"{type(exc).__name__}: {exc}", 0.0))
     finally:
         out.close()
+
+
+class _Phases:
+    """Wall and CPU seconds of the demo's phases, logged as each ends (at INFO)."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.monotonic(), time.process_time()
+
+    def mark(self, name: str) -> None:
+        """Log the phase that ends now (wall since the last mark, this process's CPU)."""
+        wall, cpu = time.monotonic(), time.process_time()
+        _LOG.info("phase %s: %.2f s wall, %.2f s CPU", name, wall - self.wall, cpu - self.cpu)
+        self.wall, self.cpu = wall, cpu
 
 
 def run_demo(
@@ -188,8 +205,10 @@ def run_demo(
 ) -> DemoResult:
     """Run the embedded pipeline over the events; see the module docstring."""
     t0 = time.monotonic()
+    phases = _Phases()
     run_dir.mkdir(parents=True, exist_ok=True)
     with EmbeddedBroker(run_dir / "tansu.log") as broker:
+        phases.mark("broker")
         s = settings.model_copy(
             update={
                 "bootstrap_servers": broker.bootstrap,
@@ -198,22 +217,28 @@ def run_demo(
                 "data_dir": run_dir,
             }
         )
-        store = open_store(s)
-        write_units(store, registry)
         asyncio.run(create_topics(s, catalog))
+        phases.mark("topics")
+        # the publishing process first: its imports and reading (or simulating) overlap
+        # connecting the store here; the migrations overlap the group join (_start)
         ctx = multiprocessing.get_context("spawn")  # chdb's and Tansu's threads: no fork
         receive, send = ctx.Pipe(duplex=False)
         child = ctx.Process(target=_publish, args=(s, events_file, send), name="demo-publish")
         child.start()
         send.close()
+        phases.mark("spawn")
         try:
+            store = open_store(s, migrate=False)
+            phases.mark("store connected")
             stats = asyncio.run(
-                _run(s, catalog, registry, calendar, store, receive, child, timeout_s)
+                _run(s, catalog, registry, calendar, store, receive, child, timeout_s, phases)
             )
         finally:
             if child.is_alive():
                 child.terminate()
             child.join(10)
+        _LOG.info("broker CPU: %.2f s", broker.cpu_seconds())
+    phases.mark("stop")
     days = store.day_span()
     return DemoResult(store, registry, stats, days, time.monotonic() - t0)
 
@@ -239,6 +264,8 @@ class _Feed:
                 self.total = int(value)
                 self.publish_bar.total = self.process_bar.total = self.total
                 _LOG.info("%s events ready in %.1f s", value, seconds)
+            elif kind == "cpu":
+                _LOG.info("publishing process: %.2f s CPU", value)
             elif kind == "sent":
                 self.publish_bar.update(int(value))
             elif kind == "done":
@@ -256,6 +283,52 @@ class _Feed:
             )
 
 
+class _Migration(threading.Thread):
+    """The store's migrations and units, in a thread while the worker joins its group."""
+
+    def __init__(self, settings: Settings, store: ClickHouseStore, registry: UnitRegistry) -> None:
+        super().__init__(name="demo-migrate", daemon=True)
+        self.settings, self.store, self.registry = settings, store, registry
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.store.migrate()
+            write_units(self.store, self.registry)
+        except BaseException as exc:  # re-raised by finish(), in the event loop's thread
+            self.error = exc
+
+    def finish(self) -> None:
+        """Wait for it (blocking the event loop on purpose); raise what it raised."""
+        self.join()
+        if self.error is not None:
+            dsn = mask_dsn(self.settings.clickhouse_dsn.get_secret_value())
+            raise ConnectionError(f"cannot use ClickHouse at {dsn}: {self.error}") from self.error
+
+
+async def _start(worker: Worker, migration: _Migration) -> None:
+    """Start ``worker`` while ``migration`` runs; return once both are done.
+
+    Joining the consumer group takes Tansu half the session timeout (3 s),
+    time the migrations (0,7 s or more) fit in. The store is first used by
+    the worker's first batch (the stored states are read then), and the batch
+    consumer starts its batch loop only as the last step of ``start``:
+    waiting for the migrations *without* yielding to the event loop right
+    after ``start`` returns means that no batch is handled before the store
+    is ready, however slow the migrations are. The Faust runtime may handle
+    messages inside ``start``, so with it the migrations come first.
+    """
+    migration.start()
+    if worker.settings.runtime == "faust":
+        migration.finish()
+        await worker.start()
+        return
+    try:
+        await worker.start()
+    finally:
+        migration.finish()  # no await before: the batch loop has not run yet
+
+
 async def _run(
     settings: Settings,
     catalog: TopicCatalog,
@@ -265,6 +338,7 @@ async def _run(
     receive: Connection,
     child: Any,
     timeout_s: float,
+    phases: _Phases,
 ) -> PipelineStats:
     bar_opts: dict[str, Any] = {"unit": "ev", "file": sys.stderr, "disable": None}
     with (
@@ -273,12 +347,14 @@ async def _run(
     ):
         feed = _Feed(receive, child, (publish_bar, process_bar))
         worker = Worker(settings, catalog, registry, calendar, store, on_batch=process_bar.update)
-        await worker.start()
+        await _start(worker, _Migration(settings, store, registry))
+        phases.mark("store migrated, worker started")
         try:
             deadline = time.monotonic() + timeout_s
             while feed.sent is None and time.monotonic() < deadline:
                 feed.poll()
                 await asyncio.sleep(0.1)
+            phases.mark("published")
             t0 = time.monotonic()
             total = feed.total or 0
             done = feed.sent is not None and await worker.wait_for(
@@ -288,9 +364,11 @@ async def _run(
             _LOG.info(
                 "worker caught up %.1f s after the last event was published", time.monotonic() - t0
             )
+            phases.mark("caught up")
             deadline = time.monotonic() + 30
             while store.count("dead_letters") < stats.deadletter and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
+            phases.mark("dead letters stored")
         finally:
             await worker.stop()
     if not done:

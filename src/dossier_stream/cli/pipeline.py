@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -206,11 +207,13 @@ def demo(
     run_dir = settings.data_dir / "demo"
     shutil.rmtree(run_dir, ignore_errors=True)
     result = run_demo(settings, registry, calendar, catalog, run_dir, events_file)
+    started = time.monotonic()
     report_period = fixed or period_from(None, None, None, result.days)
     previous = None
     if before := previous_month(report_period):  # as `report` does: the month before
         previous = report_from_store(result.store, registry, before)
     emit_report(result.report(report_period), registry, fmt, out, template, previous)
+    _LOG.info("phase report: %.2f s wall", time.monotonic() - started)
     p = result.stats
     click.echo(
         f"pipeline: {p.events_in} sự kiện, {p.valid} hợp lệ, {p.duplicates} trùng lặp, "

@@ -14,6 +14,7 @@ is why the worker does not rely on Faust changelog recovery
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -101,6 +102,19 @@ class EmbeddedBroker:
                         f"{timeout:.0f} s; see {self.log_path}"
                     ) from None
                 time.sleep(0.02)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the running broker used so far; 0 where unknown.
+
+        Read from ``/proc`` (Linux); for the demo's account of where its time went.
+        """
+        if self._proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop it (SIGTERM, then SIGKILL after ``grace`` seconds)."""

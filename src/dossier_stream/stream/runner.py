@@ -10,31 +10,32 @@ import asyncio
 import gc
 import logging
 import os
-import random
 import shutil
 import time
-from collections.abc import Callable, Iterable, MutableMapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, MutableMapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
-
-import orjson
+from typing import Any
 
 from dossier_stream.core.index766 import load_profile
 from dossier_stream.core.indicators import report_from_totals
 from dossier_stream.core.lifecycle import DossierState
-from dossier_stream.core.partitioner import partition_for
 from dossier_stream.core.periods import Period
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import TopicCatalog, family_of
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.settings import Settings, mask_dsn
-from dossier_stream.store.deadletters import letter_id
 from dossier_stream.store.reportreads import counter_totals, open_past_due_counts
 from dossier_stream.store.sink import BatchingSink, ClickHouseStore, connect
 from dossier_stream.stream.metrics import LiveFigures, Metrics, MetricsServer, consumer_lag
 from dossier_stream.stream.processor import Handled, Processor
+from dossier_stream.stream.produce import (
+    COMPRESSION_CODECS,
+    ProduceStats,
+    key_partitioner,
+    produce_lines,
+    start_client,
+)
 from dossier_stream.stream.startup import check_partition_counts
 
 __all__ = [
@@ -50,36 +51,22 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger(__name__)
-COMPRESSION_CODECS: Final = ("none", "gzip", "snappy", "lz4", "zstd")
-"""The record-batch codecs ``produce`` writes and the worker reads (Kafka's standard set)."""
-_KEY_FIELD = {"dossier": "dossier_id", "feedback": "feedback_id", "unit": "unit_code"}
 
 
-def open_store(settings: Settings) -> ClickHouseStore:
-    """Connect to ClickHouse and apply pending migrations."""
+def open_store(settings: Settings, *, migrate: bool = True) -> ClickHouseStore:
+    """Connect to ClickHouse and apply pending migrations (unless ``migrate`` is false).
+
+    Raises:
+        ConnectionError: ClickHouse cannot be reached or migrated (the DSN masked).
+    """
     dsn = settings.clickhouse_dsn.get_secret_value()
     try:
         store = ClickHouseStore(connect(dsn))
-        store.migrate()
+        if migrate:
+            store.migrate()
     except Exception as exc:
         raise ConnectionError(f"cannot use ClickHouse at {mask_dsn(dsn)}: {exc}") from exc
     return store
-
-
-START_TIMEOUT_S = 15.0
-"""Longest wait for a Kafka client's first connection (an address that never answers)."""
-
-
-async def _started(client: Any, settings: Settings) -> None:
-    """``client.start()``, failing with ``KafkaConnectionError`` after :data:`START_TIMEOUT_S`."""
-    from aiokafka.errors import KafkaConnectionError  # noqa: PLC0415
-
-    try:
-        await asyncio.wait_for(client.start(), START_TIMEOUT_S)
-    except TimeoutError:
-        raise KafkaConnectionError(
-            f"no answer from {settings.bootstrap_servers} within {START_TIMEOUT_S:g} s"
-        ) from None
 
 
 async def create_topics(settings: Settings, catalog: TopicCatalog) -> list[str]:
@@ -90,7 +77,7 @@ async def create_topics(settings: Settings, catalog: TopicCatalog) -> list[str]:
         bootstrap_servers=settings.bootstrap_servers, **settings.kafka_options()
     )
     try:
-        await _started(admin, settings)
+        await start_client(admin, settings)
     except BaseException:
         await admin.close()  # no "Unclosed" warning after a failed start
         raise
@@ -117,26 +104,6 @@ async def create_topics(settings: Settings, catalog: TopicCatalog) -> list[str]:
         await admin.close()
 
 
-@dataclass(slots=True)
-class ProduceStats:
-    """What ``produce`` sent where."""
-
-    sent: int = 0
-    unroutable: int = 0
-    per_topic: dict[str, int] = field(default_factory=dict)
-
-
-def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-    """``produce``'s partitioner (aiokafka's signature): :func:`partition_for` of the key.
-
-    The worker tells correctly keyed messages with the same function. A line
-    without a key (invalid: the worker dead-letters it) goes to a random partition.
-    """
-    if key is None:
-        return random.choice(available or all_partitions)
-    return all_partitions[partition_for(key.decode(), len(all_partitions))]
-
-
 async def partition_counts(settings: Settings, processor: Processor) -> None:
     """Give the processor's re-keying the topics' partition counts, read from the broker.
 
@@ -161,106 +128,6 @@ async def partition_counts(settings: Settings, processor: Processor) -> None:
     processor.rekeyer.set_partitions(
         {t: len(cluster.partitions_for_topic(t) or ()) for t in topics}
     )
-
-
-def _route(raw: bytes, catalog: TopicCatalog) -> tuple[str | None, bytes | None]:
-    """Topic and key of a line, or ``(None, None)`` when no topic carries it."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None, None
-    if not isinstance(obj, dict) or not isinstance(obj.get("event_type"), str):
-        return None, None
-    try:
-        topic = catalog.topic_for(obj["event_type"])
-    except KeyError:
-        return None, None
-    key = obj.get(_KEY_FIELD[topic.split(".", 1)[0]])
-    return topic, key.encode() if isinstance(key, str) else None
-
-
-async def produce_lines(
-    settings: Settings,
-    catalog: TopicCatalog,
-    lines: Iterable[bytes],
-    *,
-    rate: float | None = None,
-    source: str = "produce",
-    progress: Callable[[int], object] | None = None,
-    compression: str = "none",
-) -> ProduceStats:
-    """Publish JSONL lines to their topics by ``event_type``.
-
-    A line whose ``event_type`` names a contract topic goes there even if it
-    is otherwise invalid (the worker dead-letters it with its source offset);
-    a line no topic carries goes straight to the dead-letter topic.
-
-    Args:
-        settings: broker settings.
-        catalog: the topic catalog.
-        lines: message values (any iterable: a simulated stream is sent as it is made).
-        rate: at most this many messages per second (None: as fast as possible).
-        source: a name recorded on dead letters of unroutable lines.
-        progress: called with the number of lines sent since the last call.
-        compression: the codec of the record batches (``none``, ``gzip``,
-            ``snappy``, ``lz4``, ``zstd``; see :data:`COMPRESSION_CODECS`).
-    """
-    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
-
-    if compression not in COMPRESSION_CODECS:
-        raise ValueError(f"unknown compression {compression!r}: one of {COMPRESSION_CODECS}")
-
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        partitioner=key_partitioner,
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-        max_request_size=2 * 1024 * 1024,
-        compression_type=None if compression == "none" else compression,
-        **settings.kafka_options(),
-    )
-    try:
-        await _started(producer, settings)
-    except BaseException:
-        await producer.stop()  # no "Unclosed AIOKafkaProducer" after a failed start
-        raise
-    stats = ProduceStats()
-    dead = catalog.deadletter.name
-    t0 = time.monotonic()
-    try:
-        pending: list[asyncio.Future[Any]] = []
-        for n, raw in enumerate(lines, start=1):
-            topic, key = _route(raw, catalog)
-            if topic is None:
-                stats.unroutable += 1
-                headers = [
-                    ("id", letter_id("produce", source, n, raw).encode()),
-                    ("reason", b"unroutable"), ("code", b"unroutable"),
-                    ("detail", b"no topic carries this line's event_type"),
-                    ("source_topic", source.encode()), ("source_partition", b"0"),
-                    ("source_offset", str(n).encode()), ("origin", b"producer"),
-                ]  # fmt: skip
-                pending.append(await producer.send(dead, raw, headers=headers))
-                topic = dead
-            else:
-                pending.append(await producer.send(topic, raw, key=key))
-            stats.sent += 1
-            stats.per_topic[topic] = stats.per_topic.get(topic, 0) + 1
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                if progress:
-                    progress(len(pending))
-                pending = []
-            if rate:
-                ahead = n / rate - (time.monotonic() - t0)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-        await asyncio.gather(*pending)
-        if progress and pending:
-            progress(len(pending))
-    finally:
-        await producer.stop()
-    return stats
 
 
 def _state_store(
