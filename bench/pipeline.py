@@ -34,8 +34,8 @@ from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import TopicCatalog, load_catalog
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.store.batching import BatchingSink
-from dossier_stream.store.sink import ClickHouseStore, connect
 from dossier_stream.store.counterstore import open_counter_store
+from dossier_stream.store.sink import ClickHouseStore, connect
 from dossier_stream.store.statestore import open_dossier_store
 from dossier_stream.stream.processor import Message, Processor
 
