@@ -96,18 +96,21 @@ async def sample_every(worker: Any, path: Path, interval: float = 15.0) -> None:
     """Append a :func:`sample` to ``path`` every ``interval`` seconds (until cancelled)."""
     with path.open("a", encoding="utf-8") as fh:
         while True:
-            fh.write(json.dumps(sample(worker)) + "\n")
+            chdb: dict[str, object]
+            try:  # on the event loop, between flushes: the store is free
+                chdb = dict(chdb_memory(worker.store))
+            except Exception as exc:  # a sample is best effort
+                chdb = {"chdb_error": str(exc)[:200]}
+            fh.write(json.dumps({**sample(worker), **chdb}) + "\n")
             fh.flush()
             await asyncio.sleep(interval)
 
 
 def chdb_memory(store: Any) -> dict[str, float]:
-    """ClickHouse's own memory figures (tracked total, caches, jemalloc), in MiB."""
+    """ClickHouse's own accounting (``system.metrics``: tracked total, merges, caches), MiB."""
     rows = store.client.query(
-        "SELECT metric, value FROM system.asynchronous_metrics WHERE metric IN "
-        "('MarkCacheBytes', 'UncompressedCacheBytes', 'PrimaryIndexCacheBytes', "
-        "'jemalloc.allocated', 'jemalloc.resident', 'jemalloc.retained', 'jemalloc.mapped', "
-        "'MemoryResident') UNION ALL SELECT metric, value FROM system.metrics "
-        "WHERE metric = 'MemoryTracking'"
+        "SELECT metric, value FROM system.metrics WHERE metric IN ('MemoryTracking', "
+        "'MergesMutationsMemoryTracking', 'MarkCacheBytes', 'PrimaryIndexCacheBytes', "
+        "'UncompressedCacheBytes', 'QueryConditionCacheBytes', 'CompiledExpressionCacheBytes')"
     ).result_rows
-    return {str(m): round(float(v) / (1 << 20), 1) for m, v in rows}
+    return {f"chdb_{m}_mib": round(float(v) / (1 << 20), 1) for m, v in rows}

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         "per source (≈ 1,3 KB each); the rest is in RocksDB",
     )
     counter_cache_entries: Annotated[int, Field(ge=1)] = Field(
-        50_000,
+        10_000,
         description="with DOSSIER_STATE_STORE=rocksdb: counter totals (unit, day, counter) "
         "kept in memory per source after each batch (≈ 120 B each); the rest is in RocksDB",
     )

@@ -393,10 +393,12 @@ class Processor:
     def _load(self, source: str, engine: Engine) -> None:
         """Read the stored states of ``source`` into ``engine``, and their counters."""
         counters = engine.counters
-        for raw in self.store.source_states("dossier_facts", source):
+        for n, raw in enumerate(self.store.source_states("dossier_facts", source), 1):
             state = loads_dossier(raw)
             engine.dossiers[state.dossier_id] = state
             accumulate(counters, dossier_counters(state, self.calendar))
+            if not n % 4096:
+                _trim(counters)  # a counter store stays within its cache during recovery too
         for raw in self.store.source_states("feedback_facts", source):
             fb = loads_feedback(raw)
             engine.feedback[fb.feedback_id] = fb
