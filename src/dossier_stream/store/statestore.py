@@ -10,8 +10,9 @@ disk), and memory holds only
 * the LRU of the most recently used decoded states (``cache_entries``),
   so the fold's ``get`` and ``set`` of one dossier, whose events arrive
   close together, rarely decode and rarely encode;
-* RocksDB's memtables (``write_buffer_bytes`` each, two at most) and one
-  block cache shared by every store of the process (``block_cache_bytes``).
+* RocksDB's memtables (``write_buffer_bytes`` each, two at most, and all
+  the stores' together within ``memtable_budget_bytes``) and one block cache
+  shared by every store of the process (``block_cache_bytes``).
 
 The store is a *cache* of ``dossier_facts`` in ClickHouse, rebuilt on every
 start (the processor's recovery), never trusted across restarts. So writes
