@@ -15,10 +15,13 @@ total (``get``), adds its delta and writes it back, all in the cache (a
 plain ``dict``, no recency bookkeeping per access: the processor calls
 :meth:`~CounterStore.trim` once per batch). A total not in the cache is read
 from RocksDB, exactly as it was last written; an absent key is remembered
-as 0. :meth:`~CounterStore.trim` writes the oldest entries beyond the cap to
-RocksDB in one ``WriteBatch`` and drops them (a 0 is a delete: a counter
-that reaches 0 is absent, as in the ``dict`` the engine keeps otherwise,
-where :func:`~dossier_stream.core.counters.accumulate` drops it). Entries
+as 0. Most misses are keys of a new day, which RocksDB cannot hold: the
+store keeps the set of days it ever wrote (a few hundred dates a year) and
+answers those without a look-up. :meth:`~CounterStore.trim` writes the
+oldest entries beyond the cap to RocksDB in one ``WriteBatch`` and drops
+them (a 0 is a delete: a counter that reaches 0 is absent, as in the
+``dict`` the engine keeps otherwise, where
+:func:`~dossier_stream.core.counters.accumulate` drops it). Entries
 are dropped in the order they entered the cache: the keys of a stream in
 time order are those of the last days, so the oldest entered are the
 coldest. Every entry is written when it leaves (it was read to be written,
@@ -104,6 +107,9 @@ class CounterStore(MutableMapping[CounterKey, int]):
         self.cache_entries = cache_entries
         self._db: Rdict = open_rocks(self.path, tuning or COUNTER_TUNING)
         self._cache: dict[CounterKey, int] = {}  # 0: known absent (or deleted, not yet written)
+        # the days of every key ever written to RocksDB: a key of another day is not there
+        stored = cast("Iterator[bytes]", self._db.keys())
+        self._days: set[date] = {_decode(raw)[1] for raw in stored}
         self._closed = False
 
     # ------------------------------------------------------------ mapping
@@ -168,6 +174,7 @@ class CounterStore(MutableMapping[CounterKey, int]):
     def clear(self) -> None:
         """Remove every total."""
         self._cache.clear()
+        self._days.clear()
         self._db.delete_range(b"", b"\xff")  # keys are UTF-8: none starts with 0xFF
 
     # ------------------------------------------------------------ cache
@@ -219,6 +226,9 @@ class CounterStore(MutableMapping[CounterKey, int]):
 
     # ------------------------------------------------------------ internals
     def _load(self, key: CounterKey) -> int:
+        if key[1] not in self._days:  # a new day's key (most misses): RocksDB cannot hold it
+            self._cache[key] = 0
+            return 0
         raw: bytes | None = self._db.get(_encode(key))
         value = 0 if raw is None else _value(raw)
         self._cache[key] = value
@@ -228,9 +238,11 @@ class CounterStore(MutableMapping[CounterKey, int]):
         if not entries:
             return
         batch = WriteBatch(raw_mode=True)
+        days = self._days
         for key, value in entries:
             if value:
                 batch.put(_encode(key), _raw(value))
+                days.add(key[1])
             else:
                 batch.delete(_encode(key))
         self._db.write(batch)  # the store's write options: no WAL, no sync
