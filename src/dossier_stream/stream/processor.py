@@ -489,6 +489,17 @@ class Processor:
             rows = [(key, partial(dossier_fact, dossiers[key], source)) for key in held]
             self.sink.add_facts("dossier_facts", DOSSIER_FACT_COLUMNS, rows, source=source)
 
+    def _add_counters(self, touched: dict[str, set[CounterKey]]) -> None:
+        """Buffer the new absolute totals of the counters a batch moved, once per batch.
+
+        A counter store is trimmed right after: the next batch needs only the
+        totals it touches (a total that left its cache is read back exactly).
+        """
+        for source, keys in touched.items():
+            counters = self.engines[source].counters
+            self.sink.add_counters(source, ((key, counters.get(key, 0)) for key in keys))
+            _trim(counters)
+
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
         """Process a batch; returns what happened to each message, in order.
 
@@ -553,8 +564,5 @@ class Processor:
             else:
                 self._add_fact(engine, source, event)
         self._add_dossier_facts(states)
-        for source, keys in touched.items():  # the new absolute totals, once per batch
-            counters = engines[source].counters
-            self.sink.add_counters(source, ((key, counters.get(key, 0)) for key in keys))
-            _trim(counters)
+        self._add_counters(touched)
         return handled
