@@ -34,6 +34,7 @@ from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import TopicCatalog, load_catalog
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.store.batching import BatchingSink
+from dossier_stream.store.counterstore import open_counter_store
 from dossier_stream.store.sink import ClickHouseStore, connect
 from dossier_stream.store.statestore import open_dossier_store
 from dossier_stream.stream.processor import Message, Processor
@@ -119,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sink,
             store,
             dossier_store=lambda source: open_dossier_store(states, source),
+            counter_store=lambda source: open_counter_store(states, source),
         )
         gc.set_threshold(50_000, 20, 100)  # the worker's (runner.Worker.start)
         gc.freeze()

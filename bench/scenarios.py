@@ -426,6 +426,11 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
         _first_message_sensor(worker.app, progress)
     await worker.start()
     ready = time.monotonic()
+    memlog = os.environ.get("BENCH_MEMORY_LOG")  # see bench/memlog.py
+    if memlog:
+        from bench.memlog import sample_every  # noqa: PLC0415
+
+        sampler = asyncio.ensure_future(sample_every(worker, Path(memlog)))
 
     def count() -> int:
         n = int(worker.processor.stats.events_in)
@@ -443,6 +448,12 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
         stats = worker.processor.stats
         progress.seen = stats.events_in
     finally:
+        if memlog:
+            from bench.memlog import chdb_memory, sample  # noqa: PLC0415
+
+            sampler.cancel()
+            with contextlib.suppress(Exception), Path(memlog).open("a") as fh:
+                fh.write(json.dumps({**sample(worker), **chdb_memory(worker.store)}) + "\n")
         await worker.stop()
         worker.store.close()
     name = "dossier-stream-faust" if cfg.get("runtime") == "faust" else "dossier-stream"

@@ -78,6 +78,21 @@ class Settings(BaseSettings):
         description="where the worker keeps dossier states: rocksdb (under DOSSIER_DATA_DIR, "
         "a bounded cache in memory) or memory (every state in RAM)",
     )
+    state_cache_entries: Annotated[int, Field(ge=1)] = Field(
+        10_000,
+        description="with DOSSIER_STATE_STORE=rocksdb: decoded dossier states kept in memory "
+        "per source (≈ 1,3 KB each); the rest is in RocksDB",
+    )
+    counter_cache_entries: Annotated[int, Field(ge=1)] = Field(
+        10_000,
+        description="with DOSSIER_STATE_STORE=rocksdb: counter totals (unit, day, counter) "
+        "kept in memory per source after each batch (≈ 120 B each); the rest is in RocksDB",
+    )
+    rocksdb_memtable_mib: Annotated[int, Field(ge=1)] = Field(
+        32,
+        description="with DOSSIER_STATE_STORE=rocksdb: RocksDB write buffers (memtables) of "
+        "every state and counter store of the worker together, in MiB",
+    )
     partitions: Annotated[int, Field(ge=1, le=1000)] | None = Field(
         None, description="override the partition count of the catalog when creating topics"
     )
@@ -87,7 +102,7 @@ class Settings(BaseSettings):
         "(bounds freshness)",
     )
     flush_max_rows: Annotated[int, Field(ge=1)] = Field(
-        100_000,
+        50_000,
         description="rows buffered for ClickHouse that make a batch flush before its end "
         "(4x this many stop consumption until a flush succeeds)",
     )

@@ -31,9 +31,9 @@ ahead of the due time (seeds 003/004, "số ngày trung bình được rút ng�
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import date, datetime
-from typing import Final
+from typing import Final, TypeVar
 
 from dossier_stream.core.lifecycle import DossierState, FeedbackState, Reception
 from dossier_stream.core.workdays import VN_TZ, WorkCalendar
@@ -51,6 +51,8 @@ __all__ = [
 
 CounterKey = tuple[str, date, str]
 """``(unit_code, day, counter)``."""
+
+_Totals = TypeVar("_Totals", bound=MutableMapping[CounterKey, int])
 
 RECEIVED_COUNTERS: Final = (
     "received",
@@ -271,10 +273,12 @@ def feedback_delta(before: FeedbackState, after: FeedbackState) -> dict[CounterK
     return _diff(feedback_counters(before), feedback_counters(after))
 
 
-def accumulate(
-    target: dict[CounterKey, int], delta: Mapping[CounterKey, int]
-) -> dict[CounterKey, int]:
-    """Add ``delta`` into ``target`` in place, dropping keys that reach zero."""
+def accumulate(target: _Totals, delta: Mapping[CounterKey, int]) -> _Totals:
+    """Add ``delta`` into ``target`` in place, dropping keys that reach zero.
+
+    ``target`` is a ``dict``, or a store of totals on disk with the same
+    behaviour (the worker's counter store).
+    """
     get = target.get
     for key, value in delta.items():
         total = get(key, 0) + value

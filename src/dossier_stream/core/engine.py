@@ -162,6 +162,8 @@ class Engine:
             that does not carry its type is dead-lettered (``wrong_topic``).
         dossiers: store of dossier states (a ``dict`` by default).
         feedback: store of feedback states.
+        counters: store of the counter totals (a ``dict`` by default); one
+            on disk must behave as the ``dict`` does (a key at 0 is absent).
     """
 
     def __init__(
@@ -172,13 +174,14 @@ class Engine:
         catalog: TopicCatalog | None = None,
         dossiers: MutableMapping[str, DossierState] | None = None,
         feedback: MutableMapping[str, FeedbackState] | None = None,
+        counters: MutableMapping[CounterKey, int] | None = None,
     ) -> None:
         self.registry = registry
         self.calendar = calendar
         self.catalog = catalog
         self.dossiers: MutableMapping[str, DossierState] = {} if dossiers is None else dossiers
         self.feedback: MutableMapping[str, FeedbackState] = {} if feedback is None else feedback
-        self.counters: dict[CounterKey, int] = {}
+        self.counters: MutableMapping[CounterKey, int] = {} if counters is None else counters
         self.reported: dict[tuple[str, date, date], tuple[tuple[datetime, str], int]] = {}
         self.stats = PipelineStats()
         self.dead_letters: list[DeadLetter] = []

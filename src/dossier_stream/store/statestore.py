@@ -10,8 +10,9 @@ disk), and memory holds only
 * the LRU of the most recently used decoded states (``cache_entries``),
   so the fold's ``get`` and ``set`` of one dossier, whose events arrive
   close together, rarely decode and rarely encode;
-* RocksDB's memtables (``write_buffer_bytes`` each, two at most) and one
-  block cache shared by every store of the process (``block_cache_bytes``).
+* RocksDB's memtables (``write_buffer_bytes`` each, two at most, and all
+  the stores' together within ``memtable_budget_bytes``) and one block cache
+  shared by every store of the process (``block_cache_bytes``).
 
 The store is a *cache* of ``dossier_facts`` in ClickHouse, rebuilt on every
 start (the processor's recovery), never trusted across restarts. So writes
@@ -80,6 +81,7 @@ try:
         Rdict,
         ReadOptions,
         WriteBatch,
+        WriteBufferManager,
         WriteOptions,
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -93,6 +95,7 @@ __all__ = [
     "DossierStore",
     "RocksTuning",
     "open_dossier_store",
+    "open_rocks",
     "store_directory",
 ]
 
@@ -125,6 +128,11 @@ class RocksTuning:
             existence checks of new dossiers skip the data blocks).
         max_open_files: bound on the table files RocksDB keeps open.
         background_jobs: flush and compaction threads.
+        memtable_budget_bytes: the memtables of every store of the process
+            made with the same budget together (one RocksDB write buffer
+            manager): past it, the store being written flushes its
+            memtable. Without it each store may hold two full memtables,
+            and a worker has one or two stores per source.
     """
 
     block_cache_bytes: int = 16 * _MIB
@@ -133,12 +141,19 @@ class RocksTuning:
     bloom_bits_per_key: int = 10
     max_open_files: int = 256
     background_jobs: int = 2
+    memtable_budget_bytes: int = 64 * _MIB
 
 
 @functools.lru_cache(maxsize=8)
 def _block_cache(capacity: int) -> Cache:
     """One block cache per size per process, shared by the stores that use it."""
     return Cache(capacity)
+
+
+@functools.lru_cache(maxsize=8)
+def _write_buffer_manager(budget: int) -> WriteBufferManager:
+    """One write buffer manager per budget per process, shared by the stores that use it."""
+    return WriteBufferManager(budget, False)  # flush past the budget, never stall writers
 
 
 def _compression(name: str) -> DBCompressionType:
@@ -161,6 +176,7 @@ def _options(tuning: RocksTuning) -> Options:
     opts.set_max_background_jobs(tuning.background_jobs)
     opts.set_write_buffer_size(tuning.write_buffer_bytes)
     opts.set_max_write_buffer_number(2)
+    opts.set_write_buffer_manager(_write_buffer_manager(tuning.memtable_budget_bytes))
     opts.set_compression_type(_compression(tuning.compression))
     opts.set_keep_log_file_num(2)
     table = BlockBasedOptions()
@@ -188,6 +204,20 @@ def _read_options() -> ReadOptions:
     ro = ReadOptions()
     ro.set_verify_checksums(False)  # a cache: a torn block is rebuilt, not repaired
     return ro
+
+
+def open_rocks(path: Path, tuning: RocksTuning) -> Rdict:
+    """A raw-mode RocksDB at ``path`` with :class:`RocksTuning`'s options, no WAL, no sync.
+
+    The options of a rebuildable cache (see the module's docstring): the
+    block cache and the memtable budget are shared by every store of the
+    process opened with the same sizes.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    db = Rdict(str(path), _options(tuning))
+    db.set_write_options(_write_options())
+    db.set_read_options(_read_options())
+    return db
 
 
 def _raw_keys(db: Rdict) -> Iterator[bytes]:
@@ -255,11 +285,7 @@ class DossierStore(MutableMapping[str, DossierState]):
         self.path = Path(path)
         self.cache_entries = cache_entries
         self.tuning = tuning or RocksTuning()
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._options = _options(self.tuning)
-        self._db = Rdict(str(self.path), self._options)
-        self._db.set_write_options(_write_options())
-        self._db.set_read_options(_read_options())
+        self._db = open_rocks(self.path, self.tuning)
         self._lru: OrderedDict[str, DossierState] = OrderedDict()
         self._dirty: set[str] = set()  # LRU keys whose state RocksDB lacks or holds older
         self._group = max(1, min(_EVICT_GROUP, cache_entries // 16))

@@ -12,9 +12,9 @@ rescans what did not change (``python -m bench.metrics`` measures both):
 * Counter totals: the counter changes of each applied event
   (``Outcome.delta``) that fall in the window are added to the worker's
   totals per unit and counter, one dict update per changed counter. A
-  revoked source takes away what its engine's counters hold in the window:
-  what was loaded from them plus every delta since (``Engine.apply`` adds
-  exactly the delta it returns). Its units stay, at 0 if no other source
+  revoked source takes away its share, kept per source (what was loaded
+  from its engine's counters plus every delta since: its engine's stores
+  may be closed by then). Its units stay, at 0 if no other source
   has them (the gauges keep such series at 0 anyway). A snapshot makes the
   indicator figures of each unit from those totals: a few thousand numbers.
 * Open dossiers: an open dossier whose facts all lie before the clock (its
@@ -154,10 +154,13 @@ class _Source:
     is counted in ``removed`` (deleted lazily, when popped or compacted).
     """
 
-    __slots__ = ("due", "engine", "future", "garbage", "heap", "index", "open", "removed")
+    __slots__ = (
+        "due", "engine", "future", "garbage", "heap", "index", "named", "open", "removed"
+    )  # fmt: skip
 
     def __init__(self, engine: Engine, units: int) -> None:
         self.engine = engine
+        self.named: dict[str, dict[str, int]] = {}  # its share of the window's totals
         self.index: dict[str, int] = {}
         self.future: dict[str, DossierState] = {}
         self.heap: list[int] = []
@@ -270,30 +273,37 @@ class LiveFigures:
 
     def _sync(self, engines: Mapping[str, Engine], window: Period, now: datetime) -> set[str]:
         """Drop revoked sources and load new ones; returns the sources just loaded."""
+        named_all = self._named
         for source in [s for s, src in self._sources.items() if engines.get(s) is not src.engine]:
-            # its share: what was loaded plus every delta since (Engine.apply adds to its
-            # counters exactly the delta it returns), i.e. its counters now
-            self._add_totals(self._sources.pop(source).engine.counters, window, -1)
+            # its share: what was loaded plus every delta since (its engine's counter
+            # store may be closed already)
+            for unit, share in self._sources.pop(source).named.items():
+                named = named_all[unit]
+                for name, value in share.items():
+                    named[name] -= value
         loaded = set()
         for source, engine in engines.items():
             if source in self._sources:
                 continue
             src = self._sources[source] = _Source(engine, len(self._keys))
-            self._add_totals(engine.counters, window, 1)
+            self._add_totals(engine.counters, window, src.named)
             for state in engine.dossiers.values():
                 self._place(src, state.dossier_id, state, now)
             loaded.add(source)
         return loaded
 
-    def _add_totals(self, counters: Mapping[CounterKey, int], window: Period, sign: int) -> None:
-        """Add (``sign`` 1) or take away (-1) the counters of the window's days."""
+    def _add_totals(
+        self, counters: Mapping[CounterKey, int], window: Period, share: dict[str, dict[str, int]]
+    ) -> None:
+        """Add the counters of the window's days to the totals and to a source's ``share``."""
         start, end, named_all = window.start, window.end, self._named
         for (unit, day, name), value in counters.items():
             if start <= day <= end:
-                named = named_all.get(unit)
-                if named is None:
-                    named = named_all[unit] = {}
-                named[name] = named.get(name, 0) + sign * value
+                for totals in (named_all, share):
+                    named = totals.get(unit)
+                    if named is None:
+                        named = totals[unit] = {}
+                    named[name] = named.get(name, 0) + value
 
     def _place(self, src: _Source, did: str, state: DossierState | None, now: datetime) -> None:
         """Index a dossier that is not indexed: settled, ahead of the clock, or not at all."""
@@ -343,10 +353,11 @@ class LiveFigures:
             if out.delta:  # what _add_totals does, inline for speed
                 for (unit, day, name), value in out.delta.items():
                     if start <= day <= end:
-                        named = named_all.get(unit)
-                        if named is None:
-                            named = named_all[unit] = {}
-                        named[name] = named.get(name, 0) + value
+                        for totals in (named_all, src.named):
+                            named = totals.get(unit)
+                            if named is None:
+                                named = totals[unit] = {}
+                            named[name] = named.get(name, 0) + value
             event = out.event
             if type(event) in _OPENING_EVENTS:
                 did: str = _DOSSIER_ID(event)

@@ -232,10 +232,18 @@ def dossier_fact(state: DossierState, source: str) -> tuple[Any, ...]:
 
 
 def _destroy(engine: Engine) -> None:
-    """Destroy the engine's dossier store if it has files (a RocksDB cache)."""
-    destroy = getattr(engine.dossiers, "destroy", None)
-    if callable(destroy):
-        destroy()
+    """Destroy the engine's dossier and counter stores if they have files (RocksDB caches)."""
+    for store in (engine.dossiers, engine.counters):
+        destroy = getattr(store, "destroy", None)
+        if callable(destroy):
+            destroy()
+
+
+def _trim(counters: object) -> None:
+    """Bound a counter store's memory (its ``trim()``), once its totals are handed over."""
+    trim = getattr(counters, "trim", None)
+    if callable(trim):
+        trim()
 
 
 class Processor:
@@ -251,6 +259,12 @@ class Processor:
             mapping; e.g. :func:`~dossier_stream.store.statestore.open_dossier_store`);
             a ``dict`` when omitted. A store with a ``destroy()`` method is
             destroyed when its source is released.
+        counter_store: makes the counter store of a source (a new, empty
+            mapping; e.g. :func:`~dossier_stream.store.counterstore.open_counter_store`);
+            a ``dict`` when omitted. A store with a ``trim()`` method is
+            trimmed after each batch has handed its totals to the sink (the
+            next batch needs only the totals it touches); one with
+            ``destroy()`` is destroyed when its source is released.
     """
 
     def __init__(
@@ -262,6 +276,7 @@ class Processor:
         store: ClickHouseStore,
         *,
         dossier_store: Callable[[str], MutableMapping[str, DossierState]] | None = None,
+        counter_store: Callable[[str], MutableMapping[CounterKey, int]] | None = None,
     ) -> None:
         self.registry = registry
         self.calendar = calendar
@@ -269,6 +284,7 @@ class Processor:
         self.sink = sink
         self.store = store
         self.dossier_store = dossier_store
+        self.counter_store = counter_store
         self.engines: dict[str, Engine] = {}
         self.rekeyer = Rekeyer(catalog)
         """Set its partition counts (``rekeyer.set_partitions``) before the first batch."""
@@ -342,20 +358,27 @@ class Processor:
             if source in self.engines:
                 continue
             dossiers = None if self.dossier_store is None else self.dossier_store(source)
-            engine = Engine(self.registry, self.calendar, catalog=self.catalog, dossiers=dossiers)
+            engine = Engine(
+                self.registry,
+                self.calendar,
+                catalog=self.catalog,
+                dossiers=dossiers,
+                counters=None if self.counter_store is None else self.counter_store(source),
+            )
             try:
-                counters = self._load(source, engine)
+                self._load(source, engine)
                 stored = self.store.source_counters(source)
             except BaseException:
                 _destroy(engine)  # a failed read is retried from scratch
                 raise
             # counters are a pure function of the states: whatever a crash left in the
             # table (totals of states never stored, keys no state gives any more: 0) goes
-            stale = [
-                k for k in stored.keys() | counters.keys() if stored.get(k, 0) != counters.get(k, 0)
-            ]
-            for key in stale:
-                self.sink.add_counter(source, key, counters.get(key, 0))
+            counters = engine.counters
+            stale = [(k, counters.get(k, 0)) for k, v in stored.items() if counters.get(k, 0) != v]
+            stale += [(k, v) for k, v in counters.items() if k not in stored]
+            for key, total in stale:
+                self.sink.add_counter(source, key, total)
+            _trim(counters)
             self.engines[source] = engine
             _LOG.info(
                 "recovered %s: %s dossiers, %s feedback, %s reports, %s counters (%s rewritten)",
@@ -367,13 +390,15 @@ class Processor:
                 len(stale),
             )
 
-    def _load(self, source: str, engine: Engine) -> dict[CounterKey, int]:
-        """Read the stored states of ``source`` into ``engine``; returns their counters."""
-        counters: dict[CounterKey, int] = {}
-        for raw in self.store.source_states("dossier_facts", source):
+    def _load(self, source: str, engine: Engine) -> None:
+        """Read the stored states of ``source`` into ``engine``, and their counters."""
+        counters = engine.counters
+        for n, raw in enumerate(self.store.source_states("dossier_facts", source), 1):
             state = loads_dossier(raw)
             engine.dossiers[state.dossier_id] = state
             accumulate(counters, dossier_counters(state, self.calendar))
+            if not n % 4096:
+                _trim(counters)  # a counter store stays within its cache during recovery too
         for raw in self.store.source_states("feedback_facts", source):
             fb = loads_feedback(raw)
             engine.feedback[fb.feedback_id] = fb
@@ -381,8 +406,6 @@ class Processor:
         for unit, start, end, total, event_id, at in self.store.source_reports(source):
             order = (at if at.tzinfo else at.replace(tzinfo=UTC), event_id)
             engine.reported[(unit, start, end)] = (order, total)
-        engine.counters = counters
-        return counters
 
     def release(self, sources: Iterable[str]) -> None:
         """Forget revoked sources (flush first: their rows must be written)."""
@@ -466,6 +489,17 @@ class Processor:
             rows = [(key, partial(dossier_fact, dossiers[key], source)) for key in held]
             self.sink.add_facts("dossier_facts", DOSSIER_FACT_COLUMNS, rows, source=source)
 
+    def _add_counters(self, touched: dict[str, set[CounterKey]]) -> None:
+        """Buffer the new absolute totals of the counters a batch moved, once per batch.
+
+        A counter store is trimmed right after: the next batch needs only the
+        totals it touches (a total that left its cache is read back exactly).
+        """
+        for source, keys in touched.items():
+            counters = self.engines[source].counters
+            self.sink.add_counters(source, ((key, counters.get(key, 0)) for key in keys))
+            _trim(counters)
+
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
         """Process a batch; returns what happened to each message, in order.
 
@@ -530,7 +564,5 @@ class Processor:
             else:
                 self._add_fact(engine, source, event)
         self._add_dossier_facts(states)
-        for source, keys in touched.items():  # the new absolute totals, once per batch
-            counters = engines[source].counters
-            self.sink.add_counters(source, ((key, counters.get(key, 0)) for key in keys))
+        self._add_counters(touched)
         return handled

@@ -13,10 +13,12 @@ import os
 import shutil
 import time
 from collections.abc import Callable, MutableMapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dossier_stream.core.counters import CounterKey
 from dossier_stream.core.index766 import load_profile
 from dossier_stream.core.indicators import report_from_totals
 from dossier_stream.core.lifecycle import DossierState
@@ -130,22 +132,43 @@ async def partition_counts(settings: Settings, processor: Processor) -> None:
     )
 
 
-def _state_store(
+def _state_stores(
     settings: Settings,
-) -> Callable[[str], MutableMapping[str, DossierState]] | None:
-    """The factory of per-source dossier state stores that ``settings.state_store`` names."""
+) -> tuple[
+    Callable[[str], MutableMapping[str, DossierState]] | None,
+    Callable[[str], MutableMapping[CounterKey, int]] | None,
+]:
+    """The factories of per-source dossier and counter stores that ``settings.state_store`` names.
+
+    ``memory``: ``None`` for both (the processor's ``dict``); ``rocksdb``: stores
+    on disk with the caches and memtable budget of the settings.
+    """
     if settings.state_store == "memory":
-        return None
-    from dossier_stream.store.statestore import open_dossier_store  # noqa: PLC0415
+        return None, None
+    from dossier_stream.store.counterstore import (  # noqa: PLC0415
+        COUNTER_TUNING,
+        open_counter_store,
+    )
+    from dossier_stream.store.statestore import RocksTuning, open_dossier_store  # noqa: PLC0415
 
     root = settings.data_dir / "states"
     _remove_dead_stores(root)
     directory = root / str(os.getpid())  # workers may share a data directory
+    budget = settings.rocksdb_memtable_mib << 20
+    states = RocksTuning(memtable_budget_bytes=budget)
+    counters = replace(COUNTER_TUNING, memtable_budget_bytes=budget)
 
-    def make(source: str) -> MutableMapping[str, DossierState]:
-        return open_dossier_store(directory, source)
+    def dossiers(source: str) -> MutableMapping[str, DossierState]:
+        return open_dossier_store(
+            directory, source, cache_entries=settings.state_cache_entries, tuning=states
+        )
 
-    return make
+    def totals(source: str) -> MutableMapping[CounterKey, int]:
+        return open_counter_store(
+            directory, source, cache_entries=settings.counter_cache_entries, tuning=counters
+        )
+
+    return dossiers, totals
 
 
 _GC_DEFAULT = (700, 10, 10)
@@ -233,8 +256,15 @@ class Worker:
             interval_s=settings.flush_interval_s,
             on_flush=self.metrics.observe_flush,
         )
+        dossier_store, counter_store = _state_stores(settings)
         self.processor = Processor(
-            registry, calendar, catalog, self.sink, store, dossier_store=_state_store(settings)
+            registry,
+            calendar,
+            catalog,
+            self.sink,
+            store,
+            dossier_store=dossier_store,
+            counter_store=counter_store,
         )
         self.app: Any
         if settings.runtime == "faust":

@@ -1,0 +1,116 @@
+"""Where a worker's memory goes while it runs: ``BENCH_MEMORY_LOG=FILE python -m bench ...``.
+
+The ``dossier-stream`` scenario starts :func:`sample_every` when the variable
+is set: every ``interval`` seconds one JSON line with the process's RSS split
+by mapping kind (``/proc/self/smaps``: the glibc heap, anonymous mappings,
+files), glibc malloc's own figures (``mallinfo2``: bytes in use and free
+inside its arenas), Python's allocated blocks, and the sizes of what the
+worker keeps per source (counter caches, decoded dossier states, the live
+figures' index of open dossiers, the sink's buffer). :func:`chdb_memory`
+asks the embedded ClickHouse for its own accounting at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["chdb_memory", "sample", "sample_every"]
+
+
+_MALLINFO2 = (
+    "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+    "fsmblks", "uordblks", "fordblks", "keepcost",
+)  # fmt: skip
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2]
+
+
+def _mallinfo() -> dict[str, int]:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return {}
+    return {
+        "malloc_arena_mib": info.arena >> 20,
+        "malloc_mmap_mib": info.hblkhd >> 20,
+        "malloc_used_mib": info.uordblks >> 20,
+        "malloc_free_mib": info.fordblks >> 20,
+    }
+
+
+def _smaps() -> dict[str, int]:
+    """RSS (MiB) per mapping kind: ``heap``, ``anon`` (of which blocks ≥ 64 MiB), ``file``."""
+    out = {"heap": 0, "anon": 0, "anon_big": 0, "file": 0}
+    kind, size = "anon", 0
+    try:
+        with open("/proc/self/smaps", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                head = line.split(None, 6)
+                if "-" in head[0] and not line.startswith(("Rss", "Size")) and ":" not in head[0]:
+                    lo, hi = (int(x, 16) for x in head[0].split("-"))
+                    size = hi - lo
+                    path = head[5].strip() if len(head) > 5 else ""
+                    kind = "file" if path.startswith("/") else "anon"
+                    kind = "heap" if path == "[heap]" else kind
+                elif head[0] == "Rss:":
+                    kb = int(head[1])
+                    out[kind] += kb
+                    if kind == "anon" and size >= 64 << 20:
+                        out["anon_big"] += kb
+    except OSError:
+        return {}
+    return {f"rss_{k}_mib": v >> 10 for k, v in out.items()}
+
+
+def sample(worker: Any) -> dict[str, Any]:
+    """One sample of the process and of ``worker``'s per-source structures."""
+    engines = worker.processor.engines.values()
+    live = getattr(worker, "live", None)
+    sources = getattr(live, "_sources", {}) if live is not None else {}
+    return {
+        "t": round(time.monotonic(), 1),
+        "events_in": int(worker.processor.stats.events_in),
+        **_smaps(),
+        **_mallinfo(),
+        "py_blocks": sys.getallocatedblocks(),
+        "counter_keys_in_memory": sum(
+            getattr(e.counters, "cached", None) or len(e.counters) for e in engines
+        ),
+        "dossier_states_decoded": sum(len(getattr(e.dossiers, "_lru", ())) for e in engines),
+        "live_open_indexed": sum(len(s.index) + len(s.future) for s in sources.values()),
+        "sink_rows": len(worker.sink),
+    }
+
+
+async def sample_every(worker: Any, path: Path, interval: float = 15.0) -> None:
+    """Append a :func:`sample` to ``path`` every ``interval`` seconds (until cancelled)."""
+    with path.open("a", encoding="utf-8") as fh:
+        while True:
+            chdb: dict[str, object]
+            try:  # on the event loop, between flushes: the store is free
+                chdb = dict(chdb_memory(worker.store))
+            except Exception as exc:  # a sample is best effort
+                chdb = {"chdb_error": str(exc)[:200]}
+            fh.write(json.dumps({**sample(worker), **chdb}) + "\n")
+            fh.flush()
+            await asyncio.sleep(interval)
+
+
+def chdb_memory(store: Any) -> dict[str, float]:
+    """ClickHouse's own accounting (``system.metrics``: tracked total, merges, caches), MiB."""
+    rows = store.client.query(
+        "SELECT metric, value FROM system.metrics WHERE metric IN ('MemoryTracking', "
+        "'MergesMutationsMemoryTracking', 'MarkCacheBytes', 'PrimaryIndexCacheBytes', "
+        "'UncompressedCacheBytes', 'QueryConditionCacheBytes', 'CompiledExpressionCacheBytes')"
+    ).result_rows
+    return {f"chdb_{m}_mib": round(float(v) / (1 << 20), 1) for m, v in rows}
