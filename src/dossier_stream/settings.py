@@ -79,7 +79,7 @@ class Settings(BaseSettings):
         "a bounded cache in memory) or memory (every state in RAM)",
     )
     state_cache_entries: Annotated[int, Field(ge=1)] = Field(
-        10_000,
+        20_000,
         description="with DOSSIER_STATE_STORE=rocksdb: decoded dossier states kept in memory "
         "per source (≈ 1,3 KB each); the rest is in RocksDB",
     )
