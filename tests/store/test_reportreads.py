@@ -22,10 +22,11 @@ from typing import Any
 import orjson
 import pytest
 from bench.scale import shift_line
+from bench.yearstore import per_day_report
 
 from dossier_stream.core.counters import open_past_due
 from dossier_stream.core.engine import Engine
-from dossier_stream.core.indicators import build_report, sum_counters
+from dossier_stream.core.indicators import sum_counters
 from dossier_stream.core.periods import VN_TZ, Period, monthly_report, week
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import load_catalog
@@ -75,25 +76,13 @@ def _replay(lines: list[bytes], registry: UnitRegistry, calendar: WorkCalendar) 
     return engine
 
 
-def _per_day_report(store: ClickHouseStore, registry: UnitRegistry, period: Period) -> Any:
-    """The report as ``report_from_store`` built it before: every row into Python."""
-    states = [loads_dossier(raw) for raw in store.open_states(period.ends_at)]
-    return build_report(
-        store.counters(period.start, period.end),
-        registry,
-        period,
-        reported_totals=store.reported_totals(period.start, period.end),
-        open_past_due=open_past_due(states, period.ends_at),
-    )
-
-
 def _json(report: Any) -> Any:
     return orjson.loads(orjson.dumps(report, default=str))
 
 
 def _assert_same(store: ClickHouseStore, engine: Engine, registry: UnitRegistry, p: Period) -> Any:
     new = _json(report_from_store(store, registry, p))
-    assert new == _json(_per_day_report(store, registry, p)), p
+    assert new == _json(per_day_report(store, registry, p)), p
     assert new == _json(engine.report(p)), p
     assert counter_totals(store, p.start, p.end) == sum_counters(store.counters(p.start, p.end), p)
     return new
@@ -308,7 +297,7 @@ def test_counters_that_cancel_out(tmp_path: Path, registry: UnitRegistry) -> Non
             "NOT-A-UNIT": {"received": 0},
         }
         report = _json(report_from_store(store, registry, period))
-        assert report == _json(_per_day_report(store, registry, period))
+        assert report == _json(per_day_report(store, registry, period))
         assert report["unregistered_units"] == {"NOT-A-UNIT": {"received": 0}}
     finally:
         store.close()
