@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -344,3 +345,37 @@ def test_grafana_gets_its_provisioning_plugin_and_dashboards(compose: dict[str, 
     assert {"CLICKHOUSE_PASSWORD", "CLICKHOUSE_USER"} <= wanted
     for var in wanted:
         assert env.get(var) not in (None, ""), f"datasources.yml reads ${var}: set it for grafana"
+
+
+def test_grafana_reads_clickhouse_as_a_read_only_user() -> None:
+    # every .env variable replaced by a marker, to follow where each one goes
+    markers = {k: f"__{k}__" for k in _env_example()}
+    doc = yaml.safe_load(interpolate(COMPOSE.read_text(encoding="utf-8"), markers))
+    clickhouse, grafana = doc["services"]["clickhouse"], doc["services"]["grafana"]
+    ch_env, gf_env = clickhouse["environment"], grafana["environment"]
+    users_d = [
+        s
+        for k, s, t in _mounts(clickhouse)
+        if k == "bind" and t.startswith("/etc/clickhouse-server/users.d/")
+    ]
+    assert users_d, "mount the read-only user's file into ClickHouse's users.d"
+    root = ET.parse(COMPOSE.parent / users_d[0]).getroot()
+    name = gf_env["CLICKHOUSE_USER"]  # what datasources.yml logs in as
+    user = root.find(f"users/{name}")
+    assert user is not None, f"{name} is not defined in {users_d[0]}"
+    profile = root.find(f"profiles/{user.findtext('profile')}")
+    assert profile is not None and profile.findtext("readonly") == "1"
+    # the plugin sets max_execution_time on every query: locked, it would fail every panel
+    assert profile.find("constraints/max_execution_time/changeable_in_readonly") is not None
+    password = user.find("password")
+    assert password is not None and not (password.text or "").strip(), "no password in the file"
+    secret = password.get("from_env", "")
+    assert ch_env.get(secret) == f"__{secret}__", f"set {secret} for clickhouse from .env"
+    assert gf_env["CLICKHOUSE_PASSWORD"] == f"__{secret}__"
+    database = user.find("allow_databases/database")
+    assert database is not None
+    assert ch_env[database.get("from_env", "")] == gf_env["CLICKHOUSE_DB"]
+    # not the worker's (read-write) user, nor its password
+    dsn = urlsplit(doc["services"]["worker"]["environment"]["DOSSIER_CLICKHOUSE_DSN"])
+    assert dsn.username != name
+    assert dsn.password != gf_env["CLICKHOUSE_PASSWORD"]
