@@ -56,7 +56,7 @@ def reference_row(state: DossierState, source: str) -> tuple[Any, ...]:
         _us(state.effective_due() if c else None),
         None if state.is_on_time is None else int(state.is_on_time),
         int(bool(c and c.result_e_signed)), _us(state.withdrawn_at),
-        dumps_dossier(state),
+        dumps_dossier(state).decode(),
     )  # fmt: skip
 
 
@@ -86,7 +86,7 @@ def test_the_row_of_every_simulated_state_is_its_definition(
         row = dossier_fact(state, "dossier:3")
         assert len(row) == len(DOSSIER_FACT_COLUMNS)
         assert row == reference_row(state, "dossier:3")
-        assert loads_dossier(row[-1]) == state
+        assert loads_dossier(row[-1].encode()) == state
 
 
 AT = datetime(2024, 10, 3, 8, 15, 0, 250_001, tzinfo=VN_TZ)
@@ -172,6 +172,6 @@ def _reception(at: datetime, due: datetime, order_at: datetime | None = None) ->
 def test_edge_states(state: DossierState) -> None:
     row = dossier_fact(state, "dossier:0")
     assert row == reference_row(state, "dossier:0")
-    assert loads_dossier(row[-1]) == state
+    assert loads_dossier(row[-1].encode()) == state
     other = replace(state, has_component_files=True)
     assert dossier_fact(other, "dossier:0") == reference_row(other, "dossier:0")

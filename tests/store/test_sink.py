@@ -365,7 +365,7 @@ def test_migration_6_fills_the_supplement_columns_of_older_rows(tmp_path: Path) 
         new = {"supplement_at", "supplement_requested"}
         old = [c for c in DOSSIER_FACT_COLUMNS if c not in new]
         row = dict(zip(DOSSIER_FACT_COLUMNS, dossier_fact(state, "dossier:0"), strict=True))
-        assert row["state"] == dumps_dossier(state)
+        assert row["state"] == dumps_dossier(state).decode()
         store.client.insert(
             "dossier_facts", [[row[c] for c in old] + [1]], column_names=[*old, "version"]
         )

@@ -174,11 +174,13 @@ def dossier_fact(s: DossierState, source: str) -> tuple[Any, ...]:
 
     Times are ``DateTime64(6)`` ticks, exact epoch microseconds (what the
     client would compute from the datetimes), and ``state`` is
-    :func:`dumps_dossier`'s bytes (a ``String`` column takes bytes as they
-    are): each time is converted once, for the row and for the state's
-    bytes, and no datetime is left for the insert to convert. Written out
-    for the worker's flush, which builds a row per dossier touched;
-    ``row[-1] == dumps_dossier(s)`` for every state.
+    :func:`dumps_dossier`'s bytes decoded: each time is converted once, for
+    the row and for the state's bytes, and no datetime is left for the
+    insert to convert. Written out for the worker's flush, which builds a
+    row per dossier touched; ``row[-1] == dumps_dossier(s).decode()`` for
+    every state. (Not the bytes themselves: orjson's bytes objects keep
+    more memory than their length, and holding a flush's worth of them
+    costs more than decoding them, measured.)
     """
     r = s.received
     c = s.completion
@@ -276,7 +278,7 @@ def dossier_fact(s: DossierState, source: str) -> tuple[Any, ...]:
     )
     return (
         *head, *paid, 1 if s.has_component_files else 0, 1 if s.has_result_files else 0,
-        sum(requested), sup_at, requested, *tail, wd, state,
+        sum(requested), sup_at, requested, *tail, wd, state.decode(),
     )  # fmt: skip
 
 
