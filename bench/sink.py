@@ -6,9 +6,10 @@ round buffers what a batch of ~2.000 events leaves in the worker's sink:
 
 * ``--counters`` absolute totals of ``unit_day_counters`` (distinct keys over
   6 sources, 150 units, 31 days, 25 counters);
-* ``--facts`` ``dossier_facts`` rows (the shape of
-  :func:`~dossier_stream.stream.processor.dossier_fact`: aware datetimes in mixed
-  zones with microseconds, ``None`` in the Nullable columns, a JSON state);
+* ``--facts`` ``dossier_facts`` rows (the columns of
+  :func:`~dossier_stream.store.codec.dossier_fact`, but with aware datetimes in
+  mixed zones with microseconds where the worker's rows carry ``DateTime64(6)``
+  ticks, ``None`` in the Nullable columns, a JSON state);
 * a few dead letters (``logged_at`` with microseconds into ``DateTime64(3)``);
 
 then times ``add_*`` (µs per row) and ``flush()`` (ms per flush, rows/s, and

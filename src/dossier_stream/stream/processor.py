@@ -48,7 +48,13 @@ from dossier_stream.core.lifecycle import DossierState, FeedbackState
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import TopicCatalog
 from dossier_stream.core.workdays import WorkCalendar
-from dossier_stream.store.codec import dumps_dossier, dumps_feedback, loads_dossier, loads_feedback
+from dossier_stream.store.codec import (
+    DOSSIER_FACT_COLUMNS,
+    dossier_fact,
+    dumps_feedback,
+    loads_dossier,
+    loads_feedback,
+)
 from dossier_stream.store.deadletters import letter_id
 from dossier_stream.store.sink import BatchingSink, ClickHouseStore
 from dossier_stream.stream.rekey import Origin, Rekeyer, Republish
@@ -60,18 +66,12 @@ __all__ = [
     "Processor",
     "dead_letter_headers",
     "dead_letter_row",
+    "dossier_fact",
     "source_of",
 ]
 
 _LOG = logging.getLogger(__name__)
 
-DOSSIER_FACT_COLUMNS: Final = (
-    "dossier_id", "source", "unit_code", "received_at", "due_at", "channel",
-    "online_service_level", "fee_required", "reused_digital_data", "paid_online",
-    "paid_cashless", "paid_cash", "has_component_files", "has_result_files",
-    "supplement_requests", "supplement_at", "supplement_requested", "completed_at",
-    "effective_due", "on_time", "result_e_signed", "withdrawn_at", "state",
-)  # fmt: skip
 FEEDBACK_FACT_COLUMNS: Final = (
     "feedback_id",
     "source",
@@ -209,26 +209,6 @@ def dead_letter_row(
         now,
     )
     return row, producer_code
-
-
-def dossier_fact(state: DossierState, source: str) -> tuple[Any, ...]:
-    """The ``dossier_facts`` row of a state."""
-    r, c = state.received, state.completion
-    methods = {p.method for p in state.payments}
-    return (
-        state.dossier_id, source, r.unit_code if r else "",
-        r.received_at if r else None, r.due_at if r else None,
-        r.channel if r else "", r.online_service_level if r else "",
-        int(bool(r and r.fee_required)), int(bool(r and r.reused_digital_data)),
-        int("online" in methods), int("cashless" in methods), int("cash" in methods),
-        int(state.has_component_files), int(state.has_result_files),
-        state.supplement_requests, [x.at for x in state.supplements],
-        [int(x.requested) for x in state.supplements], c.completed_at if c else None,
-        state.effective_due() if c else None,
-        None if state.is_on_time is None else int(state.is_on_time),
-        int(bool(c and c.result_e_signed)), state.withdrawn_at,
-        dumps_dossier(state).decode(),
-    )  # fmt: skip
 
 
 def _destroy(engine: Engine) -> None:

@@ -11,7 +11,7 @@ workers and silently miscount. So, like Kafka Streams:
 
 * **Fast path.** A valid event whose key belongs to the partition it arrived
   on is folded there, as before (one dictionary look-up per message; a
-  murmur2 hash the first time a key is seen).
+  murmur2 hash the first time a key is seen on any topic of its family).
 * **Re-key.** Any other valid event is *not* folded where it arrived: the
   shell re-publishes its original bytes to the family's repartition topic of
   the catalog (``dossier.repartition.v1`` …, same partition count), keyed by
@@ -87,7 +87,12 @@ def header_value(headers: Any, name: str) -> str | None:
 
 
 _SEEN: Final = 1 << 16
-"""Keys whose partition an owner function remembers (a dossier's events hash once)."""
+"""Keys whose partition an owner function remembers (a dossier's events hash once).
+
+One owner function serves every topic of a family (same key, same partition
+count): a dossier's events arrive on up to four ``dossier.*`` topics, and
+with one memory per topic its key was hashed once per topic (83 % of the
+bench's dossier messages hashed, against 30 % with one per family)."""
 
 
 def _owner(key: Callable[[Event], str], partitions: int) -> Callable[[Event], int]:
@@ -131,6 +136,7 @@ class Rekeyer:
                 family (the message says what to run).
         """
         owners: dict[str, Callable[[Event], int]] = {}
+        shared: dict[str, Callable[[Event], int]] = {}  # family → its topics' owner
         for topic in CONTRACT_TOPICS:
             family = family_of(topic)
             repartition = self.catalog.repartition_topic(family)
@@ -149,7 +155,10 @@ class Rekeyer:
                 )
             key = self._key.setdefault(family, attrgetter(self.catalog.get(topic).key))
             self._target[family] = (repartition, n)
-            owners[topic] = _owner(key, n)
+            owner = shared.get(family)
+            if owner is None:  # every topic of the family has n partitions (checked above)
+                owner = shared[family] = _owner(key, n)
+            owners[topic] = owner
         self._owners = owners
 
     def owner(self, topic: str) -> Callable[[Event], int] | None:
