@@ -335,6 +335,10 @@ class LiveFigures:
         packed = src.index[did] = instant << self._bits | unit
         src.add(packed, self._mask, self._limit, self._never)
 
+    def indexed(self) -> int:
+        """Open dossiers indexed now (settled, and ahead of the clock), over the sources."""
+        return sum(len(src.index) + len(src.future) for src in self._sources.values())
+
     def update(self, handled: Iterable[Handled], engines: Mapping[str, Engine]) -> None:
         """Add what a batch changed (call after every ``Processor.handle``)."""
         now = self._local_now()
