@@ -144,6 +144,14 @@ def _threads() -> dict[str, float]:
     return out
 
 
+def _indexed(live: LiveFigures) -> int:
+    """The live figures' open dossiers indexed (counted by hand for an older LiveFigures)."""
+    if hasattr(live, "indexed"):
+        return live.indexed()
+    sources: dict[str, Any] = getattr(live, "_sources", {})
+    return sum(len(s.index) + len(s.future) for s in sources.values())
+
+
 def _copy(gets: _Gets) -> tuple[dict[str, int], dict[str, int], dict[str, float]]:
     return dict(gets.hits), dict(gets.misses), dict(gets.seconds)
 
@@ -210,6 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
     parser.add_argument("--snapshot-every", type=int, default=4, help="batches per snapshot")
     parser.add_argument("--check", action="store_true", help="print the tables' fingerprint")
     parser.add_argument(
+        "--live-spill",
+        action="store_true",
+        help="bound the live figures' index of open dossiers as the worker does (entries "
+        "beyond DOSSIER_STATE_CACHE_ENTRIES per source spilled to RocksDB)",
+    )
+    parser.add_argument(
         "--profile",
         default="",
         help="segments (1-based, comma-separated) to run under cProfile: their top functions "
@@ -256,7 +270,16 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
                 "counters",
             ),
         )
-        live = LiveFigures(registry, clock=lambda: now)
+        if args.live_spill:  # as the worker with its states on disk (stream.runner)
+            live = LiveFigures(
+                registry,
+                clock=lambda: now,
+                spill=states / "live",
+                index_entries=settings.state_cache_entries,
+                tuning=replace(st_tuning, write_buffer_bytes=4 << 20),
+            )
+        else:
+            live = LiveFigures(registry, clock=lambda: now)
         gc.set_threshold(50_000, 20, 100)  # the worker's (runner.Worker.start)
         gc.freeze()
         print(
@@ -265,12 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             f"flush {settings.flush_max_rows} rows"
         )
         print(
-            f"{'lines':>9} {'cpu':>6} {'fold':>6} {'flush':>6} {'live':>6} {'rocks':>6} "
-            f"{'chdb':>6} | {'st_get':>6} {'hit':>6} {'miss':>6} | {'ct_get':>6} {'hit':>6} "
-            f"{'miss':>6} | {'open':>7} {'rss':>5} {'parts':>11} {'merges':>6} {'merged':>9}"
+            f"{'lines':>9} {'wall':>6} {'cpu':>6} {'fold':>6} {'flush':>6} {'live':>6}"
+            f" {'rocks':>6} {'chdb':>6} | {'st_get':>6} {'hit':>6} {'miss':>6} |"
+            f" {'ct_get':>6} {'hit':>6} {'miss':>6} | {'open':>7} {'rss':>5} {'parts':>11}"
+            f" {'merges':>6} {'merged':>9}"
         )
         seg: dict[str, float] = {"fold": 0.0, "flush": 0.0, "live": 0.0}
-        mark: dict[str, Any] = {"cpu": time.process_time(), **_threads(), "n": 0}
+        mark: dict[str, Any] = {"cpu": time.process_time(), "wall": time.perf_counter()}
+        mark.update(_threads(), n=0)
         mark.update(gets=_copy(gets), chdb=_chdb(store))
         total_cpu, first = 0.0, True
         n = batches = 0
@@ -314,14 +339,19 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             old, was = mark["gets"], mark["chdb"]
             parts = "/".join(str(chdb.get(t, 0)) for t in _TABLES)
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
-            cols = [f"{n:>9}", f"{(cpu - mark['cpu']) * k:6.1f}"]
+            wall = time.perf_counter()
+            cols = [
+                f"{n:>9}",
+                f"{(wall - mark['wall']) * k:6.1f}",
+                f"{(cpu - mark['cpu']) * k:6.1f}",
+            ]
             cols += [f"{seg[x] * k:6.1f}" for x in ("fold", "flush", "live")]
             cols += [f"{(threads[x] - mark[x]) * k:6.1f}" for x in ("rocks", "other")]
             for kind in ("states", "counters"):
                 cols.append("|")
                 cols.append(f"{(now_gets[2][kind] - old[2][kind]) * k:6.2f}")
                 cols += [f"{now_gets[i][kind] - old[i][kind]:>6}" for i in (0, 1)]
-            cols += ["|", f"{live.indexed():>7}", f"{rss:>5}", f"{parts:>11}"]
+            cols += ["|", f"{_indexed(live):>7}", f"{rss:>5}", f"{parts:>11}"]
             cols += [
                 f"{chdb.get(x, 0) - was.get(x, 0):>{w}}"
                 for x, w in (("Merge", 6), ("MergedRows", 9))
@@ -331,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             if not first:
                 total_cpu += cpu - mark["cpu"]
             first = False
-            mark.update(cpu=cpu, **threads, n=n, gets=now_gets, chdb=chdb)
+            mark.update(cpu=cpu, wall=wall, **threads, n=n, gets=now_gets, chdb=chdb)
             seg.update(fold=0.0, flush=0.0, live=0.0)
 
         boundary = args.segment
@@ -373,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
         if args.check:
             print(f"fingerprint {_fingerprint(store)}")
         processor.close()
+        if hasattr(live, "close"):
+            live.close()
         store.close()
     return 0
 
