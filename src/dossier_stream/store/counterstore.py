@@ -17,10 +17,13 @@ plain ``dict``, no recency bookkeeping per access: the processor calls
 from RocksDB, exactly as it was last written; an absent key is remembered
 as 0. Most misses are keys of a new day, which RocksDB cannot hold: the
 store keeps the set of days it ever wrote (a few hundred dates a year) and
-answers those without a look-up. :meth:`~CounterStore.trim` writes the
-oldest entries beyond the cap to RocksDB in one ``WriteBatch`` and drops
-them (a 0 is a delete: a counter that reaches 0 is absent, as in the
-``dict`` the engine keeps otherwise, where
+answers those without a look-up; and it keeps a
+:class:`~dossier_stream.store.keyfilter.KeyFilter` of every key it wrote, so
+a new key of a day already written (the bench's tiled months overlap in days:
+324.000 such reads per 300.000 events) is answered without one too.
+:meth:`~CounterStore.trim` writes the oldest entries beyond the cap to
+RocksDB in one ``WriteBatch`` and drops them (a 0 is a delete: a counter
+that reaches 0 is absent, as in the ``dict`` the engine keeps otherwise, where
 :func:`~dossier_stream.core.counters.accumulate` drops it). Entries
 are dropped in the order they entered the cache: the keys of a stream in
 time order are those of the last days, so the oldest entered are the

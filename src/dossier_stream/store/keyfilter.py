@@ -2,11 +2,12 @@
 
 The state and counter stores look up keys that are not there all the time:
 a new dossier's first event reads its state, and a counter total a batch
-touches for the first time is read before it is added to. A RocksDB point
-read that finds nothing costs 3 µs on a small store and more as the store
-grows: on the bench's tiled input (``python -m bench.flat``) the stores'
-misses went from 1 to 12 µs per event between 300.000 and 1,5 million
-events. :class:`KeyFilter` answers most of them in memory first.
+touches for the first time is read before it is added to. On the bench's
+tiled input (``python -m bench.flat``, see bench/README.md) a RocksDB read
+that found nothing took 3-15 µs of wall time, more as the stores grew, and
+the reads took 1 µs of wall per event at 300.000 events, 5-19 µs from
+600.000 on. :class:`KeyFilter` answers most of them in memory first (for
+about the CPU those reads cost: what it saves is the wall time).
 
 It is a Bloom filter of Python's ``hash()`` of each key written: a key it
 has never seen is answered "absent" for sure (no false negative: every key

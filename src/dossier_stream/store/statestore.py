@@ -32,8 +32,10 @@ clears whatever an earlier run left behind, and the LRU is *write-back*:
 Every live key is in the LRU, in RocksDB, or both, and the LRU's state is
 the latest (RocksDB may hold an older one of a dirty key), so a read always
 sees the latest write. ``len()`` is a kept count, O(1): a ``set`` of a key
-not in the LRU checks RocksDB once (the bloom filters answer most misses),
-unless the ``get`` just before found it nowhere (the fold's ``get`` then
+not in the LRU checks RocksDB once, unless the store's
+:class:`~dossier_stream.store.keyfilter.KeyFilter` of the keys it ever wrote
+says it cannot be there (most new dossiers), or the ``get`` just before
+found it nowhere (the fold's ``get`` then
 ``set`` of a new dossier needs no second look-up). Iteration first flushes
 the dirty states, then walks RocksDB in key order, so no key comes twice.
 
