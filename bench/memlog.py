@@ -87,7 +87,8 @@ def sample(worker: Any) -> dict[str, Any]:
             getattr(e.counters, "cached", None) or len(e.counters) for e in engines
         ),
         "dossier_states_decoded": sum(len(getattr(e.dossiers, "_lru", ())) for e in engines),
-        "live_open_indexed": sum(len(s.index) + len(s.future) for s in sources.values()),
+        "live_open_indexed": live.indexed() if live is not None else 0,
+        "live_open_in_memory": sum(len(s.index) + len(s.future) for s in sources.values()),
         "sink_rows": len(worker.sink),
     }
 

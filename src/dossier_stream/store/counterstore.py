@@ -17,10 +17,13 @@ plain ``dict``, no recency bookkeeping per access: the processor calls
 from RocksDB, exactly as it was last written; an absent key is remembered
 as 0. Most misses are keys of a new day, which RocksDB cannot hold: the
 store keeps the set of days it ever wrote (a few hundred dates a year) and
-answers those without a look-up. :meth:`~CounterStore.trim` writes the
-oldest entries beyond the cap to RocksDB in one ``WriteBatch`` and drops
-them (a 0 is a delete: a counter that reaches 0 is absent, as in the
-``dict`` the engine keeps otherwise, where
+answers those without a look-up; and it keeps a
+:class:`~dossier_stream.store.keyfilter.KeyFilter` of every key it wrote, so
+a new key of a day already written (the bench's tiled months overlap in days:
+324.000 such reads per 300.000 events) is answered without one too.
+:meth:`~CounterStore.trim` writes the oldest entries beyond the cap to
+RocksDB in one ``WriteBatch`` and drops them (a 0 is a delete: a counter
+that reaches 0 is absent, as in the ``dict`` the engine keeps otherwise, where
 :func:`~dossier_stream.core.counters.accumulate` drops it). Entries
 are dropped in the order they entered the cache: the keys of a stream in
 time order are those of the last days, so the oldest entered are the
@@ -49,6 +52,7 @@ from typing import Final, TypeVar, cast, overload
 from rocksdict import Rdict, WriteBatch
 
 from dossier_stream.core.counters import CounterKey
+from dossier_stream.store.keyfilter import KeyFilter
 from dossier_stream.store.statestore import RocksTuning, open_rocks, store_directory
 
 __all__ = ["DEFAULT_COUNTER_CACHE", "CounterStore", "open_counter_store"]
@@ -107,9 +111,14 @@ class CounterStore(MutableMapping[CounterKey, int]):
         self.cache_entries = cache_entries
         self._db: Rdict = open_rocks(self.path, tuning or COUNTER_TUNING)
         self._cache: dict[CounterKey, int] = {}  # 0: known absent (or deleted, not yet written)
-        # the days of every key ever written to RocksDB: a key of another day is not there
-        stored = cast("Iterator[bytes]", self._db.keys())
-        self._days: set[date] = {_decode(raw)[1] for raw in stored}
+        # the days of every key ever written to RocksDB: a key of another day is not there;
+        # and the keys themselves, in a Bloom filter: a key it never saw is not there either
+        self._days: set[date] = set()
+        self._written = KeyFilter()
+        for raw in cast("Iterator[bytes]", self._db.keys()):
+            key = _decode(raw)
+            self._days.add(key[1])
+            self._written.add(key)
         self._closed = False
 
     # ------------------------------------------------------------ mapping
@@ -175,6 +184,7 @@ class CounterStore(MutableMapping[CounterKey, int]):
         """Remove every total."""
         self._cache.clear()
         self._days.clear()
+        self._written = KeyFilter()
         self._db.delete_range(b"", b"\xff")  # keys are UTF-8: none starts with 0xFF
 
     # ------------------------------------------------------------ cache
@@ -226,7 +236,7 @@ class CounterStore(MutableMapping[CounterKey, int]):
 
     # ------------------------------------------------------------ internals
     def _load(self, key: CounterKey) -> int:
-        if key[1] not in self._days:  # a new day's key (most misses): RocksDB cannot hold it
+        if key[1] not in self._days or key not in self._written:  # RocksDB cannot hold it
             self._cache[key] = 0
             return 0
         raw: bytes | None = self._db.get(_encode(key))
@@ -238,11 +248,12 @@ class CounterStore(MutableMapping[CounterKey, int]):
         if not entries:
             return
         batch = WriteBatch(raw_mode=True)
-        days = self._days
+        days, written = self._days, self._written
         for key, value in entries:
             if value:
                 batch.put(_encode(key), _raw(value))
                 days.add(key[1])
+                written.add(key)
             else:
                 batch.delete(_encode(key))
         self._db.write(batch)  # the store's write options: no WAL, no sync

@@ -32,8 +32,10 @@ clears whatever an earlier run left behind, and the LRU is *write-back*:
 Every live key is in the LRU, in RocksDB, or both, and the LRU's state is
 the latest (RocksDB may hold an older one of a dirty key), so a read always
 sees the latest write. ``len()`` is a kept count, O(1): a ``set`` of a key
-not in the LRU checks RocksDB once (the bloom filters answer most misses),
-unless the ``get`` just before found it nowhere (the fold's ``get`` then
+not in the LRU checks RocksDB once, unless the store's
+:class:`~dossier_stream.store.keyfilter.KeyFilter` of the keys it ever wrote
+says it cannot be there (most new dossiers), or the ``get`` just before
+found it nowhere (the fold's ``get`` then
 ``set`` of a new dossier needs no second look-up). Iteration first flushes
 the dirty states, then walks RocksDB in key order, so no key comes twice.
 
@@ -71,6 +73,7 @@ from typing import Final, TypeVar, cast, overload
 
 from dossier_stream.core.lifecycle import DossierState
 from dossier_stream.store.codec import dumps_dossier, loads_dossier
+from dossier_stream.store.keyfilter import KeyFilter
 
 try:
     from rocksdict import (
@@ -290,7 +293,12 @@ class DossierStore(MutableMapping[str, DossierState]):
         self._dirty: set[str] = set()  # LRU keys whose state RocksDB lacks or holds older
         self._group = max(1, min(_EVICT_GROUP, cache_entries // 16))
         self._absent: str | None = None  # the last key a get found nowhere
-        self._count = sum(1 for _ in _raw_keys(self._db))
+        # every key ever written to RocksDB: a key it never saw is not there (no look-up)
+        self._written = KeyFilter()
+        self._count = 0
+        for kb in _raw_keys(self._db):
+            self._written.add(kb.decode())
+            self._count += 1
         self._closed = False
 
     # ------------------------------------------------------------ mapping
@@ -300,7 +308,7 @@ class DossierStore(MutableMapping[str, DossierState]):
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
-        return key in self._lru or self._stored(key.encode())
+        return key in self._lru or self._stored(key)
 
     def __getitem__(self, key: str) -> DossierState:
         state = self._lookup(key)
@@ -329,20 +337,19 @@ class DossierStore(MutableMapping[str, DossierState]):
         if key == self._absent:  # the get just before found it nowhere
             self._absent = None
             self._count += 1
-        elif not self._stored(key.encode()):
+        elif not self._stored(key):
             self._count += 1
         self._dirty.add(key)
         self._remember(key, state)
 
     def __delitem__(self, key: str) -> None:
-        kb = key.encode()
         lru = self._lru
         if key in lru:
             del lru[key]
             self._dirty.discard(key)
-        elif not self._stored(kb):
+        elif not self._stored(key):
             raise KeyError(key)
-        self._db.delete(kb)  # a dirty new key leaves a tombstone of nothing: harmless
+        self._db.delete(key.encode())  # a dirty new key leaves a tombstone of nothing: harmless
         self._count -= 1
 
     def __iter__(self) -> Iterator[str]:
@@ -361,6 +368,7 @@ class DossierStore(MutableMapping[str, DossierState]):
     def clear(self) -> None:
         """Remove every state (one range delete, not one delete per key)."""
         self._db.delete_range(b"", _ALL_KEYS_END)
+        self._written = KeyFilter()
         self._lru.clear()
         self._dirty.clear()
         self._absent = None
@@ -378,12 +386,13 @@ class DossierStore(MutableMapping[str, DossierState]):
         dirty = self._dirty
         if not dirty:
             return 0
-        lru, db = self._lru, self._db
+        lru, db, written = self._lru, self._db, self._written
         keys = list(dirty)
         for start in range(0, len(keys), _FLUSH_BATCH):
             batch = WriteBatch(raw_mode=True)
             for key in keys[start : start + _FLUSH_BATCH]:
                 batch.put(key.encode(), dumps_dossier(lru[key]))
+                written.add(key)
             db.write(batch)  # the store's write options: no WAL, no sync
         dirty.clear()
         return len(keys)
@@ -429,7 +438,7 @@ class DossierStore(MutableMapping[str, DossierState]):
         if state is not None:
             lru.move_to_end(key)
             return state
-        raw: bytes | None = self._db.get(key.encode())
+        raw: bytes | None = self._db.get(key.encode()) if key in self._written else None
         if raw is None:
             self._absent = key
             return None
@@ -437,9 +446,9 @@ class DossierStore(MutableMapping[str, DossierState]):
         self._remember(key, state)
         return state
 
-    def _stored(self, kb: bytes) -> bool:
-        """Whether RocksDB holds ``kb`` (its bloom filters answer most misses)."""
-        return self._db.get(kb) is not None
+    def _stored(self, key: str) -> bool:
+        """Whether RocksDB holds ``key`` (the key filter answers most misses in memory)."""
+        return key in self._written and self._db.get(key.encode()) is not None
 
     def _remember(self, key: str, state: DossierState) -> None:
         """Put a state not in the LRU at its end; evict the oldest if it is full."""
@@ -464,6 +473,7 @@ class DossierStore(MutableMapping[str, DossierState]):
                 if batch is None:
                     batch = WriteBatch(raw_mode=True)
                 batch.put(key.encode(), dumps_dossier(state))
+                self._written.add(key)
         if batch is not None:
             self._db.write(batch)  # the store's write options: no WAL, no sync
         for key, _ in victims:

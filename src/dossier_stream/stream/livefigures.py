@@ -35,9 +35,18 @@ rescans what did not change (``python -m bench.metrics`` measures both):
   touch no state here. When the clock goes back, everything is summed
   again, as on a new day.
 
-Memory: about 80 bytes per open dossier (a dict entry, the ``int``, a heap
-slot), and no reference to the states, so a state store on disk is not
-pulled back into memory by the metrics.
+Memory: about 80-100 bytes per open dossier in the index (a dict entry, the
+``int``, a heap slot), and no reference to the states, so a state store on
+disk is not pulled back into memory by the metrics. A worker whose states
+are on disk also bounds the index (``spill``, ``index_entries``): after each
+batch, the entries beyond ``index_entries`` per source (the oldest placed)
+go to a RocksDB of the source's own, and a dossier's entry is looked up
+there only when its dossier changes and a Bloom filter of the spilled ids
+(:class:`~dossier_stream.store.keyfilter.KeyFilter`, ≈ 1,25 B per id) says it
+may be there. The counts per unit stay in memory, so the figures are the
+same; what stays in memory per spilled dossier is its bits in the filter.
+Without it, a backfill of abandoned dossiers (the bench's tiled months leave
+about 32.000 open per 300.000 events) grows the index without end.
 
 The states' times are local (Asia/Ho_Chi_Minh, ``VN_TZ``), and so is the
 clock here: aware datetimes with the same ``tzinfo`` compare and subtract
@@ -48,12 +57,17 @@ since 1975.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from heapq import heapify, heappop, heappush
+from itertools import islice
 from operator import attrgetter
+from pathlib import Path
 from typing import Final, get_args
+
+from rocksdict import Rdict, WriteBatch
 
 from dossier_stream.core.counters import CounterKey
 from dossier_stream.core.engine import Engine
@@ -63,6 +77,8 @@ from dossier_stream.core.lifecycle import DossierState
 from dossier_stream.core.periods import Period, monthly_report
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.workdays import VN_TZ
+from dossier_stream.store.keyfilter import KeyFilter
+from dossier_stream.store.statestore import RocksTuning, open_rocks, store_directory
 from dossier_stream.stream.processor import Handled
 
 __all__ = [
@@ -97,6 +113,17 @@ _NEVER: Final = 1 << 62
 """Past-due instant (µs) of a dossier that is never past due in its present state (paused)."""
 _COMPACT_AT: Final = 1024
 """Rebuild a heap once it holds this many deleted entries and more than live ones."""
+
+
+_SPILL_TUNING: Final = RocksTuning(write_buffer_bytes=4 << 20)
+"""The spilled index's rows are small (an id and a few bytes): a 4 MiB memtable is plenty."""
+
+
+def _fresh_rocks(path: Path, tuning: RocksTuning) -> Rdict:
+    """An empty RocksDB at ``path`` (what an earlier run left there is removed)."""
+    if path.exists():
+        shutil.rmtree(path)
+    return open_rocks(path, tuning)
 
 
 def live_period(now: datetime) -> Period:
@@ -155,11 +182,19 @@ class _Source:
     """
 
     __slots__ = (
-        "due", "engine", "future", "garbage", "heap", "index", "named", "open", "removed"
+        "cap", "db", "due", "engine", "future", "garbage", "heap", "index", "named", "open",
+        "path", "removed", "spilled", "written",
     )  # fmt: skip
 
-    def __init__(self, engine: Engine, units: int) -> None:
+    def __init__(
+        self, engine: Engine, units: int, path: Path | None, cap: int, tuning: RocksTuning
+    ) -> None:
         self.engine = engine
+        # the index's oldest entries beyond ``cap`` go to a RocksDB of their own (``path``)
+        self.path, self.cap = path, cap
+        self.db = None if path is None else _fresh_rocks(path, tuning)
+        self.written = KeyFilter()  # every id ever spilled: another one is not on disk
+        self.spilled = 0
         self.named: dict[str, dict[str, int]] = {}  # its share of the window's totals
         self.index: dict[str, int] = {}
         self.future: dict[str, DossierState] = {}
@@ -168,6 +203,44 @@ class _Source:
         self.garbage = 0
         self.open = [0] * units
         self.due = [0] * units
+
+    def take(self, did: str) -> int | None:
+        """Remove ``did`` from the index (in memory or spilled); its packed value, if any."""
+        old = self.index.pop(did, None)
+        if old is not None or self.db is None or did not in self.written:
+            return old
+        key = did.encode()
+        raw: bytes | None = self.db.get(key)
+        if raw is None:
+            return None
+        self.db.delete(key)
+        self.spilled -= 1
+        return int.from_bytes(raw, "little", signed=True)
+
+    def spill(self) -> None:
+        """Write the index's oldest entries beyond ``cap`` to RocksDB and drop them from memory."""
+        index, db = self.index, self.db
+        excess = len(index) - self.cap
+        if db is None or excess <= 0:
+            return
+        victims = list(islice(index.items(), excess))
+        batch = WriteBatch(raw_mode=True)
+        for did, packed in victims:
+            batch.put(
+                did.encode(), packed.to_bytes(packed.bit_length() // 8 + 1, "little", signed=True)
+            )
+            self.written.add(did)
+            del index[did]
+        db.write(batch)
+        self.spilled += excess
+
+    def close(self) -> None:
+        """Drop what was spilled (the index is rebuilt from the states when needed)."""
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+            if self.path is not None:
+                shutil.rmtree(self.path, ignore_errors=True)
 
     def add(self, packed: int, mask: int, limit: int, never: int) -> None:
         unit = packed & mask
@@ -234,10 +307,20 @@ class LiveFigures:
     """
 
     def __init__(
-        self, registry: UnitRegistry, *, clock: Callable[[], datetime] | None = None
+        self,
+        registry: UnitRegistry,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        spill: Path | None = None,
+        index_entries: int = 20_000,
+        tuning: RocksTuning | None = None,
     ) -> None:
+        if index_entries < 1:
+            raise ValueError(f"index_entries must be at least 1, not {index_entries}")
         self.registry = registry
         self.clock = clock or _utcnow
+        self.spill, self.index_entries = spill, index_entries
+        self.tuning = tuning or _SPILL_TUNING
         self._keys: list[UnitLevel] = [(unit.code, unit.level) for unit in registry]
         self._unit_of = {code: n for n, (code, _) in enumerate(self._keys)}
         self._bits = max(len(self._keys).bit_length(), 1)
@@ -260,6 +343,8 @@ class LiveFigures:
         limit = _micros(now) << self._bits
         if window != self._window or limit < self._limit:
             self._period, self._window = period, window
+            for src in self._sources.values():
+                src.close()
             self._sources.clear()
             self._named.clear()
         self._limit = limit
@@ -277,7 +362,9 @@ class LiveFigures:
         for source in [s for s, src in self._sources.items() if engines.get(s) is not src.engine]:
             # its share: what was loaded plus every delta since (its engine's counter
             # store may be closed already)
-            for unit, share in self._sources.pop(source).named.items():
+            gone = self._sources.pop(source)
+            gone.close()
+            for unit, share in gone.named.items():
                 named = named_all[unit]
                 for name, value in share.items():
                     named[name] -= value
@@ -285,10 +372,15 @@ class LiveFigures:
         for source, engine in engines.items():
             if source in self._sources:
                 continue
-            src = self._sources[source] = _Source(engine, len(self._keys))
+            path = None if self.spill is None else store_directory(self.spill, source)
+            src = _Source(engine, len(self._keys), path, self.index_entries, self.tuning)
+            self._sources[source] = src
             self._add_totals(engine.counters, window, src.named)
             for state in engine.dossiers.values():
                 self._place(src, state.dossier_id, state, now)
+                if len(src.index) >= 2 * src.cap:
+                    src.spill()
+            src.spill()
             loaded.add(source)
         return loaded
 
@@ -335,6 +427,18 @@ class LiveFigures:
         packed = src.index[did] = instant << self._bits | unit
         src.add(packed, self._mask, self._limit, self._never)
 
+    def indexed(self) -> int:
+        """Open dossiers indexed now (settled, and ahead of the clock), over the sources."""
+        return sum(len(s.index) + s.spilled + len(s.future) for s in self._sources.values())
+
+    def close(self) -> None:
+        """Drop every source and what it spilled to disk (the next call loads them again)."""
+        for src in self._sources.values():
+            src.close()
+        self._sources.clear()
+        self._named.clear()
+        self._window = None
+
     def update(self, handled: Iterable[Handled], engines: Mapping[str, Engine]) -> None:
         """Add what a batch changed (call after every ``Processor.handle``)."""
         now = self._local_now()
@@ -361,12 +465,14 @@ class LiveFigures:
             event = out.event
             if type(event) in _OPENING_EVENTS:
                 did: str = _DOSSIER_ID(event)
-                old = src.index.pop(did, None)
+                old = src.take(did)
                 if old is not None:
                     src.drop(old, mask, limit, never)
                 elif src.future:
                     src.future.pop(did, None)
                 self._place(src, did, src.engine.dossiers.get(did), now)
+        for src in sources.values():
+            src.spill()
 
     def snapshot(self, engines: Mapping[str, Engine]) -> LiveSnapshot:
         """The per-unit figures now."""

@@ -171,6 +171,25 @@ def _state_stores(
     return dossiers, totals
 
 
+def _live_figures(
+    settings: Settings, registry: UnitRegistry, clock: Callable[[], datetime] | None
+) -> LiveFigures:
+    """The live figures; with states on disk, their index of open dossiers bounded too."""
+    if settings.state_store == "memory":
+        return LiveFigures(registry, clock=clock)
+    from dossier_stream.store.statestore import RocksTuning  # noqa: PLC0415
+
+    return LiveFigures(
+        registry,
+        clock=clock,
+        spill=settings.data_dir / "states" / str(os.getpid()) / "live",
+        index_entries=settings.state_cache_entries,
+        tuning=RocksTuning(
+            write_buffer_bytes=4 << 20, memtable_budget_bytes=settings.rocksdb_memtable_mib << 20
+        ),
+    )
+
+
 _GC_DEFAULT = (700, 10, 10)
 _GC_WORKER = (50_000, 20, 100)
 
@@ -249,7 +268,7 @@ class Worker:
         if metrics is None:
             metrics = Metrics(index766=load_profile(settings.index766_profile))
         self.metrics = metrics
-        self.live = LiveFigures(registry, clock=clock)
+        self.live = _live_figures(settings, registry, clock)
         self.sink = BatchingSink(
             store,
             max_rows=settings.flush_max_rows,
@@ -374,6 +393,7 @@ class Worker:
             await self.app.stop()
         finally:
             self.processor.close()
+            self.live.close()
             self.metrics_server.stop()
 
     @property

@@ -1,0 +1,49 @@
+"""The key filter: no false negatives, few false positives, and the stores answer as before."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from pathlib import Path
+
+from dossier_stream.store.counterstore import open_counter_store
+from dossier_stream.store.keyfilter import KeyFilter
+from dossier_stream.store.statestore import open_dossier_store
+
+
+def test_every_key_added_is_found_across_layers() -> None:
+    kf = KeyFilter(capacity=64)
+    keys = [f"HP-{n}" for n in range(5_000)] + [
+        ("u", date(2024, 10, n % 28 + 1), f"c{n}") for n in range(5_000)
+    ]
+    for key in keys:
+        kf.add(key)
+    assert all(key in kf for key in keys)
+    assert repr(kf).startswith("KeyFilter(")
+    assert kf.nbytes < 10 * len(keys)  # about 10 bits per key, plus the layers' rounding
+
+
+def test_false_positives_are_rare() -> None:
+    kf = KeyFilter(capacity=1_000, keys=(f"in-{n}" for n in range(20_000)))
+    rng = random.Random(7)
+    probes = [f"out-{rng.random()}" for _ in range(20_000)]
+    assert sum(p in kf for p in probes) < 0.05 * len(probes)
+
+
+def test_stores_find_what_they_wrote_and_reopen(tmp_path: Path) -> None:
+
+    counters = open_counter_store(tmp_path, "dossier:0", cache_entries=2)
+    keys = [("HP1", date(2024, 10, 1 + n % 3), f"c{n}") for n in range(50)]
+    for n, key in enumerate(keys):
+        counters[key] = n + 1
+        counters.trim()
+    assert [counters.get(key, 0) for key in keys] == list(range(1, 51))
+    assert counters.get(("HP1", date(2024, 10, 1), "never"), 0) == 0
+    counters.close()
+    again = type(counters)(counters.path, cache_entries=2)  # the filter rebuilt from RocksDB
+    assert [again.get(key, 0) for key in keys] == list(range(1, 51))
+    again.close()
+
+    states = open_dossier_store(tmp_path, "dossier:0", cache_entries=2)
+    assert "nobody" not in states and states.get("nobody") is None
+    assert len(states) == 0
