@@ -14,7 +14,7 @@ hand in its tables and tests a plain ``dict``.
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -79,14 +79,31 @@ class DeadLetter:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Outcome:
-    """What happened to one message."""
+    """What happened to one message (never changed once built).
+
+    Not a frozen dataclass: its own ``__init__`` is a plain call (the frozen
+    one sets each field through ``object.__setattr__``), and compiled by mypyc
+    a direct C call (see the README's developer section).
+    """
 
     kind: Literal["applied", "duplicate", "deadletter", "rerouted"]
-    event: Event | None = None
-    delta: dict[CounterKey, int] = field(default_factory=dict)
-    dead_letter: DeadLetter | None = None
+    event: Event | None
+    delta: dict[CounterKey, int]
+    dead_letter: DeadLetter | None
+
+    def __init__(
+        self,
+        kind: Literal["applied", "duplicate", "deadletter", "rerouted"],
+        event: Event | None = None,
+        delta: dict[CounterKey, int] | None = None,
+        dead_letter: DeadLetter | None = None,
+    ) -> None:
+        self.kind = kind
+        self.event = event
+        self.delta = {} if delta is None else delta
+        self.dead_letter = dead_letter
 
 
 @dataclass(slots=True)
@@ -133,23 +150,6 @@ class PipelineStats:
             "rerouted": self.rerouted,
             "rerouted_by_topic": dict(sorted(self.rerouted_by_topic.items())),
         }
-
-
-_set_kind, _set_event, _set_delta, _set_dead_letter = (
-    Outcome.__dict__[f.name].__set__ for f in fields(Outcome)
-)
-
-
-def _outcome(
-    kind: Literal["applied", "duplicate"], event: Event, delta: dict[CounterKey, int]
-) -> Outcome:
-    """``Outcome(kind, event, delta)``, set through the slots' descriptors (hot path)."""
-    outcome: Outcome = object.__new__(Outcome)
-    _set_kind(outcome, kind)
-    _set_event(outcome, event)
-    _set_delta(outcome, delta)
-    _set_dead_letter(outcome, None)
-    return outcome
 
 
 class Engine:
@@ -352,7 +352,7 @@ class Engine:
             old = self.dossiers.get(key) or empty_dossier(key)
             new = apply_dossier(old, event, self.calendar)
             if new is old:
-                return _outcome("duplicate", event, {})
+                return Outcome("duplicate", event, {})
             self.dossiers[key] = new
             delta = state_delta(old, new, self.calendar)
         elif isinstance(event, FeedbackReceived | FeedbackResolved):
@@ -373,7 +373,7 @@ class Engine:
             self.reported[rkey] = (order, event.received_total)
             return Outcome("applied", event)
         accumulate(self.counters, delta)
-        return _outcome("applied", event, delta)
+        return Outcome("applied", event, delta)
 
     def report(self, period: Period) -> dict[str, Any]:
         """The report of ``period`` from everything processed so far."""

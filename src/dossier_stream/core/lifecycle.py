@@ -41,8 +41,8 @@ Decisions where the contract is silent:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from hashlib import blake2b
 from typing import Any, Final, Protocol, TypeVar
@@ -92,7 +92,8 @@ def event_digest(event_id: str) -> int:
     return int.from_bytes(h.digest(), "big")
 
 
-@dataclass(frozen=True, slots=True)
+# The facts and the state are read-only by convention, not frozen (see DossierState).
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Reception:
     """The facts of a ``dossier.received`` event, with the due time resolved."""
 
@@ -106,8 +107,30 @@ class Reception:
     fee_required: bool
     reused_digital_data: bool
 
+    def __init__(
+        self,
+        order: tuple[datetime, str],
+        unit_code: str,
+        procedure_code: str,
+        channel: str,
+        online_service_level: str,
+        received_at: datetime,
+        due_at: datetime,
+        fee_required: bool,
+        reused_digital_data: bool,
+    ) -> None:
+        self.order = order
+        self.unit_code = unit_code
+        self.procedure_code = procedure_code
+        self.channel = channel
+        self.online_service_level = online_service_level
+        self.received_at = received_at
+        self.due_at = due_at
+        self.fee_required = fee_required
+        self.reused_digital_data = reused_digital_data
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Payment:
     """One fee payment transaction."""
 
@@ -117,8 +140,22 @@ class Payment:
     method: str
     paid_at: datetime
 
+    def __init__(
+        self,
+        order: tuple[datetime, str],
+        transaction_id: str,
+        amount_vnd: int,
+        method: str,
+        paid_at: datetime,
+    ) -> None:
+        self.order = order
+        self.transaction_id = transaction_id
+        self.amount_vnd = amount_vnd
+        self.method = method
+        self.paid_at = paid_at
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Supplement:
     """A supplement request (``requested=True``) or receipt."""
 
@@ -126,8 +163,18 @@ class Supplement:
     requested: bool
     event_id: str
 
+    def __init__(
+        self,
+        at: datetime,
+        requested: bool,
+        event_id: str,
+    ) -> None:
+        self.at = at
+        self.requested = requested
+        self.event_id = event_id
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Completion:
     """The facts of a ``dossier.completed`` event."""
 
@@ -136,10 +183,30 @@ class Completion:
     outcome: str
     result_e_signed: bool
 
+    def __init__(
+        self,
+        order: tuple[datetime, str],
+        completed_at: datetime,
+        outcome: str,
+        result_e_signed: bool,
+    ) -> None:
+        self.order = order
+        self.completed_at = completed_at
+        self.outcome = outcome
+        self.result_e_signed = result_e_signed
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class DossierState:
-    """Everything known about one dossier; immutable, built by :func:`apply_dossier`."""
+    """Everything known about one dossier, built by :func:`apply_dossier`.
+
+    Never changed once built: the fold makes a new state per event, and
+    :func:`~dossier_stream.core.counters.state_delta` tells the parts a
+    transition replaced by identity. The facts' classes are not frozen
+    dataclasses for speed only: a frozen ``__init__`` sets every field through
+    ``object.__setattr__``, where this plain one stores it; compiled by mypyc
+    it is a direct C call (a frozen dataclass' would stay Python).
+    """
 
     dossier_id: str
     seen: frozenset[int] = frozenset()
@@ -150,6 +217,28 @@ class DossierState:
     supplements: tuple[Supplement, ...] = ()
     completion: Completion | None = None
     withdrawn_at: datetime | None = None
+
+    def __init__(
+        self,
+        dossier_id: str,
+        seen: frozenset[int] = frozenset(),
+        received: Reception | None = None,
+        payments: tuple[Payment, ...] = (),
+        has_component_files: bool = False,
+        has_result_files: bool = False,
+        supplements: tuple[Supplement, ...] = (),
+        completion: Completion | None = None,
+        withdrawn_at: datetime | None = None,
+    ) -> None:
+        self.dossier_id = dossier_id
+        self.seen = seen
+        self.received = received
+        self.payments = payments
+        self.has_component_files = has_component_files
+        self.has_result_files = has_result_files
+        self.supplements = supplements
+        self.completion = completion
+        self.withdrawn_at = withdrawn_at
 
     @property
     def supplement_requests(self) -> int:
@@ -258,107 +347,9 @@ def _later(current: _O | None, new: _O) -> _O:
     return current
 
 
-_new: Final = object.__new__
-
-
-def _slot_setters(cls: type[Any]) -> Iterator[Callable[[Any, Any], None]]:
-    """The ``__set__`` of each slot of a slotted dataclass, in field order.
-
-    They set a slot without the frozen dataclass' ``__setattr__`` guard; a
-    constructor built on them must set every field (a new field makes the
-    unpacking of these setters fail at import, which says so).
-    """
-    return (cls.__dict__[f.name].__set__ for f in fields(cls))
-
-
-(
-    _set_id,
-    _set_seen,
-    _set_received,
-    _set_payments,
-    _set_component,
-    _set_result,
-    _set_supplements,
-    _set_completion,
-    _set_withdrawn,
-) = _slot_setters(DossierState)
-_r_order, _r_unit, _r_procedure, _r_channel, _r_level, _r_at, _r_due, _r_fee, _r_reused = (
-    _slot_setters(Reception)
-)
-_c_order, _c_at, _c_outcome, _c_signed = _slot_setters(Completion)
-
-
-def _state(
-    dossier_id: str,
-    seen: frozenset[int],
-    received: Reception | None,
-    payments: tuple[Payment, ...],
-    has_component_files: bool,
-    has_result_files: bool,
-    supplements: tuple[Supplement, ...],
-    completion: Completion | None,
-    withdrawn_at: datetime | None,
-) -> DossierState:
-    """``DossierState(...)`` with every field given, without the dataclass' ``__init__``.
-
-    The fold builds one state per event. Setting the slots through their
-    descriptors (which a frozen dataclass' ``__setattr__`` does not guard)
-    costs about a fifth of :func:`dataclasses.replace` and half of the
-    generated ``__init__``. Every field must be given, in declaration order.
-    """
-    state: DossierState = _new(DossierState)
-    _set_id(state, dossier_id)
-    _set_seen(state, seen)
-    _set_received(state, received)
-    _set_payments(state, payments)
-    _set_component(state, has_component_files)
-    _set_result(state, has_result_files)
-    _set_supplements(state, supplements)
-    _set_completion(state, completion)
-    _set_withdrawn(state, withdrawn_at)
-    return state
-
-
-def _reception(
-    order: tuple[datetime, str],
-    unit_code: str,
-    procedure_code: str,
-    channel: str,
-    online_service_level: str,
-    received_at: datetime,
-    due_at: datetime,
-    fee_required: bool,
-    reused_digital_data: bool,
-) -> Reception:
-    """``Reception(...)`` set through the slots (as :func:`_state`)."""
-    rec: Reception = _new(Reception)
-    _r_order(rec, order)
-    _r_unit(rec, unit_code)
-    _r_procedure(rec, procedure_code)
-    _r_channel(rec, channel)
-    _r_level(rec, online_service_level)
-    _r_at(rec, received_at)
-    _r_due(rec, due_at)
-    _r_fee(rec, fee_required)
-    _r_reused(rec, reused_digital_data)
-    return rec
-
-
-def _completion(
-    order: tuple[datetime, str], completed_at: datetime, outcome: str, result_e_signed: bool
-) -> Completion:
-    """``Completion(...)`` set through the slots (as :func:`_state`)."""
-    done: Completion = _new(Completion)
-    _c_order(done, order)
-    _c_at(done, completed_at)
-    _c_outcome(done, outcome)
-    _c_signed(done, result_e_signed)
-    return done
-
-
 def empty_dossier(dossier_id: str) -> DossierState:
     """``DossierState(dossier_id)``: nothing known yet (built faster)."""
-    return _state(dossier_id, frozenset(), None, (), False, False, (), None, None)
+    return DossierState(dossier_id, frozenset(), None, (), False, False, (), None, None)
 
 
 def _order(event: DossierEvent, at: datetime, local: datetime) -> tuple[datetime, str]:
@@ -384,7 +375,7 @@ def _received(
         assert event.processing_working_days is not None  # model validator
         due = calendar.due_at(event.received_at, event.processing_working_days)
     received_at = event.received_at.astimezone(VN_TZ)
-    rec = _reception(
+    rec = Reception(
         _order(event, event.received_at, received_at),
         event.unit_code,
         event.procedure_code,
@@ -395,7 +386,7 @@ def _received(
         event.fee_required,
         event.reused_digital_data,
     )
-    return _state(
+    return DossierState(
         s.dossier_id, seen, _later(s.received, rec), s.payments, s.has_component_files,
         s.has_result_files, s.supplements, s.completion, s.withdrawn_at,
     )  # fmt: skip
@@ -420,7 +411,7 @@ def _paid(
         payments = tuple(sorted([*others, kept], key=_transaction_id))
     else:
         payments = (pay,)
-    return _state(
+    return DossierState(
         s.dossier_id, seen, s.received, payments, s.has_component_files,
         s.has_result_files, s.supplements, s.completion, s.withdrawn_at,
     )  # fmt: skip
@@ -430,7 +421,7 @@ def _digitized(
     s: DossierState, seen: frozenset[int], event: DossierDigitized, _: WorkCalendar
 ) -> DossierState:
     component = event.kind == "component"
-    return _state(
+    return DossierState(
         s.dossier_id, seen, s.received, s.payments, s.has_component_files or component,
         s.has_result_files or not component, s.supplements, s.completion, s.withdrawn_at,
     )  # fmt: skip
@@ -448,7 +439,7 @@ def _supplement(
         event.event_id,
     )
     sups = tuple(sorted((*s.supplements, sup), key=_supplement_order))
-    return _state(
+    return DossierState(
         s.dossier_id, seen, s.received, s.payments, s.has_component_files,
         s.has_result_files, sups, s.completion, s.withdrawn_at,
     )  # fmt: skip
@@ -458,13 +449,13 @@ def _completed(
     s: DossierState, seen: frozenset[int], event: DossierCompleted, _: WorkCalendar
 ) -> DossierState:
     completed_at = event.completed_at.astimezone(VN_TZ)
-    done = _completion(
+    done = Completion(
         _order(event, event.completed_at, completed_at),
         completed_at,
         event.outcome,
         event.result_e_signed,
     )
-    return _state(
+    return DossierState(
         s.dossier_id, seen, s.received, s.payments, s.has_component_files,
         s.has_result_files, s.supplements, _later(s.completion, done), s.withdrawn_at,
     )  # fmt: skip
@@ -475,7 +466,7 @@ def _withdrawn(
 ) -> DossierState:
     at = event.occurred_at.astimezone(VN_TZ)
     first = at if s.withdrawn_at is None else min(s.withdrawn_at, at)
-    return _state(
+    return DossierState(
         s.dossier_id, seen, s.received, s.payments, s.has_component_files,
         s.has_result_files, s.supplements, s.completion, first,
     )  # fmt: skip

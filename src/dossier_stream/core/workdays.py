@@ -31,7 +31,7 @@ from __future__ import annotations
 import csv
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, date, datetime, time
 from importlib import resources
@@ -240,7 +240,10 @@ class WorkCalendar:
         return cached
 
     def _build_year(self, year: int) -> _Year:
-        hol = self._holidays
+        # a Mapping, not the dict subclass it is: compiled by mypyc, ``in`` on a dict
+        # is the C dict lookup, which skips the library's ``__contains__`` that fills
+        # a year in on first use (the holidays would be silently missing)
+        hol: Mapping[date, str] = self._holidays
         # Populate the neighbouring years too, in case a substitute day spills over.
         for y in range(max(year - 1, MINYEAR), min(year + 1, MAXYEAR) + 1):
             _ = date(y, 1, 1) in hol
