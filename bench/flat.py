@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import hashlib
 import os
 import pstats
 import resource
@@ -50,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.pipeline import fingerprint
 from bench.scale import tiled_lines
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import TopicCatalog, load_catalog
@@ -65,12 +65,6 @@ __all__ = ["main"]
 
 _CHUNK = 500  # as stream.ingest
 _TABLES = ("unit_day_counters", "dossier_facts", "feedback_facts", "unit_reports")
-_DUMPS = (  # bench.pipeline's
-    "SELECT * EXCEPT version FROM unit_day_counters FINAL WHERE value != 0 ORDER BY ALL",
-    "SELECT * EXCEPT version FROM dossier_facts FINAL ORDER BY dossier_id",
-    "SELECT * EXCEPT version FROM feedback_facts FINAL ORDER BY feedback_id",
-    "SELECT * EXCEPT version FROM unit_reports FINAL ORDER BY ALL",
-)
 
 
 class _Gets:
@@ -185,13 +179,6 @@ def _chdb(store: ClickHouseStore) -> dict[str, int]:
     ).result_rows
     out.update({str(e): int(v) for e, v in events})
     return out
-
-
-def _fingerprint(store: ClickHouseStore) -> str:
-    h = hashlib.sha256()
-    for sql in _DUMPS:
-        h.update(store.client.raw_query(sql, fmt="TabSeparated"))
-    return h.hexdigest()
 
 
 def _base_month(path: Path | None, events: int, seed: int) -> list[bytes]:
@@ -401,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             per = total_cpu / (n - args.segment) * 1e6
             print(f"cpu after the first segment: {per:.1f} µs/event")
         if args.check:
-            print(f"fingerprint {_fingerprint(store)}")
+            print(f"fingerprint {fingerprint(store)}")
         processor.close()
         if hasattr(live, "close"):
             live.close()

@@ -39,7 +39,7 @@ from dossier_stream.store.sink import ClickHouseStore, connect
 from dossier_stream.store.statestore import open_dossier_store
 from dossier_stream.stream.processor import Message, Processor
 
-__all__ = ["main", "route"]
+__all__ = ["fingerprint", "main", "route"]
 
 _KEY_FIELD = {"dossier": "dossier_id", "feedback": "feedback_id", "unit": "unit_code"}
 _CHUNK = 500
@@ -72,7 +72,8 @@ def route(lines: Sequence[bytes], catalog: TopicCatalog, partitions: int) -> lis
     return out
 
 
-def _fingerprint(store: ClickHouseStore) -> str:
+def fingerprint(store: ClickHouseStore) -> str:
+    """SHA-256 of what the tables hold (``FINAL``, versions left out): same data, same hash."""
     h = hashlib.sha256()
     for sql in _DUMPS:
         h.update(store.client.raw_query(sql, fmt="TabSeparated"))
@@ -147,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cpu      {cpu / timed * 1e6:8.2f} µs/event (process CPU, chdb's threads too)")
         print(f"rows     {rows / max(len(messages), 1):8.3f} per event written to ClickHouse")
         if args.check:
-            print(f"fingerprint {_fingerprint(store)}")
+            print(f"fingerprint {fingerprint(store)}")
         processor.close()
         store.close()
     return 0

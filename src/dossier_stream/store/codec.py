@@ -143,6 +143,18 @@ def dumps_dossier(s: DossierState) -> bytes:
             for p in s.payments
             for at in (ms(p.paid_at),)
         ]
+    return _packed(
+        s,
+        rec,
+        pays,
+        [(ms(x.at), x.requested, x.event_id) for x in s.supplements] if s.supplements else (),
+        done,
+        None if s.withdrawn_at is None else ms(s.withdrawn_at),
+    )
+
+
+def _packed(s: DossierState, rec: Any, pays: Any, sups: Any, done: Any, withdrawn: Any) -> bytes:
+    """The state's bytes from its parts already encoded (the layout of version ``_V``)."""
     return orjson.dumps(
         (
             _V,
@@ -152,9 +164,9 @@ def dumps_dossier(s: DossierState) -> bytes:
             pays,
             s.has_component_files,
             s.has_result_files,
-            [(ms(x.at), x.requested, x.event_id) for x in s.supplements] if s.supplements else (),
+            sups,
             done,
-            None if s.withdrawn_at is None else ms(s.withdrawn_at),
+            withdrawn,
         )
     )
 
@@ -262,20 +274,7 @@ def dossier_fact(s: DossierState, source: str) -> tuple[Any, ...]:
         done = None
         tail = (None, None, None, 0)
     wd = None if s.withdrawn_at is None else ms(s.withdrawn_at)
-    state = orjson.dumps(
-        (
-            _V,
-            s.dossier_id,
-            sorted(s.seen),
-            rec,
-            pays,
-            s.has_component_files,
-            s.has_result_files,
-            sup_raw,
-            done,
-            wd,
-        )
-    )
+    state = _packed(s, rec, pays, sup_raw, done, wd)
     return (
         *head, *paid, 1 if s.has_component_files else 0, 1 if s.has_result_files else 0,
         sum(requested), sup_at, requested, *tail, wd, state.decode(),
