@@ -20,16 +20,24 @@ For each segment of ``--segment`` events it prints, in µs per event of
   state and counter stores' reads and writes, the rows for the sink);
 * ``flush``: the main thread in the sink's flushes (the rows to columns,
   chdb's insert as far as it runs on the calling thread);
-* ``live``: the main thread in the live figures (update and snapshots);
+* ``live``: the main thread in the live figures (update and snapshots)
+  and the worker's garbage-collection sweeps (at the snapshots, as the
+  worker's metrics refresher does them);
 * ``rocks``: RocksDB's own threads (flushes of memtables, compactions);
 * ``chdb``: every other thread (ClickHouse's merges, insert pipeline,
   background schedule pool), read per thread from ``/proc/self/task``;
 
-and what explains them: decoded states read back from RocksDB (``st_rd``),
-counter totals read back (``ct_rd``), the parts of each chdb table and the
-merges finished (``system.part_log``), the entries of the live figures'
-index of open dossiers, and the RSS. ``--check`` prints the fingerprint of
-:mod:`bench.pipeline` at the end (the same tables, the same dumps).
+and what explains them: the RocksDB point reads of the state and counter
+stores (µs of wall and of CPU inside them per event, reads that found a
+row, reads that found nothing), the entries of the live figures' index of
+open dossiers, the peak RSS, the active parts of each chdb table and
+chdb's merges (``system.events``), the table files per RocksDB level, and
+the garbage collector's runs and CPU per generation (``gc.callbacks``).
+The collector is the worker's (:class:`CollectorPolicy`: no automatic
+collection, a full sweep every ``DOSSIER_GC_SWEEP_S`` s); ``--gc-auto
+50000,20,100`` runs the worker's automatic collection of the third round
+instead. ``--check`` prints the fingerprint of :mod:`bench.pipeline` at the
+end (the same tables, the same dumps).
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from dossier_stream.settings import Settings
 from dossier_stream.store import counterstore, statestore
 from dossier_stream.store.batching import BatchingSink
 from dossier_stream.store.sink import ClickHouseStore, connect
+from dossier_stream.stream.collector import CollectorPolicy
 from dossier_stream.stream.livefigures import LiveFigures
 from dossier_stream.stream.processor import Handled, Message, Processor, source_of
 
@@ -78,6 +87,7 @@ class _Gets:
         self.hits = {"states": 0, "counters": 0}
         self.misses = {"states": 0, "counters": 0}
         self.seconds = {"states": 0.0, "counters": 0.0}
+        self.cpu = {"states": 0.0, "counters": 0.0}  # of the seconds, CPU of the calling thread
         self.dbs: dict[str, list[Any]] = {"states": [], "counters": []}
 
     def levels(self, kind: str) -> str:
@@ -103,9 +113,10 @@ class _Gets:
 
         class Proxy:
             def get(self, key: bytes) -> Any:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.thread_time()
                 raw = db.get(key)
                 gets.seconds[kind] += time.perf_counter() - t
+                gets.cpu[kind] += time.thread_time() - c
                 if raw is None:
                     gets.misses[kind] += 1
                 else:
@@ -146,8 +157,33 @@ def _indexed(live: LiveFigures) -> int:
     return sum(len(s.index) + len(s.future) for s in sources.values())
 
 
-def _copy(gets: _Gets) -> tuple[dict[str, int], dict[str, int], dict[str, float]]:
-    return dict(gets.hits), dict(gets.misses), dict(gets.seconds)
+class _GcClock:
+    """The collector's runs, CPU and objects freed per generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.runs = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self.freed = 0
+        self._start = 0.0
+        gc.callbacks.append(self)
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.thread_time()
+        else:
+            g = info["generation"]
+            self.runs[g] += 1
+            self.seconds[g] += time.thread_time() - self._start
+            self.freed += info["collected"]
+
+    def snapshot(self) -> tuple[list[int], list[float], int]:
+        return list(self.runs), list(self.seconds), self.freed
+
+
+def _copy(
+    gets: _Gets,
+) -> tuple[dict[str, int], dict[str, int], dict[str, float], dict[str, float]]:
+    return dict(gets.hits), dict(gets.misses), dict(gets.seconds), dict(gets.cpu)
 
 
 def _messages(
@@ -219,6 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
     parser.add_argument(
         "--profile-out", type=Path, help="also write each profile here (a directory)"
     )
+    parser.add_argument(
+        "--gc-auto",
+        default="",
+        help="thresholds a,b,c: automatic garbage collection with them instead of the "
+        "worker's policy (50000,20,100: the worker before the fourth round)",
+    )
+    parser.add_argument(
+        "--compaction", default="", help="the stores' RocksDB compaction (level, universal)"
+    )
     args = parser.parse_args(argv)
 
     settings = Settings()  # the worker's defaults, and DOSSIER_* from the environment
@@ -237,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
         budget = settings.rocksdb_memtable_mib << 20
         st_tuning = statestore.RocksTuning(memtable_budget_bytes=budget)
         ct_tuning = replace(counterstore.COUNTER_TUNING, memtable_budget_bytes=budget)
+        if args.compaction:
+            st_tuning = replace(st_tuning, compaction=args.compaction)
+            ct_tuning = replace(ct_tuning, compaction=args.compaction)
         states = Path(tmp) / "states"
         processor = Processor(
             registry,
@@ -267,8 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             )
         else:
             live = LiveFigures(registry, clock=lambda: now)
-        gc.set_threshold(50_000, 20, 100)  # the worker's (runner.Worker.start)
-        gc.freeze()
+        if args.gc_auto:  # automatic collection with these thresholds (the worker before)
+            gc.set_threshold(*(int(x) for x in args.gc_auto.split(",")))
+            gc.freeze()
+        collector = CollectorPolicy(0.0 if args.gc_auto else settings.gc_sweep_s)
+        collector.start()  # the worker's (runner.Worker.start)
+        gcs = _GcClock()
         print(
             f"base {len(base)} lines, {args.events} events, batches of {args.batch}, "
             f"states {settings.state_cache_entries}, counters {settings.counter_cache_entries}, "
@@ -276,14 +328,14 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
         )
         print(
             f"{'lines':>9} {'wall':>6} {'cpu':>6} {'fold':>6} {'flush':>6} {'live':>6}"
-            f" {'rocks':>6} {'chdb':>6} | {'st_get':>6} {'hit':>6} {'miss':>6} |"
-            f" {'ct_get':>6} {'hit':>6} {'miss':>6} | {'open':>7} {'rss':>5} {'parts':>11}"
-            f" {'merges':>6} {'merged':>9}"
+            f" {'rocks':>6} {'chdb':>6} | {'st_get':>6} {'cpu':>5} {'hit':>6} {'miss':>6} |"
+            f" {'ct_get':>6} {'cpu':>5} {'hit':>6} {'miss':>6} | {'open':>7} {'rss':>5}"
+            f" {'parts':>11} {'merges':>6} {'merged':>9} gc (runs:µs/ev per generation)"
         )
         seg: dict[str, float] = {"fold": 0.0, "flush": 0.0, "live": 0.0}
         mark: dict[str, Any] = {"cpu": time.process_time(), "wall": time.perf_counter()}
         mark.update(_threads(), n=0)
-        mark.update(gets=_copy(gets), chdb=_chdb(store))
+        mark.update(gets=_copy(gets), chdb=_chdb(store), gc=gcs.snapshot())
         total_cpu, first = 0.0, True
         n = batches = 0
         batch: list[Message] = []
@@ -311,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             batches += 1
             if batches % args.snapshot_every == 0:
                 live.snapshot(processor.engines)
+                collector.tick()  # as the worker's metrics refresher (its sweeps count in live)
             seg["live"] += time.thread_time() - t
             flush()
 
@@ -337,18 +390,31 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             for kind in ("states", "counters"):
                 cols.append("|")
                 cols.append(f"{(now_gets[2][kind] - old[2][kind]) * k:6.2f}")
+                cols.append(f"{(now_gets[3][kind] - old[3][kind]) * k:5.2f}")
                 cols += [f"{now_gets[i][kind] - old[i][kind]:>6}" for i in (0, 1)]
             cols += ["|", f"{_indexed(live):>7}", f"{rss:>5}", f"{parts:>11}"]
             cols += [
                 f"{chdb.get(x, 0) - was.get(x, 0):>{w}}"
                 for x, w in (("Merge", 6), ("MergedRows", 9))
             ]
+            runs, gc_s, freed = gcs.snapshot()
+            was_runs, was_s, was_freed = mark["gc"]
+            cols += [
+                "gc "
+                + " ".join(
+                    f"{r - w}:{(s - v) * k:.1f}"
+                    for r, w, s, v in zip(runs, was_runs, gc_s, was_s, strict=True)
+                )
+                + f" freed {freed - was_freed}"
+            ]
             cols += [f"sst {gets.levels('states')} {gets.levels('counters')}"]
             print(" ".join(cols), flush=True)
             if not first:
                 total_cpu += cpu - mark["cpu"]
             first = False
-            mark.update(cpu=cpu, wall=wall, **threads, n=n, gets=now_gets, chdb=chdb)
+            mark.update(
+                cpu=cpu, wall=wall, **threads, n=n, gets=now_gets, chdb=chdb, gc=gcs.snapshot()
+            )
             seg.update(fold=0.0, flush=0.0, live=0.0)
 
         boundary = args.segment
@@ -387,6 +453,14 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
         if n > args.segment:
             per = total_cpu / (n - args.segment) * 1e6
             print(f"cpu after the first segment: {per:.1f} µs/event")
+        collector.stop()
+        gc.unfreeze()
+        t = time.process_time()
+        freed = gc.collect()
+        print(
+            f"a full collection at the end: {time.process_time() - t:.2f} s CPU, "
+            f"{len(gc.get_objects())} objects tracked, {freed} freed"
+        )
         if args.check:
             print(f"fingerprint {fingerprint(store)}")
         processor.close()

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
         description="with DOSSIER_STATE_STORE=rocksdb: RocksDB write buffers (memtables) of "
         "every state and counter store of the worker together, in MiB",
     )
+    gc_sweep_s: Annotated[float, Field(ge=0)] = Field(
+        300.0,
+        description="seconds between the worker's full garbage collections; automatic "
+        "collection is off in between (the fold makes no reference cycles); 0 = automatic "
+        "collection with raised thresholds",
+    )
     partitions: Annotated[int, Field(ge=1, le=1000)] | None = Field(
         None, description="override the partition count of the catalog when creating topics"
     )

@@ -79,6 +79,7 @@ try:
     from rocksdict import (
         BlockBasedOptions,
         Cache,
+        DBCompactionStyle,
         DBCompressionType,
         Options,
         Rdict,
@@ -136,6 +137,8 @@ class RocksTuning:
             manager): past it, the store being written flushes its
             memtable. Without it each store may hold two full memtables,
             and a worker has one or two stores per source.
+        compaction: ``"level"`` (RocksDB's default) or ``"universal"``
+            (less rewriting of rows that are rarely read again).
     """
 
     block_cache_bytes: int = 16 * _MIB
@@ -145,6 +148,7 @@ class RocksTuning:
     max_open_files: int = 256
     background_jobs: int = 2
     memtable_budget_bytes: int = 64 * _MIB
+    compaction: str = "level"
 
 
 @functools.lru_cache(maxsize=8)
@@ -182,6 +186,10 @@ def _options(tuning: RocksTuning) -> Options:
     opts.set_write_buffer_manager(_write_buffer_manager(tuning.memtable_budget_bytes))
     opts.set_compression_type(_compression(tuning.compression))
     opts.set_keep_log_file_num(2)
+    if tuning.compaction == "universal":
+        opts.set_compaction_style(DBCompactionStyle.universal())
+    elif tuning.compaction != "level":
+        raise ValueError(f"unknown compaction {tuning.compaction!r}; level or universal")
     table = BlockBasedOptions()
     table.set_block_cache(_block_cache(tuning.block_cache_bytes))
     table.set_bloom_filter(tuning.bloom_bits_per_key, False)  # full (not block-based) filter
