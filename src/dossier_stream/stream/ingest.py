@@ -47,6 +47,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -72,6 +73,9 @@ __all__ = ["BatchConsumer"]
 _LOG = logging.getLogger(__name__)
 _CHUNK = 500
 """Messages folded between two checks of the sink's size within a batch."""
+_message = tuple.__new__
+"""``Message`` from a full tuple, in C (the named tuple's ``__new__`` is Python code)."""
+_DEAD_LETTER = attrgetter("outcome.dead_letter")
 
 
 class BatchConsumer:
@@ -300,28 +304,35 @@ class BatchConsumer:
         dead_topic = self.catalog.deadletter.name
         repartition, origin = self.repartition, processor.rekeyer.origin
         batch: list[Message] = []
+        append = batch.append
         dead_in: list[Any] = []
         ends: dict[Any, int] = {}
         for r in records:
-            ends[r.topic, r.partition] = r.offset + 1
-            if r.topic == dead_topic:
+            topic = r.topic
+            ends[topic, r.partition] = r.offset + 1
+            if topic == dead_topic:
                 dead_in.append(r)
-            elif r.topic in repartition:
-                batch.append(
+            elif topic in repartition:
+                append(
                     Message(
-                        r.topic,
+                        topic,
                         r.partition,
                         r.offset,
                         r.value or b"",
                         r.key,
                         r.timestamp,
-                        origin(r.topic, r.headers),
+                        origin(topic, r.headers),
                     )
                 )
             else:
                 # a null value stays None: a tombstone (the processor decides what it means)
-                batch.append(Message(r.topic, r.partition, r.offset, r.value, r.key, r.timestamp))
-        sources = {source_of(m.topic, m.partition) for m in batch}
+                append(
+                    _message(
+                        Message, (topic, r.partition, r.offset, r.value, r.key, r.timestamp, None)
+                    )
+                )
+        # one source per partition read (a repartition topic's is its family's)
+        sources = {source_of(t, p) for t, p in ends if t != dead_topic}
         await self._store("read of stored states", lambda: processor.recover(sources))
         handled: list[Handled] = []
         rerouted: list[Republish] = []
@@ -330,7 +341,7 @@ class BatchConsumer:
             rerouted += processor.take_rerouted()
             if len(sink) >= sink.max_rows:  # a big batch: store by size as it goes
                 await self._store("flush", sink.flush)
-        dead_out = [h.outcome.dead_letter for h in handled if h.outcome.dead_letter]
+        dead_out = list(filter(None, map(_DEAD_LETTER, handled)))
         handled += self._log_dead(dead_in)  # lines produce could not route: counted here
         if self.on_handled is not None and handled:
             self.on_handled(handled)
