@@ -24,7 +24,8 @@ Scenarios:
   embedded ClickHouse (chdb) in the run directory, until every event is
   processed and its counters flushed. Its result also has ``cpu_s`` and
   ``cpu_us_per_event``: the process CPU (every thread) from ``start()``
-  returned to that last flush, which a shared machine disturbs less than wall time.
+  returned to that last flush, which a shared machine disturbs less than wall time;
+  ``gc_s`` and ``gc_passes``: the part of it the garbage collector's passes took.
 * ``freshness``: the real worker again; prints ``READY`` once started, reads
   ``SENT <n>`` on stdin, and records when each event id became visible in
   ClickHouse (the end of the flush that wrote it).
@@ -47,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import json
 import logging
 import os
@@ -420,6 +422,27 @@ def _worker(cfg: dict[str, Any], metrics: Any) -> Any:
     return worker
 
 
+class _CollectorTime:
+    """A ``gc.callbacks`` entry: process CPU of the garbage collector's passes."""
+
+    def __init__(self) -> None:
+        self.spent: list[tuple[float, float]] = []  # (end, seconds) of each pass
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        del info
+        now = time.process_time()
+        if phase == "start":
+            self._start = now
+        else:
+            self.spent.append((now, now - self._start))
+
+    def until(self, end: float | None) -> tuple[float, int]:
+        """Seconds (process CPU) and number of the passes ended by ``end`` (all: ``None``)."""
+        kept = [s for at, s in self.spent if end is None or at <= end]
+        return sum(kept), len(kept)
+
+
 async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
     """The real worker, from the first event to the last counter flushed to ClickHouse."""
     started = time.monotonic()
@@ -431,6 +454,8 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
     await worker.start()
     ready = time.monotonic()
     ready_cpu = time.process_time()
+    collector = _CollectorTime()
+    gc.callbacks.append(collector)
     memlog = os.environ.get("BENCH_MEMORY_LOG")  # see bench/memlog.py
     if memlog:
         from bench.memlog import sample_every  # noqa: PLC0415
@@ -466,6 +491,8 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
     # process CPU (every thread: the event loop, chdb's, RocksDB's) from start() returned
     # to the flush that stored the last counters: the machine is shared, CPU is what counts
     cpu_s = (metrics.done_cpu if metrics.done_cpu is not None else time.process_time()) - ready_cpu
+    gc.callbacks.remove(collector)
+    gc_s, gc_passes = collector.until(metrics.done_cpu)
     return progress.result(
         name,
         ready,
@@ -473,6 +500,8 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
         pipeline=stats.to_json(),
         cpu_s=cpu_s,
         cpu_us_per_event=cpu_s / max(progress.seen, 1) * 1e6,
+        gc_s=gc_s,
+        gc_passes=gc_passes,
     )
 
 

@@ -146,7 +146,8 @@ def table(results: dict[str, Any]) -> str:
         if "cpu_s" in r:
             out.append(
                 f"{name} process CPU: {r['cpu_s']:,.2f} s, {r['cpu_us_per_event']:.1f} µs/event "
-                "(every thread, start() returned to the last flush)"
+                f"(every thread, start() returned to the last flush; garbage collector "
+                f"{r.get('gc_s', math.nan):,.2f} s in {r.get('gc_passes', 0)} passes)"
             )
     fc = results.get("freshness_ceiling")
     if fc:
