@@ -31,6 +31,9 @@ fold; see ``bench/README.md``).
   response per partition), and the background heartbeat keeps the member in
   its group. A retry that gives up (stop or rebalance) commits nothing: the
   batch is read again by whoever owns its partitions next.
+* **The garbage collector** is paused while a batch is handled and runs
+  between batches, once the batch's objects are freed (see
+  :meth:`BatchConsumer._handle_uncollected`).
 * **Rebalances** (eager): the revocation waits for the batch in progress
   (which gives up its retries at once), flushes (or drops the revoked
   partitions' rows if ClickHouse is down: their events were not committed)
