@@ -22,7 +22,10 @@ Scenarios:
   ``parse_event`` (pydantic) per event, one Faust Table update per valid event.
 * ``dossier-stream``: the real :class:`dossier_stream.stream.runner.Worker` with an
   embedded ClickHouse (chdb) in the run directory, until every event is
-  processed and its counters flushed.
+  processed and its counters flushed. Its result also has ``cpu_s`` and
+  ``cpu_us_per_event``: the process CPU (every thread) from ``start()``
+  returned to that last flush, which a shared machine disturbs less than wall time;
+  ``gc_s`` and ``gc_passes``: the part of it the garbage collector's passes took.
 * ``freshness``: the real worker again; prints ``READY`` once started, reads
   ``SENT <n>`` on stdin, and records when each event id became visible in
   ClickHouse (the end of the flush that wrote it).
@@ -45,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import json
 import logging
 import os
@@ -354,6 +358,7 @@ def _bench_metrics(target: int, track_ids: bool) -> Any:
             self.count: Callable[[], int] = lambda: 0
             self.target = target
             self.done_at: float | None = None
+            self.done_cpu: float | None = None  # time.process_time() at done_at
             self.pending: list[tuple[float, list[str]]] = []  # (handled at, event ids)
             self.visible: dict[str, float] = {}
 
@@ -382,6 +387,7 @@ def _bench_metrics(target: int, track_ids: bool) -> Any:
                 self.pending = kept
             if self.done_at is None and self.count() >= self.target:
                 self.done_at = time.monotonic()
+                self.done_cpu = time.process_time()
 
     return BenchMetrics()
 
@@ -416,6 +422,27 @@ def _worker(cfg: dict[str, Any], metrics: Any) -> Any:
     return worker
 
 
+class _CollectorTime:
+    """A ``gc.callbacks`` entry: process CPU of the garbage collector's passes."""
+
+    def __init__(self) -> None:
+        self.spent: list[tuple[float, float]] = []  # (end, seconds) of each pass
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        del info
+        now = time.process_time()
+        if phase == "start":
+            self._start = now
+        else:
+            self.spent.append((now, now - self._start))
+
+    def until(self, end: float | None) -> tuple[float, int]:
+        """Seconds (process CPU) and number of the passes ended by ``end`` (all: ``None``)."""
+        kept = [s for at, s in self.spent if end is None or at <= end]
+        return sum(kept), len(kept)
+
+
 async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
     """The real worker, from the first event to the last counter flushed to ClickHouse."""
     started = time.monotonic()
@@ -426,6 +453,9 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
         _first_message_sensor(worker.app, progress)
     await worker.start()
     ready = time.monotonic()
+    ready_cpu = time.process_time()
+    collector = _CollectorTime()
+    gc.callbacks.append(collector)
     memlog = os.environ.get("BENCH_MEMORY_LOG")  # see bench/memlog.py
     if memlog:
         from bench.memlog import sample_every  # noqa: PLC0415
@@ -438,6 +468,7 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
             progress.first = getattr(worker.app, "first_message_at", None)
         if metrics.done_at is None and n >= progress.expected and len(worker.sink) == 0:
             metrics.done_at = time.monotonic()  # the last batches had nothing to write
+            metrics.done_cpu = time.process_time()
         if metrics.done_at is not None:
             progress.last = metrics.done_at
             progress.done.set()
@@ -457,7 +488,21 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
         await worker.stop()
         worker.store.close()
     name = "dossier-stream-faust" if cfg.get("runtime") == "faust" else "dossier-stream"
-    return progress.result(name, ready, started, pipeline=stats.to_json())
+    # process CPU (every thread: the event loop, chdb's, RocksDB's) from start() returned
+    # to the flush that stored the last counters: the machine is shared, CPU is what counts
+    cpu_s = (metrics.done_cpu if metrics.done_cpu is not None else time.process_time()) - ready_cpu
+    gc.callbacks.remove(collector)
+    gc_s, gc_passes = collector.until(metrics.done_cpu)
+    return progress.result(
+        name,
+        ready,
+        started,
+        pipeline=stats.to_json(),
+        cpu_s=cpu_s,
+        cpu_us_per_event=cpu_s / max(progress.seen, 1) * 1e6,
+        gc_s=gc_s,
+        gc_passes=gc_passes,
+    )
 
 
 async def dossier_stream_faust(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,14 @@ def table(results: dict[str, Any]) -> str:
             f"{name:<22}{r['events']:>10,}{r['seconds']:>10.2f}{r['events_per_s']:>12,.0f}"
             f"{share:>11}{r['start_s']:>9.1f}{_mib(r['peak_rss_bytes']):>11}{flag}"
         )
+    for name in THROUGHPUT:
+        r = sc.get(name) or {}
+        if "cpu_s" in r:
+            out.append(
+                f"{name} process CPU: {r['cpu_s']:,.2f} s, {r['cpu_us_per_event']:.1f} µs/event "
+                f"(every thread, start() returned to the last flush; garbage collector "
+                f"{r.get('gc_s', math.nan):,.2f} s in {r.get('gc_passes', 0)} passes)"
+            )
     fc = results.get("freshness_ceiling")
     if fc:
         out.append(

@@ -113,9 +113,9 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import reduce
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from math import isnan
-from operator import add, attrgetter, is_, sub
+from operator import add, attrgetter, eq, is_, ne, sub
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -167,6 +167,7 @@ REASONS: Final = (
 ``null_value``: a tombstone anywhere but on ``unit.reports.v1``)."""
 _PREFIX: Final = "dossier_stream_"
 _OUTCOME: Final = attrgetter("outcome")
+_KIND: Final = attrgetter("outcome.kind")
 _EVENT: Final = attrgetter("event")
 _DEAD_LETTER: Final = attrgetter("dead_letter")
 _TOPIC: Final = attrgetter("topic")
@@ -382,14 +383,14 @@ class Metrics:
         now = time.time() if now is None else now
         items = handled if isinstance(handled, list) else list(handled)
         # the applied events, the bulk of a batch, in C (attrgetter, map); the rest one by one
-        applied = [item for item in items if item.outcome.kind == "applied"]
+        applied = list(compress(items, map(eq, map(_KIND, items), repeat("applied"))))
         outcomes = list(map(_OUTCOME, applied))
         events: list[Any] = list(map(_EVENT, outcomes))
         rest = items if len(applied) < len(items) else []
         if any(map(is_, events, repeat(None))) or any(map(_DEAD_LETTER, outcomes)):
             applied, events, rest = [], [], items  # not what Engine makes: all one by one
         elif rest:
-            rest = [item for item in items if item.outcome.kind != "applied"]
+            rest = list(compress(items, map(ne, map(_KIND, items), repeat("applied"))))
         consumed: Tally[tuple[str, str]] = Tally()
         # by class: an event's class decides its event_type (the union's discriminator),
         # and type() is far cheaper than reading the field of each event
