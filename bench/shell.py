@@ -281,8 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ):
                 timers[name] = _Timed(getattr(obj, attr))
                 setattr(obj, attr, timers[name])
-        gc.set_threshold(50_000, 20, 100)  # the worker's (runner.Worker.start)
-        gc.freeze()
+        worker.collector.start()  # the worker's policy (runner.Worker.start)
         collector = _GcTimer()
         gc.callbacks.append(collector)
         cpu, timed = asyncio.run(_run(worker, batches, args.mode, timers, collector))

@@ -31,9 +31,9 @@ fold; see ``bench/README.md``).
   response per partition), and the background heartbeat keeps the member in
   its group. A retry that gives up (stop or rebalance) commits nothing: the
   batch is read again by whoever owns its partitions next.
-* **The garbage collector** is paused while a batch is handled and runs
-  between batches, once the batch's objects are freed (see
-  :meth:`BatchConsumer._handle_uncollected`).
+* **The garbage collector** is the worker's to set
+  (:mod:`dossier_stream.stream.collector`: no automatic passes, a sweep now
+  and then); a batch's records are let go as soon as it is stored.
 * **Rebalances** (eager): the revocation waits for the batch in progress
   (which gives up its retries at once), flushes (or drops the revoked
   partitions' rows if ClickHouse is down: their events were not committed)
@@ -45,7 +45,6 @@ fold; see ``bench/README.md``).
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -126,7 +125,6 @@ class BatchConsumer:
         self._epoch = 0  # bumped by every revocation: a batch from an older epoch is stale
         self._busy = asyncio.Lock()  # held while a batch is handled, and by a revocation
         self._task: asyncio.Task[None] | None = None
-        self._collector_paused = False  # the batch in hand paused the garbage collector
 
     async def start(self) -> None:
         """Connect the producer and the consumer, join the group and start the loop."""
@@ -210,7 +208,8 @@ class BatchConsumer:
                             _LOG.info("dropped a batch fetched before a rebalance")
                             self.guard.next.clear()  # positions now start at the commits
                             continue
-                        await self._handle_uncollected(records)
+                        await self._handle(records)
+                        records.clear()  # a failed batch keeps them, to be rewound
             except GiveUp as exc:
                 _LOG.warning("batch left uncommitted, to be read again: %s", exc)
             except asyncio.CancelledError:
@@ -221,33 +220,6 @@ class BatchConsumer:
                 _LOG.exception("batch failed; reading it again in %s s", self.backoff.max_s)
                 self._rewind(records)
                 await asyncio.sleep(self.backoff.max_s)
-
-    async def _handle_uncollected(self, records: list[Any]) -> None:
-        """:meth:`_handle` with the cyclic garbage collector paused; frees ``records`` after.
-
-        A batch allocates a dozen tracked objects per message (records,
-        messages, events, outcomes, deltas, rows) that all die together at its
-        end, freed by their reference counts: the fold makes almost no
-        reference cycles. Left on, the collector ran young-generation passes
-        in the middle of the batch over those objects (about 20 passes per
-        100.000 messages, 8 µs per message: ``python -m bench.shell``). Paused
-        for the batch, it runs between batches, once the batch's objects are
-        gone, on what the batch left (cycles included: the collector's count
-        still grows with every tracked object that survives, so its next pass
-        comes when the threshold says). ``records`` is emptied on success, so
-        the records go before the collector runs again (a failed batch keeps
-        them, to be rewound). A retried read or flush (ClickHouse down, maybe
-        for hours) turns the collector back on.
-        """
-        self._collector_paused = gc.isenabled()
-        gc.disable()
-        try:
-            await self._handle(records)
-            records.clear()
-        finally:
-            if self._collector_paused:
-                self._collector_paused = False
-                gc.enable()
 
     def _rewind(self, records: Sequence[Any]) -> None:
         """Seek each partition of ``records`` back to its first record's offset."""
@@ -289,17 +261,7 @@ class BatchConsumer:
         return None
 
     async def _store(self, what: str, action: Callable[[], object]) -> None:
-        tried = False
-
-        def attempt() -> object:
-            nonlocal tried
-            if tried and self._collector_paused:  # a retry: an outage may last long
-                self._collector_paused = False
-                gc.enable()
-            tried = True
-            return action()
-
-        await until_done(attempt, what=what, backoff=self.backoff, give_up=self._give_up)
+        await until_done(action, what=what, backoff=self.backoff, give_up=self._give_up)
 
     async def _handle(self, records: Sequence[Any]) -> None:
         """Fold, store, publish the dead letters and the mis-keyed messages, commit."""
