@@ -51,6 +51,7 @@ _HEADER = ("date", "kind", "note")
 _BUNDLED_FILE = "vn_day_swaps.csv"
 _OFFICE_START = time(8, 0)
 _WEEKEND_NAMES = {5: "Saturday", 6: "Sunday"}
+_BETWEEN_CACHE = 16_384  # (start, end) pairs of working_days_between kept (≈ 3 MB at most)
 
 
 class CalendarError(ValueError):
@@ -113,6 +114,9 @@ class WorkCalendar:
             raise ValueError(f"no holiday calendar for country {country!r}: {exc}") from exc
         self._years: dict[int, _Year] = {}
         self._lock = threading.Lock()
+        # working_days_between by (start, end): a stream asks the same few pairs again
+        # and again (completion day, due day), each answer a sum and two bisections
+        self._between: dict[tuple[date, date], int] = {}
 
     @classmethod
     def default(cls) -> WorkCalendar:
@@ -193,11 +197,18 @@ class WorkCalendar:
         ``start``; e.g. ``working_days_between(today, due_day)`` is the number of
         working days left.
         """
+        pair = (start, end)
+        count = self._between.get(pair)
+        if count is not None:
+            return count
         if end < start:
             return -self.working_days_between(end, start)
         count = sum(len(self._year(y).working) for y in range(start.year, end.year))
         count += bisect_right(self._year(end.year).working, end.toordinal())
         count -= bisect_right(self._year(start.year).working, start.toordinal())
+        if len(self._between) >= _BETWEEN_CACHE:  # bounded: forget all at once
+            self._between.clear()
+        self._between[pair] = count
         return count
 
     def due_at(self, received_at: datetime, working_days: int) -> datetime:
