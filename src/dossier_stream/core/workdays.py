@@ -51,7 +51,7 @@ _HEADER = ("date", "kind", "note")
 _BUNDLED_FILE = "vn_day_swaps.csv"
 _OFFICE_START = time(8, 0)
 _WEEKEND_NAMES = {5: "Saturday", 6: "Sunday"}
-_BETWEEN_CACHE = 16_384  # (start, end) pairs of working_days_between kept (≈ 3 MB at most)
+_DAYS_CACHE = 16_384  # answers of add_working_days, of working_days_between kept (≈ 3 MB each)
 
 
 class CalendarError(ValueError):
@@ -114,8 +114,10 @@ class WorkCalendar:
             raise ValueError(f"no holiday calendar for country {country!r}: {exc}") from exc
         self._years: dict[int, _Year] = {}
         self._lock = threading.Lock()
-        # working_days_between by (start, end): a stream asks the same few pairs again
-        # and again (completion day, due day), each answer a sum and two bisections
+        # the answers of add_working_days by (day, n) and of working_days_between by
+        # (start, end): a stream asks the same few pairs again and again (reception day
+        # and working days, completion day and due day), each answer a few bisections
+        self._added: dict[tuple[date, int], date] = {}
         self._between: dict[tuple[date, date], int] = {}
 
     @classmethod
@@ -175,6 +177,10 @@ class WorkCalendar:
         Raises:
             ValueError: ``n`` is negative.
         """
+        pair = (day, n)
+        cached = self._added.get(pair)
+        if cached is not None:
+            return cached
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         ordinal = day.toordinal()
@@ -188,7 +194,10 @@ class WorkCalendar:
             remaining -= len(days) - i
             year += 1
             days, i = self._year(year).working, 0
-        return date.fromordinal(days[i + remaining])
+        if len(self._added) >= _DAYS_CACHE:  # bounded: forget all at once
+            self._added.clear()
+        added = self._added[pair] = date.fromordinal(days[i + remaining])
+        return added
 
     def working_days_between(self, start: date, end: date) -> int:
         """Return the number of working days in ``(start, end]``.
@@ -206,7 +215,7 @@ class WorkCalendar:
         count = sum(len(self._year(y).working) for y in range(start.year, end.year))
         count += bisect_right(self._year(end.year).working, end.toordinal())
         count -= bisect_right(self._year(start.year).working, start.toordinal())
-        if len(self._between) >= _BETWEEN_CACHE:  # bounded: forget all at once
+        if len(self._between) >= _DAYS_CACHE:  # bounded: forget all at once
             self._between.clear()
         self._between[pair] = count
         return count
