@@ -111,9 +111,9 @@ def test_reception_after_the_unit_ended_is_not_active(registry: UnitRegistry) ->
 _PAYMENT = t.encode(VALID["dossier.payment"])
 _BEFORE_VERSION, _, _AFTER_VERSION = _PAYMENT.partition(b'"schema_version":1')
 PLAIN_OR_NOT = (
-    # the bytes alone tell orjson reads the line (the common case)
+    # a line as produce writes it
     ("as produced", _PAYMENT, None),
-    # what the bytes alone cannot tell: orjson is asked, and says the same as before
+    # lines a scan of the bytes for what orjson refuses would have to get right
     ("spaces around the version", _BEFORE_VERSION + b'"schema_version" : 1' + _AFTER_VERSION, None),
     ("the version again, nested", _PAYMENT[:-1] + b',"x":{"schema_version":true}}', None),
     ("words of numbers in strings", _PAYMENT[:-1] + b',"x":"1e400 NaN Infinity"}', None),
@@ -137,7 +137,7 @@ PLAIN_OR_NOT = (
 def test_an_event_is_valid_only_where_orjson_reads_it(
     desc: str, raw: bytes, reason: str | None
 ) -> None:
-    """The worker reads the bytes for what orjson would say, and asks it when unsure."""
+    """Lines only orjson tells apart: valid exactly where it reads them, version an integer."""
     if reason is None:
         assert parse_event(raw).event_id == VALID["dossier.payment"]["event_id"], desc
         assert type(orjson.loads(raw)["schema_version"]) is int

@@ -495,45 +495,6 @@ def _event_type_is_string(raw: bytes) -> bool:
 
 _PRIORITY: Final = ("union_tag_not_found", "union_tag_invalid", "json_invalid")
 
-_ODD: Final = b"\x01"
-"""What :data:`_SHAPES` makes of a byte that is not printable ASCII, and of a backslash."""
-_SHAPES: Final = bytes(
-    ord("0") if chr(b).isdigit() and b < 128
-    else ord("e") if b == ord("E")
-    else _ODD[0] if b < 0x20 or b >= 0x7F or b == ord("\\")
-    else b
-    for b in range(256)
-)  # fmt: skip
-"""A translation table: digits to ``0``, ``E`` to ``e``, the odd bytes to :data:`_ODD`."""
-_DIGITS: Final = b"0" * 20
-
-
-def _plain(raw: bytes) -> bool:
-    """Whether orjson reads ``raw``, pydantic's event, and its ``schema_version`` as the integer 1.
-
-    What pydantic's JSON parser reads and orjson does not is ``NaN``,
-    ``Infinity``, ``-Infinity`` and a number beyond a double, which needs an
-    exponent (always right after a digit) or over 300 digits. A line of
-    printable ASCII without a backslash (no escape: a string is its bytes, a
-    key its name in quotes) that holds none of them, and whose one
-    ``"schema_version"`` is followed by ``:1,`` or ``:1}``, is read the same
-    by both. Any other line is left to orjson itself: a ``False`` here is
-    never an answer, only "ask orjson".
-
-    Args:
-        raw: a line pydantic validated as an event.
-    """
-    shape = raw.translate(_SHAPES)
-    return (
-        _ODD not in shape
-        and b"0e" not in shape
-        and _DIGITS not in shape
-        and b"NaN" not in shape
-        and b"Infinity" not in shape
-        and raw.count(b'"schema_version"') == 1
-        and (b'"schema_version":1,' in raw or b'"schema_version":1}' in raw)
-    )
-
 
 def parse_event(raw: bytes) -> Event:
     """Parse one Kafka message value into an event model.
@@ -561,19 +522,14 @@ def parse_event(raw: bytes) -> Event:
         # pydantic reads NaN, Infinity and 1e400 (as an infinite float) in fields
         # it then ignores; orjson, which routes events in produce and deadletter
         # replay, refuses them: a valid event must be plain JSON (RFC 8259).
-        if _plain(raw):  # (what orjson would say, read off the bytes: most events)
-            if _in_range(event):
-                return event
+        try:
+            source = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if _checked_errors(raw) is None:
+                raise InvalidEvent("not_json", detail=f"not plain JSON (RFC 8259): {exc}") from None
         else:
-            try:
-                source = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                if _checked_errors(raw) is None:
-                    detail = f"not plain JSON (RFC 8259): {exc}"
-                    raise InvalidEvent("not_json", detail=detail) from None
-            else:
-                if type(source.get("schema_version")) is int and _in_range(event):
-                    return event
+            if type(source.get("schema_version")) is int and _in_range(event):
+                return event
     errors = _checked_errors(raw)
     assert errors is not None  # the checked models refuse all that the fast path refuses
     # schema_version first: a future version is reported as such, not as the
