@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from dossier_stream.core.events import (
@@ -104,3 +106,64 @@ def test_reception_after_the_unit_ended_is_not_active(registry: UnitRegistry) ->
     with pytest.raises(InvalidEvent) as info:
         check_unit(parse_event(t.encode(late)), registry)
     assert info.value.reason == "unit_not_active"
+
+
+_PAYMENT = t.encode(VALID["dossier.payment"])
+_BEFORE_VERSION, _, _AFTER_VERSION = _PAYMENT.partition(b'"schema_version":1')
+PLAIN_OR_NOT = (
+    # a line as produce writes it
+    ("as produced", _PAYMENT, None),
+    # lines a scan of the bytes for what orjson refuses would have to get right
+    ("spaces around the version", _BEFORE_VERSION + b'"schema_version" : 1' + _AFTER_VERSION, None),
+    ("the version again, nested", _PAYMENT[:-1] + b',"x":{"schema_version":true}}', None),
+    ("words of numbers in strings", _PAYMENT[:-1] + b',"x":"1e400 NaN Infinity"}', None),
+    ("a 23-digit integer", _PAYMENT[:-1] + b',"x":12345678901234567890123}', None),
+    ("a 309-digit integer", _PAYMENT[:-1] + b',"x":1' + b"0" * 308 + b"}", None),
+    ("non-ASCII text", _PAYMENT[:-1] + ',"x":"Hà Nội"}'.encode(), None),
+    ("an escaped quote", _PAYMENT[:-1] + b',"x":"a\\"b"}', None),
+    ("an integer beyond a double", _PAYMENT[:-1] + b',"x":2' + b"0" * 308 + b"}", "not_json"),
+    ("an exponent beyond a double", _PAYMENT[:-1] + b',"x":1E+400}', "not_json"),
+    ("Infinity", _PAYMENT[:-1] + b',"x":Infinity}', "not_json"),
+    ("the version given twice, then true", _PAYMENT[:-1] + b',"schema_version":true}',
+     "unsupported_schema_version"),
+    ("the version again, escaped, true", _PAYMENT[:-1] + b',"schema\\u005fversion":true}',
+     "unsupported_schema_version"),
+    ("the version 1.0", _BEFORE_VERSION + b'"schema_version":1.0' + _AFTER_VERSION,
+     "unsupported_schema_version"),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(("desc", "raw", "reason"), PLAIN_OR_NOT, ids=[p[0] for p in PLAIN_OR_NOT])
+def test_an_event_is_valid_only_where_orjson_reads_it(
+    desc: str, raw: bytes, reason: str | None
+) -> None:
+    """Lines only orjson tells apart: valid exactly where it reads them, version an integer."""
+    if reason is None:
+        assert parse_event(raw).event_id == VALID["dossier.payment"]["event_id"], desc
+        assert type(orjson.loads(raw)["schema_version"]) is int
+        return
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(raw)
+    assert info.value.reason == reason, desc
+
+
+def test_every_event_accepted_is_one_orjson_reads_with_the_integer_version() -> None:
+    """Extra fields of random JSON-ish tokens: whatever the worker accepts, orjson reads."""
+    rng = random.Random(18)
+    tokens = [b"1", b"-0", b"2.5", b"1e5", b"1E400", b"NaN", b"-Infinity", b"true", b'"NaN"',
+              b"1" + b"0" * 400, b'"\\u005f"', b'"schema_version"', b'"\\ud800"', b"[1,2]",
+              b'{"schema_version":true}', b"null", "\"Hà\"".encode()]  # fmt: skip
+    lines = [t.encode(VALID[name]) for name in EVENT_TYPES]
+    accepted = 0
+    for _ in range(2_000):
+        raw = rng.choice(lines)
+        for _ in range(rng.randrange(1, 4)):
+            name = rng.choice([b'"x"', b'"schema_version"', b'"schema\\u005fversion"'])
+            raw = raw[:-1] + b"," + name + b":" + rng.choice(tokens) + b"}"
+        try:
+            parse_event(raw)
+        except InvalidEvent:
+            continue
+        accepted += 1
+        assert type(orjson.loads(raw)["schema_version"]) is int, raw
+    assert 200 < accepted < 2_000  # both sides of the rule were tried

@@ -269,3 +269,28 @@ def test_add_working_days_properties(day: date, n: int) -> None:
             walk += timedelta(1)
             left -= CAL.is_working_day(walk)
         assert walk == result
+
+
+def test_working_days_asked_again_answer_the_same() -> None:
+    """The answers a calendar remembers are those of a day-by-day count."""
+    cal = WorkCalendar.default()
+    start = date(2024, 12, 20)
+    days = [start + timedelta(days=n) for n in range(0, 60, 3)]
+
+    def counted(a: date, b: date) -> int:
+        lo, hi, sign = (a, b, 1) if a <= b else (b, a, -1)
+        n = sum(cal.is_working_day(lo + timedelta(days=i)) for i in range(1, (hi - lo).days + 1))
+        return sign * n
+
+    def stepped(day: date, n: int) -> date:
+        day += timedelta(days=1)
+        while not cal.is_working_day(day):
+            day += timedelta(days=1)
+        return day if n <= 1 else stepped(day, n - 1)
+
+    for _ in range(2):  # the second round is answered from what the first remembered
+        for a in days:
+            for b in days:
+                assert cal.working_days_between(a, b) == counted(a, b)
+            for n in (1, 5, 22):
+                assert cal.add_working_days(a, n) == stepped(a, n)

@@ -55,6 +55,36 @@ def test_random_accumulation_agrees_with_a_dict_across_trims(tmp_path: Path) -> 
     store.destroy()
 
 
+class _Recording(CounterStore):
+    """A store that remembers the keys each write to RocksDB held."""
+
+    def __init__(self, path: Path, cache_entries: int) -> None:
+        super().__init__(path, cache_entries=cache_entries)
+        self.writes: list[list[CounterKey]] = []
+
+    def _write(self, entries: list[tuple[CounterKey, int]]) -> None:
+        self.writes.append([k for k, _ in entries])
+        super()._write(entries)
+
+
+def test_trim_drops_the_totals_least_recently_added_to(tmp_path: Path) -> None:
+    store = _Recording(tmp_path / "c", cache_entries=2)
+    a, b, c = key(1), key(2), key(3)
+    for k in (a, b, c, a):  # a entered first, but was added to last
+        accumulate(store, {k: 1})
+    assert store.get(b, 0) == 1  # a read does not make a total recent
+    assert store.trim() == 1
+    assert store.writes == [[b]]
+    accumulate(store, {c: 1})
+    accumulate(store, {b: 2})  # read back from RocksDB, then the most recent
+    assert store.trim() == 1
+    assert store.writes == [[b], [a]]
+    assert {k: store.get(k, 0) for k in (a, b, c)} == {a: 2, b: 3, c: 2}
+    accumulate(store, {a: -2})  # reaches 0: absent, as in a dict
+    assert a not in store and store.get(a) is None
+    store.destroy()
+
+
 def test_zero_deletes_and_the_mapping_protocol(tmp_path: Path) -> None:
     store = CounterStore(tmp_path / "c", cache_entries=1)
     k, other = key(1), key(2)

@@ -23,6 +23,19 @@ def test_every_key_added_is_found_across_layers() -> None:
     assert kf.nbytes < 10 * len(keys)  # about 10 bits per key, plus the layers' rounding
 
 
+def test_update_sets_the_bits_add_sets() -> None:
+    keys = [f"HP-{n}" for n in range(3_000)]
+    one_by_one, in_bulk = KeyFilter(capacity=64), KeyFilter(capacity=64)
+    for key in keys:
+        one_by_one.add(key)
+    in_bulk.update(keys[:100])
+    in_bulk.update(keys[100:])
+    assert repr(in_bulk) == repr(one_by_one)  # the same layers
+    assert all(key in in_bulk for key in keys)
+    probes = [f"out-{n}" for n in range(3_000)]
+    assert [p in in_bulk for p in probes] == [p in one_by_one for p in probes]
+
+
 def test_false_positives_are_rare() -> None:
     kf = KeyFilter(capacity=1_000, keys=(f"in-{n}" for n in range(20_000)))
     rng = random.Random(7)

@@ -277,8 +277,15 @@ def accumulate(target: _Totals, delta: Mapping[CounterKey, int]) -> _Totals:
     """Add ``delta`` into ``target`` in place, dropping keys that reach zero.
 
     ``target`` is a ``dict``, or a store of totals on disk with the same
-    behaviour (the worker's counter store).
+    behaviour (the worker's counter store). A target that is not a ``dict``
+    and has an ``accumulate(delta)`` method of its own is handed the delta
+    (the counter store's: one call, and it keeps its cache in recency order).
     """
+    if type(target) is not dict:
+        add = getattr(target, "accumulate", None)
+        if add is not None:
+            add(delta)
+            return target
     get = target.get
     for key, value in delta.items():
         total = get(key, 0) + value

@@ -82,6 +82,10 @@ _BLAKE2B_64: Final = blake2b(digest_size=8)
 """An empty 64-bit BLAKE2b; copying it is cheaper than building one per event."""
 
 
+_NEW_DIGEST: Final = _BLAKE2B_64.copy
+_FROM_BYTES: Final = int.from_bytes
+
+
 def event_digest(event_id: str) -> int:
     """Return a stable 64-bit digest of an event id (same in every process).
 
@@ -352,31 +356,37 @@ def empty_dossier(dossier_id: str) -> DossierState:
     return DossierState(dossier_id, frozenset(), None, (), False, False, (), None, None)
 
 
-def _order(event: DossierEvent, at: datetime, local: datetime) -> tuple[datetime, str]:
+def _order(event: DossierEvent, local: datetime) -> tuple[datetime, str]:
     """The last-writer-wins order of a fact: ``(occurred_at, event_id)``.
 
     ``occurred_at`` is kept in :data:`VN_TZ`, like every time of a state: the
     same instant, so orders compare as before, and a state is the same objects
     before and after a store round trip (the parsed time would also keep a
     tzinfo object of its own alive per fact, which the garbage collector
-    walks). When it is the instant of the fact's own time ``at`` (most events),
-    it is ``local``, that time in :data:`VN_TZ`: one datetime less to keep and
-    to encode.
+    walks). When it is the instant of the fact's own time (most events), it is
+    ``local``, that time in :data:`VN_TZ`: one datetime less to keep and to
+    encode.
+
+    Both times are compared in :data:`VN_TZ`, one ``tzinfo`` object: ``==`` of
+    the parsed times, whose ``tzinfo`` objects differ, asks each for its UTC
+    offset twice (the second time for PEP 495's ``fold``), where
+    ``astimezone`` asks once.
     """
-    occurred = event.occurred_at
-    return (local if occurred == at else occurred.astimezone(VN_TZ), event.event_id)
+    occurred = event.occurred_at.astimezone(VN_TZ)
+    return (local if occurred == local else occurred, event.event_id)
 
 
 def _received(
     s: DossierState, seen: frozenset[int], event: DossierReceived, calendar: WorkCalendar
 ) -> DossierState:
+    received_at = event.received_at.astimezone(VN_TZ)
     due = event.due_at
     if due is None:
         assert event.processing_working_days is not None  # model validator
-        due = calendar.due_at(event.received_at, event.processing_working_days)
-    received_at = event.received_at.astimezone(VN_TZ)
+        # (the local time: the same due time, without a second conversion of the parsed one)
+        due = calendar.due_at(received_at, event.processing_working_days)
     rec = Reception(
-        _order(event, event.received_at, received_at),
+        _order(event, received_at),
         event.unit_code,
         event.procedure_code,
         event.channel,
@@ -397,7 +407,7 @@ def _paid(
 ) -> DossierState:
     paid_at = event.paid_at.astimezone(VN_TZ)
     pay = Payment(
-        _order(event, event.paid_at, paid_at),
+        _order(event, paid_at),
         event.transaction_id,
         event.amount_vnd,
         event.method,
@@ -450,7 +460,7 @@ def _completed(
 ) -> DossierState:
     completed_at = event.completed_at.astimezone(VN_TZ)
     done = Completion(
-        _order(event, event.completed_at, completed_at),
+        _order(event, completed_at),
         completed_at,
         event.outcome,
         event.result_e_signed,
@@ -515,13 +525,14 @@ def apply_dossier(state: DossierState, event: DossierEvent, calendar: WorkCalend
     Raises:
         TypeError: ``event`` is not a dossier event.
     """
-    h = _BLAKE2B_64.copy()  # event_digest(event.event_id), inlined
+    h = _NEW_DIGEST()  # event_digest(event.event_id), inlined
     h.update(event.event_id.encode())
-    digest = int.from_bytes(h.digest(), "big")
-    if digest in state.seen:
+    digest = _FROM_BYTES(h.digest())  # big-endian (the default)
+    seen = state.seen
+    if digest in seen:
         return state
     fold = _FOLDS.get(type(event)) or _fold_of(type(event))
-    return fold(state, state.seen | {digest}, event, calendar)
+    return fold(state, seen | {digest}, event, calendar)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ _HEADER = ("date", "kind", "note")
 _BUNDLED_FILE = "vn_day_swaps.csv"
 _OFFICE_START = time(8, 0)
 _WEEKEND_NAMES = {5: "Saturday", 6: "Sunday"}
+_DAYS_CACHE = 16_384  # answers of add_working_days, of working_days_between kept (≈ 3 MB each)
 
 
 class CalendarError(ValueError):
@@ -113,6 +114,11 @@ class WorkCalendar:
             raise ValueError(f"no holiday calendar for country {country!r}: {exc}") from exc
         self._years: dict[int, _Year] = {}
         self._lock = threading.Lock()
+        # the answers of add_working_days by (day, n) and of working_days_between by
+        # (start, end): a stream asks the same few pairs again and again (reception day
+        # and working days, completion day and due day), each answer a few bisections
+        self._added: dict[tuple[date, int], date] = {}
+        self._between: dict[tuple[date, date], int] = {}
 
     @classmethod
     def default(cls) -> WorkCalendar:
@@ -171,6 +177,10 @@ class WorkCalendar:
         Raises:
             ValueError: ``n`` is negative.
         """
+        pair = (day, n)
+        cached = self._added.get(pair)
+        if cached is not None:
+            return cached
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         ordinal = day.toordinal()
@@ -184,7 +194,10 @@ class WorkCalendar:
             remaining -= len(days) - i
             year += 1
             days, i = self._year(year).working, 0
-        return date.fromordinal(days[i + remaining])
+        if len(self._added) >= _DAYS_CACHE:  # bounded: forget all at once
+            self._added.clear()
+        added = self._added[pair] = date.fromordinal(days[i + remaining])
+        return added
 
     def working_days_between(self, start: date, end: date) -> int:
         """Return the number of working days in ``(start, end]``.
@@ -193,11 +206,18 @@ class WorkCalendar:
         ``start``; e.g. ``working_days_between(today, due_day)`` is the number of
         working days left.
         """
+        pair = (start, end)
+        count = self._between.get(pair)
+        if count is not None:
+            return count
         if end < start:
             return -self.working_days_between(end, start)
         count = sum(len(self._year(y).working) for y in range(start.year, end.year))
         count += bisect_right(self._year(end.year).working, end.toordinal())
         count -= bisect_right(self._year(start.year).working, start.toordinal())
+        if len(self._between) >= _DAYS_CACHE:  # bounded: forget all at once
+            self._between.clear()
+        self._between[pair] = count
         return count
 
     def due_at(self, received_at: datetime, working_days: int) -> datetime:

@@ -10,10 +10,12 @@ place of that ``dict``: every total lives in RocksDB (a key of ~30 bytes,
 an 8-byte value), and memory holds only the totals read or written since
 the last :meth:`CounterStore.trim`, at most ``cache_entries`` of them after it.
 
-A batch needs only the totals of the keys it touches: the fold reads a
-total (``get``), adds its delta and writes it back, all in the cache (a
-plain ``dict``, no recency bookkeeping per access: the processor calls
-:meth:`~CounterStore.trim` once per batch). A total not in the cache is read
+A batch needs only the totals of the keys it touches: the fold adds its
+delta to a total (:meth:`~CounterStore.accumulate`, which
+:func:`~dossier_stream.core.counters.accumulate` calls), all in the cache (a
+plain ``dict`` in recency order: an added-to total is taken out and put
+back at its end; the processor calls :meth:`~CounterStore.trim` once per
+batch). A total not in the cache is read
 from RocksDB, exactly as it was last written; an absent key is remembered
 as 0. Most misses are keys of a new day, which RocksDB cannot hold: the
 store keeps the set of days it ever wrote (a few hundred dates a year) and
@@ -25,10 +27,11 @@ a new key of a day already written (the bench's tiled months overlap in days:
 RocksDB in one ``WriteBatch`` and drops them (a 0 is a delete: a counter
 that reaches 0 is absent, as in the ``dict`` the engine keeps otherwise, where
 :func:`~dossier_stream.core.counters.accumulate` drops it). Entries
-are dropped in the order they entered the cache: the keys of a stream in
-time order are those of the last days, so the oldest entered are the
-coldest. Every entry is written when it leaves (it was read to be written,
-nearly always), so no dirty set is kept.
+are dropped least recently added to first (a ``get`` does not reorder):
+dropping them in the order they entered the cache instead dropped totals
+still in use, which the next batch read back from RocksDB. Every entry is
+written when it leaves (it was read to be written, nearly always), so no
+dirty set is kept.
 
 Like the dossier store, it is a cache of ClickHouse rebuilt on every start
 (the processor's recovery recomputes the counters from the stored states),
@@ -44,7 +47,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from datetime import date
 from pathlib import Path
 from typing import Final, TypeVar, cast, overload
@@ -151,6 +154,20 @@ class CounterStore(MutableMapping[CounterKey, int]):
     def __setitem__(self, key: CounterKey, value: int) -> None:
         self._cache[key] = value
 
+    def accumulate(self, delta: Mapping[CounterKey, int]) -> None:
+        """Add ``delta`` into the totals, as :func:`~dossier_stream.core.counters.accumulate`.
+
+        That function calls this method of a store it is given. Each key
+        added to moves to the recent end of the cache, so :meth:`trim` drops
+        the totals least recently added to, not those that entered first and
+        are still in use (which it would read back from RocksDB).
+        """
+        cache = self._cache
+        pop = cache.pop
+        for key, value in delta.items():
+            total = pop(key, None)
+            cache[key] = (self._read(key) if total is None else total) + value
+
     def __delitem__(self, key: CounterKey) -> None:
         if not self.get(key, 0):
             raise KeyError(key)
@@ -236,26 +253,31 @@ class CounterStore(MutableMapping[CounterKey, int]):
 
     # ------------------------------------------------------------ internals
     def _load(self, key: CounterKey) -> int:
+        value = self._cache[key] = self._read(key)
+        return value
+
+    def _read(self, key: CounterKey) -> int:
+        """The total RocksDB holds for ``key`` (0 if none), without caching it."""
         if key[1] not in self._days or key not in self._written:  # RocksDB cannot hold it
-            self._cache[key] = 0
             return 0
         raw: bytes | None = self._db.get(_encode(key))
-        value = 0 if raw is None else _value(raw)
-        self._cache[key] = value
-        return value
+        return 0 if raw is None else _value(raw)
 
     def _write(self, entries: list[tuple[CounterKey, int]]) -> None:
         if not entries:
             return
         batch = WriteBatch(raw_mode=True)
-        days, written = self._days, self._written
+        put, delete = batch.put, batch.delete
+        kept: list[CounterKey] = []
         for key, value in entries:
             if value:
-                batch.put(_encode(key), _raw(value))
-                days.add(key[1])
-                written.add(key)
+                put(_encode(key), _raw(value))
+                kept.append(key)
             else:
-                batch.delete(_encode(key))
+                delete(_encode(key))
+        # known before they are written: the filters never miss a key RocksDB holds
+        self._days.update({key[1] for key in kept})
+        self._written.update(kept)
         self._db.write(batch)  # the store's write options: no WAL, no sync
 
 

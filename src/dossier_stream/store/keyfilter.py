@@ -77,6 +77,25 @@ class KeyFilter:
         i = (i + step) & mask
         bits[i >> 3] |= 1 << (i & 7)
 
+    def update(self, keys: Iterable[Hashable]) -> None:
+        """Remember every key of ``keys``: :meth:`add` for each, in one call."""
+        bits, mask, count, capacity = self._bits, self._mask, self._count, self._capacity
+        for key in keys:
+            if count >= capacity:
+                self._count = count
+                self._grow()
+                bits, mask, count, capacity = self._bits, self._mask, 0, self._capacity
+            count += 1
+            h = hash(key)
+            step = (h >> 29) | 1
+            i = h & mask
+            bits[i >> 3] |= 1 << (i & 7)
+            i = (i + step) & mask
+            bits[i >> 3] |= 1 << (i & 7)
+            i = (i + step) & mask
+            bits[i >> 3] |= 1 << (i & 7)
+        self._count = count
+
     def __contains__(self, key: object) -> bool:
         """``False`` if ``key`` was never added; ``True`` if it was (or a hash collides)."""
         h = hash(key)
