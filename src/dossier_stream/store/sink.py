@@ -44,12 +44,6 @@ from dossier_stream.store.batching import (
 )
 from dossier_stream.store.deadletters import MIGRATION as DEAD_LETTERS_MIGRATION
 from dossier_stream.store.deadletters import DeadLetterTable
-from dossier_stream.store.nativeblock import (
-    ColumnEncoder,
-    Unsupported,
-    column_encoder,
-    native_block,
-)
 from dossier_stream.store.views import MIGRATION as VIEWS_MIGRATION
 
 if TYPE_CHECKING:
@@ -251,25 +245,11 @@ class _Insert:
             column of scale 0 to 6 (a tick is ``10 ** -scale`` s).
         key: the indexes of the table's sorting-key columns, when the insert
             has them all (:data:`_SORTING_KEYS`).
-        types: the columns' ClickHouse types, as the client names them in a block.
-        encoders: their :mod:`~dossier_stream.store.nativeblock` encoders, when
-            every column has one (else the client writes every insert).
     """
 
     context: InsertContext
     ticks: tuple[tuple[int, timedelta, bool], ...]
     key: tuple[int, ...] | None
-    types: tuple[str, ...]
-    encoders: tuple[ColumnEncoder, ...] | None
-
-    def block(self, columns: Sequence[Sequence[Any]]) -> bytes | None:
-        """The insert's ``Native`` block built at C speed, or ``None`` (the client writes it)."""
-        if self.encoders is None:
-            return None
-        try:
-            return native_block(self.context.column_names, self.types, self.encoders, columns)
-        except (Unsupported, TypeError, OverflowError):
-            return None  # values the client converts (or refuses): its path, its errors
 
 
 def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[Sequence[Any]]:
@@ -395,14 +375,9 @@ class ClickHouseStore(DeadLetterTable):
                 keys = [columns[i] for i in insert.key]
                 found = set(keys[0]) if len(keys) == 1 else set(zip(*keys, strict=True))
                 distinct = len(found) == len(keys[0])
-            settings = dict(_NO_INSERT_MERGE) if distinct else {}
+            insert.context.settings = dict(_NO_INSERT_MERGE) if distinct else {}
             for i, tick, nullable in insert.ticks:
                 columns[i] = _to_ticks(columns[i], tick, nullable)
-            block = insert.block(columns)
-            if block is not None:
-                self.client.raw_insert(table, key[1], block, settings=settings, fmt="Native")
-                return
-            insert.context.settings = settings
             try:
                 self.client.insert(data=columns, context=insert.context)
             finally:
@@ -420,15 +395,7 @@ class ClickHouseStore(DeadLetterTable):
         )
         sorting = _SORTING_KEYS.get(table, ())
         key = tuple(column_names.index(c) for c in sorting if c in column_names)
-        types = tuple(t.insert_name for t in context.column_types)
-        encoders = tuple(map(column_encoder, types))
-        return _Insert(
-            context,
-            ticks,
-            key if sorting and len(key) == len(sorting) else None,
-            types,
-            None if None in encoders else encoders,  # type: ignore[arg-type]
-        )
+        return _Insert(context, ticks, key if sorting and len(key) == len(sorting) else None)
 
     def _insert_versioned(
         self,
