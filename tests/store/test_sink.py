@@ -222,7 +222,11 @@ class _Recorder:
 
 def _recount(sink: BatchingSink) -> int:
     buf = sink._buf
-    return len(buf.counters) + sum(len(v) for v in buf.facts.values()) + len(buf.dead)
+    return (
+        sum(len(v) for v in buf.counters.values())
+        + sum(len(v) for v in buf.facts.values())
+        + len(buf.dead)
+    )
 
 
 def test_the_running_row_count_follows_every_change() -> None:
@@ -307,16 +311,20 @@ def test_a_lazy_row_that_raises_fails_the_flush_and_keeps_the_table() -> None:
 
 
 def test_counter_rows_read_as_rows_or_columns() -> None:
-    totals = {("s", "U", date(2024, 10, 3), "a"): 1, ("s", "V", date(2024, 10, 4), "b"): 2}
+    totals = {
+        "s": {("U", date(2024, 10, 3), "a"): 1, ("V", date(2024, 10, 4), "b"): 2},
+        "t": {},
+        "r": {("U", date(2024, 10, 3), "a"): 3},
+    }
     rows = CounterRows(totals)
-    assert len(rows) == 2
+    assert len(rows) == 3
     assert list(rows) == [
         ("s", "U", date(2024, 10, 3), "a", 1),
         ("s", "V", date(2024, 10, 4), "b", 2),
+        ("r", "U", date(2024, 10, 3), "a", 3),
     ]
-    assert rows.columns() == [
-        ["s", "s"], ["U", "V"], [date(2024, 10, 3), date(2024, 10, 4)], ["a", "b"], [1, 2]
-    ]  # fmt: skip
+    assert rows.columns() == [list(c) for c in zip(*rows, strict=True)]
+    assert len(CounterRows({})) == 0 and CounterRows({"s": {}}).columns() == [[]] * 5
 
 
 def test_the_sorting_keys_the_store_knows_are_the_schemas(store: ClickHouseStore) -> None:
