@@ -257,6 +257,27 @@ def test_the_running_row_count_follows_every_change() -> None:
     ]
 
 
+def test_a_key_belongs_to_the_source_of_its_latest_row() -> None:
+    """Discarding a source drops the keys whose latest row is its own, and only those."""
+    rec = _Recorder()
+    sink = BatchingSink(cast(ClickHouseStore, rec), max_rows=100, interval_s=60)
+    day = date(2024, 10, 3)
+    sink.add_facts("f", ("id",), [("A", ("a0",)), ("B", ("b0",))], source="s0")
+    sink.add_facts("f", ("id",), iter([("B", ("b1",)), ("C", ("c1",))]), source="s1")
+    sink.add_counters("s0", {("U", day, "received"): 1})
+    sink.add_counters("s1", iter([(("U", day, "received"), 2)]))
+    assert len(sink) == _recount(sink) == 5
+    assert sink.discard(["s0"]) == 2  # A and s0's counter; B is s1's now
+    assert len(sink) == _recount(sink) == 3
+    rec.fail = True
+    with pytest.raises(ConnectionError):
+        sink.flush()
+    sink.add_fact("f", ("id",), "C", ("c2",), source="s2")  # newer than what is put back
+    assert sink.discard(["s1"]) == 2  # B and s1's counter; C is s2's now
+    rec.fail = False
+    assert sink.flush() == 1 and rec.rows == {"f": [("c2",)]}
+
+
 def test_backpressure_counts_rows_not_replacements() -> None:
     sink = BatchingSink(cast(ClickHouseStore, _Recorder()), max_rows=1, interval_s=60)
     for total in range(20):  # one key, replaced: never more than one row waits

@@ -134,13 +134,15 @@ class _Buffers:
 
     Counters are ``{source: {(unit, day, counter): total}}`` (a source's
     totals go in with one ``dict.update``, no key built per counter), facts
-    ``{table: {key: (source, row)}}``. ``n`` is the number of rows held:
+    ``{table: {key: row}}`` and their sources ``{table: {key: source}}``
+    (two ``dict.update`` calls, no tuple per row). ``n`` is the number of rows held:
     :class:`BatchingSink` keeps it as it adds rows, and :meth:`recount` sets
     it after bulk changes.
     """
 
     counters: dict[str, dict[CounterKey, int]] = field(default_factory=dict)
-    facts: dict[str, dict[Any, tuple[str, FactRow]]] = field(default_factory=dict)
+    facts: dict[str, dict[Any, FactRow]] = field(default_factory=dict)
+    sources: dict[str, dict[Any, str]] = field(default_factory=dict)
     dead: list[Sequence[Any]] = field(default_factory=list)
     n: int = 0
 
@@ -162,13 +164,17 @@ class _Buffers:
             self.counters.setdefault(source, {}).update(totals)
         for table, rows in newer.facts.items():
             self.facts.setdefault(table, {}).update(rows)
+            self.sources.setdefault(table, {}).update(newer.sources[table])
         self.dead.extend(newer.dead)
         self.recount()
 
 
-def _built(rows: Iterable[tuple[str, FactRow]]) -> list[Sequence[Any]]:
+def _built(rows: Iterable[FactRow]) -> list[Sequence[Any]]:
     """The rows of a fact table, lazy rows built."""
-    return [row() if callable(row) else row for _, row in rows]
+    return [row() if callable(row) else row for row in rows]
+
+
+_KEY = itemgetter(0)
 
 
 class BatchingSink:
@@ -263,9 +269,14 @@ class BatchingSink:
             held = buf.facts.get(table)
             if held is None:
                 held = buf.facts[table] = {}
+                buf.sources[table] = {}
+            pairs = rows if isinstance(rows, list | tuple) else list(rows)
+            buf.sources[table].update(zip(map(_KEY, pairs), repeat(source)))
             before = len(held)
-            held.update((key, (source, row)) for key, row in rows)
-            buf.n += len(held) - before
+            try:
+                held.update(pairs)
+            finally:
+                buf.n += len(held) - before
 
     def add_fact(
         self, table: str, columns: Sequence[str], key: Any, row: FactRow, *, source: str = ""
@@ -315,7 +326,10 @@ class BatchingSink:
             for source in gone:
                 buf.counters.pop(source, None)
             for table, rows in buf.facts.items():
-                buf.facts[table] = {k: sr for k, sr in rows.items() if sr[0] not in gone}
+                sources = buf.sources[table]
+                for key in [k for k, s in sources.items() if s in gone]:
+                    del sources[key]
+                    rows.pop(key, None)
             return before - buf.recount()
 
     def flush(self) -> int:
@@ -363,7 +377,7 @@ class BatchingSink:
             rows = _built(pending.facts[table].values())
             _LOG.debug("writing %s rows to %s", len(rows), table)
             written[0] += self.store.write_rows(table, columns[table], rows)
-            del pending.facts[table]
+            del pending.facts[table], pending.sources[table]
         if pending.dead:
             _LOG.debug("writing %s rows to dead_letters", len(pending.dead))
             written[0] += self.store.write_dead_letters(pending.dead)
