@@ -222,7 +222,16 @@ class BatchingSink:
 
     def add_counter(self, source: str, key: CounterKey, total: int) -> None:
         """Buffer the new absolute total of (source, unit, day, counter)."""
-        self.add_counters(source, ((key, total),))
+        with self._lock:
+            buf = self._buf
+            if buf.n >= self.max_rows * 4:
+                raise self._full(buf.n)
+            held = buf.counters.get(source)
+            if held is None:
+                held = buf.counters[source] = {}
+            before = len(held)
+            held[key] = total
+            buf.n += len(held) - before
 
     def add_counters(
         self, source: str, totals: Mapping[CounterKey, int] | Iterable[tuple[CounterKey, int]]
