@@ -222,7 +222,11 @@ class _Recorder:
 
 def _recount(sink: BatchingSink) -> int:
     buf = sink._buf
-    return len(buf.counters) + sum(len(v) for v in buf.facts.values()) + len(buf.dead)
+    return (
+        sum(len(v) for v in buf.counters.values())
+        + sum(len(v) for v in buf.facts.values())
+        + len(buf.dead)
+    )
 
 
 def test_the_running_row_count_follows_every_change() -> None:
@@ -251,6 +255,27 @@ def test_the_running_row_count_follows_every_change() -> None:
         ("dossier:0", "U", day, "received", 2),
         ("dossier:2", "U", day, "received", 1),
     ]
+
+
+def test_a_key_belongs_to_the_source_of_its_latest_row() -> None:
+    """Discarding a source drops the keys whose latest row is its own, and only those."""
+    rec = _Recorder()
+    sink = BatchingSink(cast(ClickHouseStore, rec), max_rows=100, interval_s=60)
+    day = date(2024, 10, 3)
+    sink.add_facts("f", ("id",), [("A", ("a0",)), ("B", ("b0",))], source="s0")
+    sink.add_facts("f", ("id",), iter([("B", ("b1",)), ("C", ("c1",))]), source="s1")
+    sink.add_counters("s0", {("U", day, "received"): 1})
+    sink.add_counters("s1", iter([(("U", day, "received"), 2)]))
+    assert len(sink) == _recount(sink) == 5
+    assert sink.discard(["s0"]) == 2  # A and s0's counter; B is s1's now
+    assert len(sink) == _recount(sink) == 3
+    rec.fail = True
+    with pytest.raises(ConnectionError):
+        sink.flush()
+    sink.add_fact("f", ("id",), "C", ("c2",), source="s2")  # newer than what is put back
+    assert sink.discard(["s1"]) == 2  # B and s1's counter; C is s2's now
+    rec.fail = False
+    assert sink.flush() == 1 and rec.rows == {"f": [("c2",)]}
 
 
 def test_backpressure_counts_rows_not_replacements() -> None:
@@ -307,16 +332,20 @@ def test_a_lazy_row_that_raises_fails_the_flush_and_keeps_the_table() -> None:
 
 
 def test_counter_rows_read_as_rows_or_columns() -> None:
-    totals = {("s", "U", date(2024, 10, 3), "a"): 1, ("s", "V", date(2024, 10, 4), "b"): 2}
+    totals = {
+        "s": {("U", date(2024, 10, 3), "a"): 1, ("V", date(2024, 10, 4), "b"): 2},
+        "t": {},
+        "r": {("U", date(2024, 10, 3), "a"): 3},
+    }
     rows = CounterRows(totals)
-    assert len(rows) == 2
+    assert len(rows) == 3
     assert list(rows) == [
         ("s", "U", date(2024, 10, 3), "a", 1),
         ("s", "V", date(2024, 10, 4), "b", 2),
+        ("r", "U", date(2024, 10, 3), "a", 3),
     ]
-    assert rows.columns() == [
-        ["s", "s"], ["U", "V"], [date(2024, 10, 3), date(2024, 10, 4)], ["a", "b"], [1, 2]
-    ]  # fmt: skip
+    assert rows.columns() == [list(c) for c in zip(*rows, strict=True)]
+    assert len(CounterRows({})) == 0 and CounterRows({"s": {}}).columns() == [[]] * 5
 
 
 def test_the_sorting_keys_the_store_knows_are_the_schemas(store: ClickHouseStore) -> None:

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, Protocol
 
@@ -94,39 +95,54 @@ class CounterRows:
 
     What a flush hands to ``ClickHouseStore.write_counters``: the store reads
     :meth:`columns` straight from the buffer; anything else that iterates it
-    gets the rows, built one by one.
+    gets the rows, built one by one (source by source).
 
     Args:
-        totals: ``{(source, unit, day, counter): total}``.
+        totals: ``{source: {(unit, day, counter): total}}``.
     """
 
     __slots__ = ("_totals",)
 
-    def __init__(self, totals: Mapping[tuple[str, str, date, str], int]) -> None:
+    def __init__(self, totals: Mapping[str, Mapping[CounterKey, int]]) -> None:
         self._totals = totals
 
     def __len__(self) -> int:
-        return len(self._totals)
+        return sum(map(len, self._totals.values()))
 
     def __iter__(self) -> Iterator[CounterRow]:
-        return ((*k, v) for k, v in self._totals.items())
+        return ((s, *k, v) for s, held in self._totals.items() for k, v in held.items())
 
     def columns(self) -> list[list[Any]]:
         """The five columns (source, unit, day, counter, total), in the rows' order."""
-        totals = self._totals
-        return [*(list(map(itemgetter(i), totals)) for i in range(4)), list(totals.values())]
+        columns: list[list[Any]] = [[], [], [], [], []]
+        sources, units, days, names, values = columns
+        for source, held in self._totals.items():
+            sources += repeat(source, len(held))
+            units += map(_UNIT, held)
+            days += map(_DAY, held)
+            names += map(_NAME, held)
+            values += held.values()
+        return columns
+
+
+_UNIT, _DAY, _NAME = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 @dataclass(slots=True)
 class _Buffers:
-    """Rows waiting for ClickHouse; facts are ``{table: {key: (source, row)}}``.
+    """Rows waiting for ClickHouse.
 
-    ``n`` is the number of rows held: :class:`BatchingSink` keeps it as it
-    adds rows, and :meth:`recount` sets it after bulk changes.
+    Counters are ``{source: {(unit, day, counter): total}}`` (a source's
+    totals go in with one ``dict.update``, no key built per counter), facts
+    ``{table: {key: row}}`` and their sources ``{table: {key: source}}``
+    (two ``dict.update`` calls, no tuple per row). ``n`` is the number of rows held:
+    :class:`BatchingSink` keeps it as it adds rows, and :meth:`recount` sets
+    it after bulk changes.
     """
 
-    counters: dict[tuple[str, str, date, str], int] = field(default_factory=dict)
-    facts: dict[str, dict[Any, tuple[str, FactRow]]] = field(default_factory=dict)
+    counters: dict[str, dict[CounterKey, int]] = field(default_factory=dict)
+    facts: dict[str, dict[Any, FactRow]] = field(default_factory=dict)
+    sources: dict[str, dict[Any, str]] = field(default_factory=dict)
     dead: list[Sequence[Any]] = field(default_factory=list)
     n: int = 0
 
@@ -135,21 +151,30 @@ class _Buffers:
 
     def recount(self) -> int:
         """Count the rows held again (after a bulk change); returns the count."""
-        self.n = len(self.counters) + sum(map(len, self.facts.values())) + len(self.dead)
+        self.n = (
+            sum(map(len, self.counters.values()))
+            + sum(map(len, self.facts.values()))
+            + len(self.dead)
+        )
         return self.n
 
     def merge_newer(self, newer: _Buffers) -> None:
         """Add ``newer``'s rows into these; on the same key ``newer`` wins."""
-        self.counters.update(newer.counters)
+        for source, totals in newer.counters.items():
+            self.counters.setdefault(source, {}).update(totals)
         for table, rows in newer.facts.items():
             self.facts.setdefault(table, {}).update(rows)
+            self.sources.setdefault(table, {}).update(newer.sources[table])
         self.dead.extend(newer.dead)
         self.recount()
 
 
-def _built(rows: Iterable[tuple[str, FactRow]]) -> list[Sequence[Any]]:
+def _built(rows: Iterable[FactRow]) -> list[Sequence[Any]]:
     """The rows of a fact table, lazy rows built."""
-    return [row() if callable(row) else row for _, row in rows]
+    return [row() if callable(row) else row for row in rows]
+
+
+_KEY = itemgetter(0)
 
 
 class BatchingSink:
@@ -201,21 +226,33 @@ class BatchingSink:
             buf = self._buf
             if buf.n >= self.max_rows * 4:
                 raise self._full(buf.n)
-            counters = buf.counters
-            before = len(counters)
-            counters[(source, key[0], key[1], key[2])] = total
-            buf.n += len(counters) - before
+            held = buf.counters.get(source)
+            if held is None:
+                held = buf.counters[source] = {}
+            before = len(held)
+            held[key] = total
+            buf.n += len(held) - before
 
-    def add_counters(self, source: str, totals: Iterable[tuple[CounterKey, int]]) -> None:
-        """Buffer several new absolute totals of one source (one lock; as :meth:`add_counter`)."""
+    def add_counters(
+        self, source: str, totals: Mapping[CounterKey, int] | Iterable[tuple[CounterKey, int]]
+    ) -> None:
+        """Buffer several new absolute totals of one source (one lock; as :meth:`add_counter`).
+
+        Args:
+            source: the source partition of the totals.
+            totals: ``{(unit, day, counter): total}``, or its ``(key, total)``
+                pairs (consumed under the lock, in one ``dict.update``).
+        """
         with self._lock:
             buf = self._buf
             if buf.n >= self.max_rows * 4:
                 raise self._full(buf.n)
-            counters = buf.counters
-            before = len(counters)
-            counters.update(((source, k[0], k[1], k[2]), v) for k, v in totals)
-            buf.n += len(counters) - before
+            held = buf.counters.get(source)
+            if held is None:
+                held = buf.counters[source] = {}
+            before = len(held)
+            held.update(totals)
+            buf.n += len(held) - before
 
     def add_facts(
         self,
@@ -241,9 +278,14 @@ class BatchingSink:
             held = buf.facts.get(table)
             if held is None:
                 held = buf.facts[table] = {}
+                buf.sources[table] = {}
+            pairs = rows if isinstance(rows, list | tuple) else list(rows)
+            buf.sources[table].update(zip(map(_KEY, pairs), repeat(source)))
             before = len(held)
-            held.update((key, (source, row)) for key, row in rows)
-            buf.n += len(held) - before
+            try:
+                held.update(pairs)
+            finally:
+                buf.n += len(held) - before
 
     def add_fact(
         self, table: str, columns: Sequence[str], key: Any, row: FactRow, *, source: str = ""
@@ -290,9 +332,13 @@ class BatchingSink:
         with self._lock:
             buf = self._buf
             before = buf.n
-            buf.counters = {k: v for k, v in buf.counters.items() if k[0] not in gone}
+            for source in gone:
+                buf.counters.pop(source, None)
             for table, rows in buf.facts.items():
-                buf.facts[table] = {k: sr for k, sr in rows.items() if sr[0] not in gone}
+                sources = buf.sources[table]
+                for key in [k for k, s in sources.items() if s in gone]:
+                    del sources[key]
+                    rows.pop(key, None)
             return before - buf.recount()
 
     def flush(self) -> int:
@@ -331,15 +377,16 @@ class BatchingSink:
         self, pending: _Buffers, columns: dict[str, Sequence[str]], written: list[int]
     ) -> None:
         """Write ``pending`` table by table, removing what is written (``written[0]`` counts)."""
-        if pending.counters:
-            _LOG.debug("writing %s rows to unit_day_counters", len(pending.counters))
-            written[0] += self.store.write_counters(CounterRows(pending.counters))
-            pending.counters = {}
+        counters = CounterRows(pending.counters)
+        if len(counters):
+            _LOG.debug("writing %s rows to unit_day_counters", len(counters))
+            written[0] += self.store.write_counters(counters)
+        pending.counters = {}
         for table in list(pending.facts):
             rows = _built(pending.facts[table].values())
             _LOG.debug("writing %s rows to %s", len(rows), table)
             written[0] += self.store.write_rows(table, columns[table], rows)
-            del pending.facts[table]
+            del pending.facts[table], pending.sources[table]
         if pending.dead:
             _LOG.debug("writing %s rows to dead_letters", len(pending.dead))
             written[0] += self.store.write_dead_letters(pending.dead)

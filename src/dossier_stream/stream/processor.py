@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache, partial
+from itertools import repeat
 from typing import Any, Final, NamedTuple
 
 from dossier_stream.core.counters import CounterKey, accumulate, dossier_counters, feedback_counters
@@ -477,7 +478,9 @@ class Processor:
         """
         for source, keys in touched.items():
             counters = self.engines[source].counters
-            self.sink.add_counters(source, ((key, counters.get(key, 0)) for key in keys))
+            # a set unchanged iterates in one order: zip pairs each key with its own total
+            totals = zip(keys, map(counters.get, keys, repeat(0)), strict=True)
+            self.sink.add_counters(source, totals)
             _trim(counters)
 
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
