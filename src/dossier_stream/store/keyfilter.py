@@ -64,18 +64,7 @@ class KeyFilter:
 
     def add(self, key: Hashable) -> None:
         """Remember ``key``: from now on it may be in the store."""
-        if self._count >= self._capacity:
-            self._grow()
-        self._count += 1
-        h = hash(key)
-        bits, mask = self._bits, self._mask
-        step = (h >> 29) | 1
-        i = h & mask
-        bits[i >> 3] |= 1 << (i & 7)
-        i = (i + step) & mask
-        bits[i >> 3] |= 1 << (i & 7)
-        i = (i + step) & mask
-        bits[i >> 3] |= 1 << (i & 7)
+        self.update((key,))
 
     def update(self, keys: Iterable[Hashable]) -> None:
         """Remember every key of ``keys``: :meth:`add` for each, in one call."""
