@@ -443,6 +443,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
                 )
                 base = {
                     "bootstrap": broker.bootstrap,
+                    "broker_pid": broker.pid,
                     "topics": topics,
                     "expected": len(lines),
                     "session_timeout_s": settings.session_timeout_s,

@@ -86,6 +86,37 @@ def _peak_rss() -> int:
 peak_rss = _peak_rss
 
 
+def thread_cpu(pid: int | str = "self") -> dict[str, float]:
+    """CPU seconds (user + system) of each thread of ``pid``, summed per thread name.
+
+    Read from ``/proc/<pid>/task/*/stat`` (Linux; empty elsewhere). Threads that
+    ended are not counted: the caller takes differences over a window in which
+    the worker's threads (the event loop, chdb's pools, RocksDB's) all live.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", encoding="utf-8", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _cpu_delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    """``after`` − ``before`` per name, largest first (names new in ``after`` count whole)."""
+    delta = {k: round(v - before.get(k, 0.0), 2) for k, v in after.items()}
+    return dict(sorted(((k, v) for k, v in delta.items() if v > 0), key=lambda kv: -kv[1]))
+
+
 def _rss() -> int:
     """Current resident set size of this process, in bytes."""
     with open("/proc/self/statm", encoding="ascii") as fh:
@@ -356,6 +387,9 @@ def _bench_metrics(target: int, track_ids: bool) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.count: Callable[[], int] = lambda: 0
+            self.on_done: Callable[[], None] = lambda: None
+            self.flush_s = 0.0  # wall of the flushes until done_at
+            self.flushes = 0
             self.target = target
             self.done_at: float | None = None
             self.done_cpu: float | None = None  # time.process_time() at done_at
@@ -372,6 +406,9 @@ def _bench_metrics(target: int, track_ids: bool) -> Any:
 
         def observe_flush(self, rows: int, seconds: float, error: BaseException | None) -> None:
             super().observe_flush(rows, seconds, error)
+            if self.done_at is None:
+                self.flush_s += seconds
+                self.flushes += 1
             if error is not None:
                 return
             if track_ids:
@@ -386,8 +423,13 @@ def _bench_metrics(target: int, track_ids: bool) -> Any:
                         kept.append((at, ids))
                 self.pending = kept
             if self.done_at is None and self.count() >= self.target:
-                self.done_at = time.monotonic()
-                self.done_cpu = time.process_time()
+                self.mark_done()
+
+        def mark_done(self) -> None:
+            """The last counters are stored: stamp the time, the CPU, and ``on_done``."""
+            self.done_at = time.monotonic()
+            self.done_cpu = time.process_time()
+            self.on_done()
 
     return BenchMetrics()
 
@@ -443,6 +485,72 @@ class _CollectorTime:
         return sum(kept), len(kept)
 
 
+class _Window:
+    """Where the measured window's time went: threads, the broker, the waits for records.
+
+    Snapshots each thread's CPU (per thread name) of the worker's process and,
+    when the broker's pid is known (``cfg["broker_pid"]``: the embedded broker
+    runs on the same machine), of the broker's, at the window's start and at
+    :meth:`close`; and wraps the batch runtime's ``getmany`` (its
+    :class:`~dossier_stream.stream.holds.PartitionGuard`) to add up the wall
+    time the worker spends awaiting records, and how many it got per call.
+    With the batch runtime the window starts when the first records are
+    fetched (the start of the scenario's events/s); otherwise at ``start()``.
+    """
+
+    def __init__(self, worker: Any, metrics: Any, broker_pid: int | None) -> None:
+        self.metrics = metrics
+        self.broker_pid = broker_pid
+        self._start()
+        self.closed: dict[str, Any] | None = None
+        self.fetch_s = 0.0
+        self.fetches = self.empty = self.records = 0
+        guard = getattr(worker.app, "guard", None)
+        if guard is not None:
+            inner = guard.getmany
+
+            async def timed(consumer: Any, timeout_ms: int, max_records: int) -> list[Any]:
+                t = time.monotonic()
+                got: list[Any] = await inner(consumer, timeout_ms, max_records)
+                if not self.records:  # the window starts with the first records fetched
+                    if got:
+                        self._start()
+                        self.records = len(got)
+                    return got
+                self.fetch_s += time.monotonic() - t
+                self.fetches += 1
+                self.records += len(got)
+                self.empty += not got
+                return got
+
+            guard.getmany = timed
+
+    def _start(self) -> None:
+        self.t0 = time.monotonic()
+        self.threads0 = thread_cpu()
+        self.broker0 = thread_cpu(self.broker_pid) if self.broker_pid else {}
+
+    def close(self) -> None:
+        """The window ends (first call only)."""
+        if self.closed is not None:
+            return
+        wall = time.monotonic() - self.t0
+        threads = _cpu_delta(thread_cpu(), self.threads0)
+        broker = _cpu_delta(thread_cpu(self.broker_pid), self.broker0) if self.broker_pid else {}
+        self.closed = {
+            "window_s": wall,
+            "threads_cpu_s": threads,
+            "broker_cpu_s": round(sum(broker.values()), 2) if self.broker_pid else None,
+            "broker_threads_cpu_s": broker,
+            "flush_s": self.metrics.flush_s,
+            "flushes": self.metrics.flushes,
+            "fetch_wait_s": self.fetch_s,
+            "fetches": self.fetches,
+            "fetches_empty": self.empty,
+            "records_per_fetch": self.records / max(self.fetches, 1),
+        }
+
+
 async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
     """The real worker, from the first event to the last counter flushed to ClickHouse."""
     started = time.monotonic()
@@ -454,6 +562,8 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
     await worker.start()
     ready = time.monotonic()
     ready_cpu = time.process_time()
+    window = _Window(worker, metrics, cfg.get("broker_pid"))
+    metrics.on_done = window.close
     collector = _CollectorTime()
     gc.callbacks.append(collector)
     memlog = os.environ.get("BENCH_MEMORY_LOG")  # see bench/memlog.py
@@ -467,8 +577,7 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
         if progress.first is None:  # the batch runtime stamps its first fetched message
             progress.first = getattr(worker.app, "first_message_at", None)
         if metrics.done_at is None and n >= progress.expected and len(worker.sink) == 0:
-            metrics.done_at = time.monotonic()  # the last batches had nothing to write
-            metrics.done_cpu = time.process_time()
+            metrics.mark_done()  # the last batches had nothing to write
         if metrics.done_at is not None:
             progress.last = metrics.done_at
             progress.done.set()
@@ -476,6 +585,7 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
 
     try:
         await _wait(progress, cfg, count, lambda: _faust_crash(worker.app))
+        window.close()  # no-op when done: closed by the last flush
         stats = worker.processor.stats
         progress.seen = stats.events_in
     finally:
@@ -502,6 +612,7 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
         cpu_us_per_event=cpu_s / max(progress.seen, 1) * 1e6,
         gc_s=gc_s,
         gc_passes=gc_passes,
+        window=window.closed,
     )
 
 

@@ -26,6 +26,29 @@ def _spread(s: dict[str, Any], fmt: str) -> str:
     )
 
 
+def window_line(window: dict[str, Any], events: int) -> str:
+    """A worker run's window split, in µs per event: its threads, the broker, the waits.
+
+    ``main`` is the event loop's thread (named ``python``: the fold, aiokafka's
+    decoding, the flushes' calling side), ``rocksdb`` RocksDB's threads, ``chdb``
+    every other (ClickHouse's merges and insert pipeline); ``fetch wait`` and
+    ``flush`` are wall inside the batch runtime's ``getmany`` and the flushes.
+    """
+    per = 1e6 / max(events, 1)
+    threads: dict[str, float] = window.get("threads_cpu_s") or {}
+    main = threads.get("python", 0.0)
+    rocks = sum(v for k, v in threads.items() if k.startswith("rocksdb"))
+    chdb = sum(threads.values()) - main - rocks
+    broker = window.get("broker_cpu_s")
+    return (
+        f"µs/event: wall {window['window_s'] * per:.1f}, main thread CPU {main * per:.1f}, "
+        f"rocksdb {rocks * per:.1f}, chdb {chdb * per:.1f}, broker "
+        f"{'?' if broker is None else f'{broker * per:.1f}'}; fetch wait "
+        f"{window['fetch_wait_s'] * per:.1f} ({window['fetches']:,} fetches, "
+        f"{window['records_per_fetch']:,.0f} records each), flush {window['flush_s'] * per:.1f}"
+    )
+
+
 def _more_lines(results: dict[str, Any]) -> list[str]:
     """Repetitions, backfill, scale and year report lines of the table."""
     out: list[str] = []
@@ -53,6 +76,8 @@ def _more_lines(results: dict[str, Any]) -> list[str]:
                 f"{r['seconds']:,.1f} s, worker peak RSS {_mib(r['peak_rss_bytes'])} "
                 f"(published in {r['produce_s']:,.0f} s){flag}"
             )
+            if r.get("window"):
+                out.append("  " + window_line(r["window"], r["events"]))
         out.append(f"scale flatness (largest / smallest): {sc['flatness']:.3f}")
     y = results.get("year_report")
     if y and "median_s" in y:

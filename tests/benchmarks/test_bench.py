@@ -119,3 +119,37 @@ def test_tiled_scale_input_moves_ids_and_dates() -> None:
     assert tiles[:2] == [b"a", line] and tiles[3] == shift_line(line, 1) and len(tiles) == 5
     s = spread([2.0, float("nan"), 1.0, 4.0])
     assert (s["median"], s["min"], s["max"]) == (2.0, 1.0, 4.0)
+
+
+def test_window_split_reads_threads_and_formats_per_event() -> None:
+    import time
+
+    from bench.scenarios import thread_cpu
+    from bench.summary import window_line
+
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # some CPU on this thread
+        pass
+    names = thread_cpu()  # CPU seconds per thread name (the main thread's is the program's)
+    assert names and all(v >= 0 for v in names.values())
+    assert 0.04 <= sum(names.values()) <= time.process_time() + 0.02  # clock ticks of 10 ms
+    assert thread_cpu(2**22 + 1) == {}  # no such process (above the kernel's pid limit)
+    window = {
+        "window_s": 2.0,
+        "threads_cpu_s": {
+            "python": 1.5,
+            "rocksdb:low": 0.25,
+            "MergeMutate": 0.1,
+            "ThreadPool": 0.1,
+        },
+        "broker_cpu_s": 0.05,
+        "fetch_wait_s": 0.5,
+        "fetches": 40,
+        "records_per_fetch": 2500.0,
+        "flush_s": 0.3,
+    }
+    assert window_line(window, 100_000) == (
+        "µs/event: wall 20.0, main thread CPU 15.0, rocksdb 2.5, chdb 2.0, broker 0.5; "
+        "fetch wait 5.0 (40 fetches, 2,500 records each), flush 3.0"
+    )
+    assert "broker ?;" in window_line({**window, "broker_cpu_s": None}, 100_000)

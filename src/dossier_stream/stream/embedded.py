@@ -103,6 +103,11 @@ class EmbeddedBroker:
                     ) from None
                 time.sleep(0.02)
 
+    @property
+    def pid(self) -> int | None:
+        """The running broker's process id (``None`` before :meth:`start`)."""
+        return None if self._proc is None else self._proc.pid
+
     def cpu_seconds(self) -> float:
         """CPU seconds (user + system) the running broker used so far; 0 where unknown.
 
