@@ -57,6 +57,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import memsplit
 from bench.pipeline import fingerprint
 from bench.scale import tiled_lines
 from dossier_stream.core.registry import UnitRegistry
@@ -89,6 +90,7 @@ class _Gets:
         self.seconds = {"states": 0.0, "counters": 0.0}
         self.cpu = {"states": 0.0, "counters": 0.0}  # of the seconds, CPU of the calling thread
         self.dbs: dict[str, list[Any]] = {"states": [], "counters": []}
+        self.stores: list[Any] = []  # the stores themselves (their key filters)
 
     def levels(self, kind: str) -> str:
         """Table files per RocksDB level, over the stores of ``kind`` (``L0/L1/…``)."""
@@ -110,6 +112,7 @@ class _Gets:
         """Put a counting proxy in front of ``store``'s RocksDB handle; returns ``store``."""
         db, gets = store._db, self
         self.dbs[kind].append(db)
+        self.stores.append(store)
 
         class Proxy:
             def get(self, key: bytes) -> Any:
@@ -367,6 +370,21 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             seg["live"] += time.thread_time() - t
             flush()
 
+        def memory() -> dict[str, int]:
+            sources = getattr(live, "_sources", {}).values()
+            return memsplit.split(
+                stores={
+                    "st": gets.dbs["states"],
+                    "ct": gets.dbs["counters"],
+                    "lv": [s.db for s in sources if getattr(s, "db", None) is not None],
+                },
+                filters=[s._written for s in gets.stores]
+                + [s.written for s in sources if hasattr(s, "written")],
+                cache=statestore._block_cache(st_tuning.block_cache_bytes),
+                chdb_store=store,
+                live=live,
+            )
+
         def report(n: int) -> None:
             nonlocal total_cpu, first
             cpu, threads, now_gets, chdb = (
@@ -409,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             ]
             cols += [f"sst {gets.levels('states')} {gets.levels('counters')}"]
             print(" ".join(cols), flush=True)
+            print(memsplit.render(memory()), flush=True)
             if not first:
                 total_cpu += cpu - mark["cpu"]
             first = False
