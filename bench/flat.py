@@ -70,6 +70,7 @@ from dossier_stream.store.sink import ClickHouseStore, connect
 from dossier_stream.stream.collector import CollectorPolicy
 from dossier_stream.stream.livefigures import LiveFigures
 from dossier_stream.stream.processor import Handled, Message, Processor, source_of
+from dossier_stream.stream.runner import rocks_tunings
 
 __all__ = ["main"]
 
@@ -282,12 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
         store = ClickHouseStore(connect(f"chdb://{Path(tmp).resolve() / 'ch'}"))
         store.migrate()
         sink = BatchingSink(store, max_rows=settings.flush_max_rows, interval_s=3600.0)
-        budget = settings.rocksdb_memtable_mib << 20
-        st_tuning = statestore.RocksTuning(memtable_budget_bytes=budget)
-        ct_tuning = replace(counterstore.COUNTER_TUNING, memtable_budget_bytes=budget)
+        st_tuning, ct_tuning, lv_tuning = rocks_tunings(settings)  # the worker's
         if args.compaction:
             st_tuning = replace(st_tuning, compaction=args.compaction)
             ct_tuning = replace(ct_tuning, compaction=args.compaction)
+            lv_tuning = replace(lv_tuning, compaction=args.compaction)
         states = Path(tmp) / "states"
         processor = Processor(
             registry,
@@ -314,20 +314,26 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
                 clock=lambda: now,
                 spill=states / "live",
                 index_entries=settings.state_cache_entries,
-                tuning=replace(st_tuning, write_buffer_bytes=4 << 20),
+                tuning=lv_tuning,
             )
         else:
             live = LiveFigures(registry, clock=lambda: now)
         if args.gc_auto:  # automatic collection with these thresholds (the worker before)
             gc.set_threshold(*(int(x) for x in args.gc_auto.split(",")))
             gc.freeze()
-        collector = CollectorPolicy(0.0 if args.gc_auto else settings.gc_sweep_s)
+        collector = CollectorPolicy(
+            0.0 if args.gc_auto else settings.gc_sweep_s,
+            release_s=settings.memory_release_s,
+            release=store.release_memory,
+        )
         collector.start()  # the worker's (runner.Worker.start)
         gcs = _GcClock()
         print(
             f"base {len(base)} lines, {args.events} events, batches of {args.batch}, "
             f"states {settings.state_cache_entries}, counters {settings.counter_cache_entries}, "
-            f"flush {settings.flush_max_rows} rows"
+            f"flush {settings.flush_max_rows} rows, RocksDB cache {settings.rocksdb_cache_mib} "
+            f"MiB (index in it: {st_tuning.index_in_cache}), key filters ≤ "
+            f"{settings.key_filter_mib} MiB, memory released every {settings.memory_release_s} s"
         )
         print(
             f"{'lines':>9} {'wall':>6} {'cpu':>6} {'fold':>6} {'flush':>6} {'live':>6}"

@@ -15,7 +15,7 @@
 * ``rocks``: per kind of store (``st`` dossier states, ``ct`` counters,
   ``lv`` the live figures' spilled index), RocksDB's own accounting: table
   readers (index and filter blocks held outside the block cache), memtables,
-  table files; and the shared block cache's usage and pinned usage;
+  table files, keys (RocksDB's estimate); and the shared block cache's usage and pinned usage;
 * ``filters``: the stores' in-memory key filters (:class:`KeyFilter`);
 * ``chdb``: ClickHouse's tracked memory (``MemoryTracking``), its caches,
   and the primary keys of the active parts held in memory (``system.parts``).
@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["split", "render"]
+__all__ = ["render", "split"]
 
 _MIB = 1 << 20
 _MALLINFO2 = (
@@ -95,11 +95,12 @@ def _pymalloc() -> int:
 
 def _rocks(dbs: Iterable[Any]) -> dict[str, int]:
     """Table readers, memtables and table files summed over the RocksDB handles ``dbs``."""
-    out = {"readers": 0, "memtables": 0, "files": 0, "stores": 0}
+    out = {"readers": 0, "memtables": 0, "files": 0, "keys": 0, "stores": 0}
     for db in dbs:
         with contextlib.suppress(Exception):  # a store closed meanwhile
             out["readers"] += int(db.property_int_value("rocksdb.estimate-table-readers-mem") or 0)
             out["memtables"] += int(db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0)
+            out["keys"] += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
             out["files"] += sum(
                 int(db.property_int_value(f"rocksdb.num-files-at-level{n}") or 0) for n in range(7)
             )
@@ -115,8 +116,7 @@ def _chdb(store: Any) -> dict[str, int]:
     metrics = {str(m): int(v) for m, v in rows}
     caches = sum(v for m, v in metrics.items() if m.endswith("CacheBytes"))
     pk = store.client.query(
-        "SELECT sum(primary_key_bytes_in_memory_allocated), count() FROM system.parts "
-        "WHERE active"
+        "SELECT sum(primary_key_bytes_in_memory_allocated), count() FROM system.parts WHERE active"
     ).result_rows[0]
     return {
         "chdb_tracked": metrics.get("MemoryTracking", 0),
@@ -167,6 +167,7 @@ def render(m: dict[str, int]) -> str:
 
     rocks = " ".join(
         f"{k} {mib(k + '_readers')}/{mib(k + '_memtables')}/{m.get(k + '_files', 0)}"
+        f"/{m.get(k + '_keys', 0) / 1e6:.2f}M"
         for k in ("st", "ct", "lv")
     )
     return (
@@ -174,7 +175,7 @@ def render(m: dict[str, int]) -> str:
         f" peak {mib('rss_peak')}) | py arenas {mib('py_arenas')}"
         f" blocks {m.get('py_blocks', 0) / 1e6:.2f}M | malloc heap {mib('malloc_heap')}"
         f" mmap {mib('malloc_mmap')} used {mib('malloc_used')} free {mib('malloc_free')}"
-        f" | rocks readers/memtables/files {rocks} cache {mib('cache_usage')}"
+        f" | rocks readers/memtables/files/keys {rocks} cache {mib('cache_usage')}"
         f" pinned {mib('cache_pinned')} | filters {m.get('filters', 0) / _MIB:.1f}"
         f" | chdb tracked {mib('chdb_tracked')} caches {mib('chdb_caches')}"
         f" pk {m.get('chdb_pk', 0) / _MIB:.1f} parts {m.get('chdb_parts', 0)}"
