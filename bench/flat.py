@@ -57,6 +57,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import memsplit
 from bench.pipeline import fingerprint
 from bench.scale import tiled_lines
 from dossier_stream.core.registry import UnitRegistry
@@ -69,6 +70,7 @@ from dossier_stream.store.sink import ClickHouseStore, connect
 from dossier_stream.stream.collector import CollectorPolicy
 from dossier_stream.stream.livefigures import LiveFigures
 from dossier_stream.stream.processor import Handled, Message, Processor, source_of
+from dossier_stream.stream.runner import rocks_tunings
 
 __all__ = ["main"]
 
@@ -89,6 +91,7 @@ class _Gets:
         self.seconds = {"states": 0.0, "counters": 0.0}
         self.cpu = {"states": 0.0, "counters": 0.0}  # of the seconds, CPU of the calling thread
         self.dbs: dict[str, list[Any]] = {"states": [], "counters": []}
+        self.stores: list[Any] = []  # the stores themselves (their key filters)
 
     def levels(self, kind: str) -> str:
         """Table files per RocksDB level, over the stores of ``kind`` (``L0/L1/…``)."""
@@ -110,6 +113,7 @@ class _Gets:
         """Put a counting proxy in front of ``store``'s RocksDB handle; returns ``store``."""
         db, gets = store._db, self
         self.dbs[kind].append(db)
+        self.stores.append(store)
 
         class Proxy:
             def get(self, key: bytes) -> Any:
@@ -279,12 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
         store = ClickHouseStore(connect(f"chdb://{Path(tmp).resolve() / 'ch'}"))
         store.migrate()
         sink = BatchingSink(store, max_rows=settings.flush_max_rows, interval_s=3600.0)
-        budget = settings.rocksdb_memtable_mib << 20
-        st_tuning = statestore.RocksTuning(memtable_budget_bytes=budget)
-        ct_tuning = replace(counterstore.COUNTER_TUNING, memtable_budget_bytes=budget)
+        st_tuning, ct_tuning, lv_tuning = rocks_tunings(settings)  # the worker's
         if args.compaction:
             st_tuning = replace(st_tuning, compaction=args.compaction)
             ct_tuning = replace(ct_tuning, compaction=args.compaction)
+            lv_tuning = replace(lv_tuning, compaction=args.compaction)
         states = Path(tmp) / "states"
         processor = Processor(
             registry,
@@ -311,20 +314,26 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
                 clock=lambda: now,
                 spill=states / "live",
                 index_entries=settings.state_cache_entries,
-                tuning=replace(st_tuning, write_buffer_bytes=4 << 20),
+                tuning=lv_tuning,
             )
         else:
             live = LiveFigures(registry, clock=lambda: now)
         if args.gc_auto:  # automatic collection with these thresholds (the worker before)
             gc.set_threshold(*(int(x) for x in args.gc_auto.split(",")))
             gc.freeze()
-        collector = CollectorPolicy(0.0 if args.gc_auto else settings.gc_sweep_s)
+        collector = CollectorPolicy(
+            0.0 if args.gc_auto else settings.gc_sweep_s,
+            release_s=settings.memory_release_s,
+            release=store.release_memory,
+        )
         collector.start()  # the worker's (runner.Worker.start)
         gcs = _GcClock()
         print(
             f"base {len(base)} lines, {args.events} events, batches of {args.batch}, "
             f"states {settings.state_cache_entries}, counters {settings.counter_cache_entries}, "
-            f"flush {settings.flush_max_rows} rows"
+            f"flush {settings.flush_max_rows} rows, RocksDB cache {settings.rocksdb_cache_mib} "
+            f"MiB (index in it: {st_tuning.index_in_cache}), key filters ≤ "
+            f"{settings.key_filter_mib} MiB, memory released every {settings.memory_release_s} s"
         )
         print(
             f"{'lines':>9} {'wall':>6} {'cpu':>6} {'fold':>6} {'flush':>6} {'live':>6}"
@@ -366,6 +375,21 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
                 collector.tick()  # as the worker's metrics refresher (its sweeps count in live)
             seg["live"] += time.thread_time() - t
             flush()
+
+        def memory() -> dict[str, int]:
+            sources = getattr(live, "_sources", {}).values()
+            return memsplit.split(
+                stores={
+                    "st": gets.dbs["states"],
+                    "ct": gets.dbs["counters"],
+                    "lv": [s.db for s in sources if getattr(s, "db", None) is not None],
+                },
+                filters=[s._written for s in gets.stores]
+                + [s.written for s in sources if hasattr(s, "written")],
+                cache=statestore._block_cache(st_tuning.block_cache_bytes),
+                chdb_store=store,
+                live=live,
+            )
 
         def report(n: int) -> None:
             nonlocal total_cpu, first
@@ -409,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             ]
             cols += [f"sst {gets.levels('states')} {gets.levels('counters')}"]
             print(" ".join(cols), flush=True)
+            print(memsplit.render(memory()), flush=True)
             if not first:
                 total_cpu += cpu - mark["cpu"]
             first = False

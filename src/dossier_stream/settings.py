@@ -93,6 +93,29 @@ class Settings(BaseSettings):
         description="with DOSSIER_STATE_STORE=rocksdb: RocksDB write buffers (memtables) of "
         "every state and counter store of the worker together, in MiB",
     )
+    rocksdb_cache_mib: Annotated[int, Field(ge=1)] = Field(
+        32,
+        description="with DOSSIER_STATE_STORE=rocksdb: RocksDB block cache of every store "
+        "together, in MiB; it holds the stores' index and filter blocks too, so their memory "
+        "stays within it however many keys the stores hold",
+    )
+    rocksdb_index_in_cache: bool = Field(
+        True,
+        description="with DOSSIER_STATE_STORE=rocksdb: the stores' index and filter blocks "
+        "inside the block cache (partitioned; bounded) or beside it (≈ 3,5 MB per million "
+        "keys, growing with the stores)",
+    )
+    key_filter_mib: Annotated[float, Field(ge=0)] = Field(
+        2.0,
+        description="with DOSSIER_STATE_STORE=rocksdb: most MiB of each store's in-memory "
+        "filter of the keys it holds (≈ 1,25 B per key until then; past it more look-ups go "
+        "to RocksDB, never a wrong answer); 0 = no bound",
+    )
+    memory_release_s: Annotated[float, Field(ge=0)] = Field(
+        30.0,
+        description="seconds between returns of freed memory to the system (glibc's "
+        "malloc_trim, chdb's allocator purge); 0 = never",
+    )
     gc_sweep_s: Annotated[float, Field(ge=0)] = Field(
         300.0,
         description="seconds between the worker's full garbage collections; automatic "

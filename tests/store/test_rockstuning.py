@@ -31,3 +31,25 @@ def test_both_compaction_styles_store_and_read(tmp_path: Path, compaction: str) 
 def test_an_unknown_compaction_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="compaction"):
         open_rocks(tmp_path / "x", RocksTuning(compaction="fifo"))
+
+
+@pytest.mark.parametrize("in_cache", [True, False])
+def test_index_and_filters_in_the_block_cache_or_beside_it(tmp_path: Path, in_cache: bool) -> None:
+    tuning = RocksTuning(index_in_cache=in_cache, block_cache_bytes=1 << 20)
+    db = open_rocks(tmp_path / str(in_cache), tuning)
+    try:
+        for i in range(20_000):
+            db.put(f"k{i:06}".encode(), f"v{i}".encode() * 8)
+        db.flush()
+        assert db.get(b"k012345") == b"v12345" * 8
+        assert db.get(b"absent") is None
+        readers = int(db.property_int_value("rocksdb.estimate-table-readers-mem") or 0)
+        options = "".join(p.read_text() for p in (tmp_path / str(in_cache)).glob("OPTIONS-*"))
+        assert f"cache_index_and_filter_blocks={str(in_cache).lower()}" in options
+        if in_cache:
+            assert "index_type=kTwoLevelIndexSearch" in options
+            assert "partition_filters=true" in options
+        else:
+            assert readers > 0  # the whole index and filter, outside the cache
+    finally:
+        db.close()

@@ -445,3 +445,8 @@ def test_bulk_adds_buffer_what_single_adds_do_and_hold_the_bound() -> None:
         batched.add_facts("dossier_facts", ("dossier_id",), [("D3", ("D3",))])
     with pytest.raises(SinkBackpressure):
         batched.add_counters("dossier:0", [(("U", day, "x"), 1)])
+
+
+def test_the_embedded_engine_gives_its_freed_memory_back(store: ClickHouseStore) -> None:
+    assert store.release_memory()  # SYSTEM JEMALLOC PURGE, accepted by chdb
+    assert store.count("dossier_facts") == 0  # and the store works on

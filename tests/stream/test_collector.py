@@ -107,3 +107,45 @@ def test_a_process_that_tuned_its_collector_is_left_alone() -> None:
 def test_a_negative_interval_is_refused() -> None:
     with pytest.raises(ValueError, match="sweep_s"):
         CollectorPolicy(-1.0)
+
+
+def test_memory_goes_back_every_release_s_with_or_without_sweeps() -> None:
+    clock, calls = _Clock(), []
+    policy = CollectorPolicy(300.0, clock=clock, release_s=30.0, release=lambda: calls.append(1))
+    policy.start()
+    assert not policy.tick()
+    assert (policy.releases, calls) == (0, [])
+    clock.now = 29.0
+    policy.tick()
+    assert policy.releases == 0
+    clock.now = 30.0
+    assert not policy.tick()  # memory released, no sweep yet
+    assert (policy.releases, len(calls), policy.sweeps) == (1, 1, 0)
+    clock.now = 59.0
+    policy.tick()
+    assert policy.releases == 1
+    clock.now = 300.0
+    assert policy.tick()  # a sweep, and a release after it
+    assert (policy.releases, len(calls), policy.sweeps) == (2, 2, 1)
+    policy.stop()
+
+
+def test_no_release_when_release_s_is_0_and_a_failing_release_is_only_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = _Clock()
+    never = CollectorPolicy(300.0, clock=clock, release=lambda: 1 / 0)
+    clock.now = 10_000.0
+    never.tick()
+    assert never.releases == 0
+
+    def fail() -> None:
+        raise RuntimeError("chdb is gone")
+
+    failing = CollectorPolicy(300.0, clock=clock, release_s=1.0, release=fail)
+    clock.now = 20_000.0
+    failing.tick()  # glibc's trim ran, the release failed: logged, counted, not raised
+    assert failing.releases == 1
+    assert "chdb is gone" in caplog.text
+    with pytest.raises(ValueError, match="release_s"):
+        CollectorPolicy(300.0, release_s=-1.0)

@@ -112,12 +112,13 @@ class CounterStore(MutableMapping[CounterKey, int]):
             raise ValueError(f"cache_entries must be at least 1, not {cache_entries}")
         self.path = Path(path)
         self.cache_entries = cache_entries
-        self._db: Rdict = open_rocks(self.path, tuning or COUNTER_TUNING)
+        self.tuning = tuning or COUNTER_TUNING
+        self._db: Rdict = open_rocks(self.path, self.tuning)
         self._cache: dict[CounterKey, int] = {}  # 0: known absent (or deleted, not yet written)
         # the days of every key ever written to RocksDB: a key of another day is not there;
         # and the keys themselves, in a Bloom filter: a key it never saw is not there either
         self._days: set[date] = set()
-        self._written = KeyFilter()
+        self._written = KeyFilter(max_bytes=self.tuning.key_filter_bytes)
         for raw in cast("Iterator[bytes]", self._db.keys()):
             key = _decode(raw)
             self._days.add(key[1])
@@ -201,7 +202,7 @@ class CounterStore(MutableMapping[CounterKey, int]):
         """Remove every total."""
         self._cache.clear()
         self._days.clear()
-        self._written = KeyFilter()
+        self._written = KeyFilter(max_bytes=self.tuning.key_filter_bytes)
         self._db.delete_range(b"", b"\xff")  # keys are UTF-8: none starts with 0xFF
 
     # ------------------------------------------------------------ cache

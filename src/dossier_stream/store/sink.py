@@ -304,6 +304,21 @@ class ClickHouseStore(DeadLetterTable):
         one per process (a second path can be opened only after closing)."""
         self.client.close()
 
+    def release_memory(self) -> bool:
+        """Give the embedded engine's freed memory back to the system; whether it did.
+
+        chdb's allocator (jemalloc, inside the process) keeps the pages that
+        inserts and merges freed: 100-150 MiB of resident memory after a few
+        large inserts, returned in ~30 ms of CPU by ``SYSTEM JEMALLOC PURGE``.
+        A ClickHouse server (``http(s)://``) is left alone: its memory is not
+        the worker's.
+        """
+        if type(self.client).__name__ != "ChdbClient":
+            return False
+        with self._lock:
+            self.client.command("SYSTEM JEMALLOC PURGE")
+        return True
+
     def migrate(self) -> list[int]:
         """Apply the migrations not applied yet; return their versions."""
         with self._lock:

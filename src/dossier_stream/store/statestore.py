@@ -77,6 +77,7 @@ from dossier_stream.store.keyfilter import KeyFilter
 
 try:
     from rocksdict import (
+        BlockBasedIndexType,
         BlockBasedOptions,
         Cache,
         DBCompactionStyle,
@@ -139,6 +140,16 @@ class RocksTuning:
             and a worker has one or two stores per source.
         compaction: ``"level"`` (RocksDB's default) or ``"universal"``
             (less rewriting of rows that are rarely read again).
+        index_in_cache: index and filter blocks inside the block cache,
+            charged to ``block_cache_bytes`` (partitioned: a two-level
+            index and partitioned filters, whose top levels and level 0's
+            blocks stay pinned), so the table readers' memory is bounded
+            by the cache instead of growing with the keys (≈ 3,5 MB per
+            million keys outside it).
+        key_filter_bytes: most bytes of a store's in-memory
+            :class:`~dossier_stream.store.keyfilter.KeyFilter`; past it the
+            filter stops growing and answers "maybe" more often (never
+            wrongly), ``0`` for no bound.
     """
 
     block_cache_bytes: int = 16 * _MIB
@@ -149,6 +160,8 @@ class RocksTuning:
     background_jobs: int = 2
     memtable_budget_bytes: int = 64 * _MIB
     compaction: str = "level"
+    index_in_cache: bool = True
+    key_filter_bytes: int = 0
 
 
 @functools.lru_cache(maxsize=8)
@@ -193,9 +206,17 @@ def _options(tuning: RocksTuning) -> Options:
     table = BlockBasedOptions()
     table.set_block_cache(_block_cache(tuning.block_cache_bytes))
     table.set_bloom_filter(tuning.bloom_bits_per_key, False)  # full (not block-based) filter
-    # Index and filter blocks stay outside the block cache (~3,5 MB per million
-    # keys): inside a 16 MiB cache they were evicted by data blocks and a point
-    # get took ~1 ms instead of ~10 µs.
+    if tuning.index_in_cache:
+        # Outside the cache, index and filter blocks take ~3,5 MB per million
+        # keys and grow with the store. Whole, inside a 16 MiB cache, they were
+        # evicted by data blocks and a point get reloaded a file's whole index
+        # (~1 ms instead of ~10 µs); partitioned, a get loads one partition of
+        # a few KiB, and the top levels (one entry per partition) stay pinned.
+        table.set_index_type(BlockBasedIndexType.two_level_index_search())
+        table.set_partition_filters(True)
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_top_level_index_and_filter(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
     opts.set_block_based_table_factory(table)
     return opts
 
@@ -302,7 +323,7 @@ class DossierStore(MutableMapping[str, DossierState]):
         self._group = max(1, min(_EVICT_GROUP, cache_entries // 16))
         self._absent: str | None = None  # the last key a get found nowhere
         # every key ever written to RocksDB: a key it never saw is not there (no look-up)
-        self._written = KeyFilter()
+        self._written = KeyFilter(max_bytes=self.tuning.key_filter_bytes)
         self._count = 0
         for kb in _raw_keys(self._db):
             self._written.add(kb.decode())
@@ -376,7 +397,7 @@ class DossierStore(MutableMapping[str, DossierState]):
     def clear(self) -> None:
         """Remove every state (one range delete, not one delete per key)."""
         self._db.delete_range(b"", _ALL_KEYS_END)
-        self._written = KeyFilter()
+        self._written = KeyFilter(max_bytes=self.tuning.key_filter_bytes)
         self._lru.clear()
         self._dirty.clear()
         self._absent = None

@@ -193,7 +193,8 @@ class _Source:
         # the index's oldest entries beyond ``cap`` go to a RocksDB of their own (``path``)
         self.path, self.cap = path, cap
         self.db = None if path is None else _fresh_rocks(path, tuning)
-        self.written = KeyFilter()  # every id ever spilled: another one is not on disk
+        # every id ever spilled: another one is not on disk
+        self.written = KeyFilter(max_bytes=tuning.key_filter_bytes)
         self.spilled = 0
         self.named: dict[str, dict[str, int]] = {}  # its share of the window's totals
         self.index: dict[str, int] = {}

@@ -15,7 +15,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dossier_stream.core.counters import CounterKey
 from dossier_stream.core.index766 import load_profile
@@ -40,6 +40,9 @@ from dossier_stream.stream.produce import (
 )
 from dossier_stream.stream.startup import check_partition_counts
 
+if TYPE_CHECKING:
+    from dossier_stream.store.statestore import RocksTuning
+
 __all__ = [
     "COMPRESSION_CODECS",
     "ProduceStats",
@@ -50,6 +53,7 @@ __all__ = [
     "partition_counts",
     "produce_lines",
     "report_from_store",
+    "rocks_tunings",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -132,6 +136,26 @@ async def partition_counts(settings: Settings, processor: Processor) -> None:
     )
 
 
+def rocks_tunings(settings: Settings) -> tuple[RocksTuning, RocksTuning, RocksTuning]:
+    """The RocksDB settings of the dossier, counter and live-figure stores, from ``settings``.
+
+    One memtable budget and one block cache (holding the index and filter
+    blocks too) for every store of the process, and each store's key filter
+    bounded: what bounds the stores' memory however many keys they hold.
+    """
+    from dossier_stream.store.counterstore import COUNTER_TUNING  # noqa: PLC0415
+    from dossier_stream.store.statestore import RocksTuning  # noqa: PLC0415
+
+    states = RocksTuning(
+        memtable_budget_bytes=settings.rocksdb_memtable_mib << 20,
+        block_cache_bytes=settings.rocksdb_cache_mib << 20,
+        key_filter_bytes=int(settings.key_filter_mib * (1 << 20)),
+        index_in_cache=settings.rocksdb_index_in_cache,
+    )
+    counters = replace(states, write_buffer_bytes=COUNTER_TUNING.write_buffer_bytes)
+    return states, counters, replace(states, write_buffer_bytes=4 << 20)
+
+
 def _state_stores(
     settings: Settings,
 ) -> tuple[
@@ -145,18 +169,13 @@ def _state_stores(
     """
     if settings.state_store == "memory":
         return None, None
-    from dossier_stream.store.counterstore import (  # noqa: PLC0415
-        COUNTER_TUNING,
-        open_counter_store,
-    )
-    from dossier_stream.store.statestore import RocksTuning, open_dossier_store  # noqa: PLC0415
+    from dossier_stream.store.counterstore import open_counter_store  # noqa: PLC0415
+    from dossier_stream.store.statestore import open_dossier_store  # noqa: PLC0415
 
     root = settings.data_dir / "states"
     _remove_dead_stores(root)
     directory = root / str(os.getpid())  # workers may share a data directory
-    budget = settings.rocksdb_memtable_mib << 20
-    states = RocksTuning(memtable_budget_bytes=budget)
-    counters = replace(COUNTER_TUNING, memtable_budget_bytes=budget)
+    states, counters, _ = rocks_tunings(settings)
 
     def dossiers(source: str) -> MutableMapping[str, DossierState]:
         return open_dossier_store(
@@ -177,16 +196,12 @@ def _live_figures(
     """The live figures; with states on disk, their index of open dossiers bounded too."""
     if settings.state_store == "memory":
         return LiveFigures(registry, clock=clock)
-    from dossier_stream.store.statestore import RocksTuning  # noqa: PLC0415
-
     return LiveFigures(
         registry,
         clock=clock,
         spill=settings.data_dir / "states" / str(os.getpid()) / "live",
         index_entries=settings.state_cache_entries,
-        tuning=RocksTuning(
-            write_buffer_bytes=4 << 20, memtable_budget_bytes=settings.rocksdb_memtable_mib << 20
-        ),
+        tuning=rocks_tunings(settings)[2],
     )
 
 
@@ -295,7 +310,9 @@ class Worker:
             fallback="metrics_port" not in settings.model_fields_set,
         )
         self._refresh_s = metrics_refresh_s
-        self.collector = CollectorPolicy(settings.gc_sweep_s)
+        self.collector = CollectorPolicy(
+            settings.gc_sweep_s, release_s=settings.memory_release_s, release=store.release_memory
+        )
         self._refresher: asyncio.Task[None] | None = None
         self._refreshing = False
 
