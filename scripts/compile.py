@@ -103,7 +103,8 @@ def build() -> None:
         f"ext = mypycify({paths!r}, opt_level='3', group_name={GROUP!r},"
         f" target_dir={str(BUILD / 'c')!r})\n"
         "setup(name='dossier-stream-native', ext_modules=ext, script_args=['-q',"
-        f" 'build_ext', '--inplace', '--build-temp', {str(BUILD / 'temp')!r}])\n"
+        f" 'build_ext', '--inplace', '--build-temp', {str(BUILD / 'temp')!r},"
+        f" '--build-lib', {str(BUILD / 'lib')!r}])\n"
     )
     # From src/ with no mypy configuration: the module names come from the paths, and
     # the project's strict settings (and pydantic's plugin) are mypy's job, not mypyc's.
