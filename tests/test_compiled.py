@@ -143,3 +143,30 @@ def test_compiled_and_interpreted_fold_alike() -> None:
     assert interpreted == []
     assert n == m > 5_000
     assert digest == reference
+
+
+def test_without_a_compiler_setup_goes_on_interpreted(tmp_path: Path) -> None:
+    """scripts/compile never fails the set-up: one line, the old build gone, exit 0."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "compile.py", tmp_path / "scripts")
+    copy = tmp_path / "src" / "dossier_stream"
+    shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "core" / "stale.cpython-311-x86_64-linux-gnu.so").write_bytes(b"an earlier build")
+    (copy / "compiled.sha256").write_text("0  core/stale.py\n", "utf-8")
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "scripts" / "compile.py"), "--force"],
+        env={**os.environ, "CC": "no-such-compiler"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert done.stderr.count("\n") == 1
+    assert "no-such-compiler" in done.stderr
+    assert "interpreted" in done.stderr
+    assert not list(copy.rglob("*.so"))
+    assert not (copy / "compiled.sha256").exists()
+    (compiled, engine, _), err = run(WHICH, tmp_path, path=tmp_path / "src")
+    assert compiled == []
+    assert engine == str(copy / "core" / "engine.py")
+    assert err == ""
