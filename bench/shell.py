@@ -101,6 +101,21 @@ class _Timed:
             self.cpu += time.process_time() - c0
 
 
+class _Delegate:
+    """An object's attributes, through an instance whose own attributes can be replaced.
+
+    The compiled :class:`~dossier_stream.stream.processor.Processor` (``scripts/compile``)
+    is a native class: its methods cannot be replaced on the instance, so the timers
+    replace them on this stand-in, which the consumer is given instead.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class _GcTimer:
     """A ``gc.callbacks`` entry summing the process CPU of the collections."""
 
@@ -271,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         worker = _worker(Path(tmp), batches)
         timers: dict[str, _Timed] = {}
         if args.mode == "shell":
-            processor, metrics, live = worker.processor, worker.metrics, worker.live
+            processor, metrics, live = _Delegate(worker.processor), worker.metrics, worker.live
+            worker.app.processor = processor
             for name, obj, attr in (
                 ("fold", processor, "handle"),
                 ("recover", processor, "recover"),
