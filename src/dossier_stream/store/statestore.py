@@ -310,6 +310,7 @@ class DossierStore(MutableMapping[str, DossierState]):
         # dirty keys -> (state, its dumps_dossier text) made for a fact row; used for the
         # write-back only while that state is still the key's (a later set leaves it stale)
         self._encoded: dict[str, tuple[DossierState, str]] = {}
+        self._evicting = False  # the LRU has been full: its dirty states will be written back
         self._group = max(1, min(_EVICT_GROUP, cache_entries // 16))
         self._absent: str | None = None  # the last key a get found nowhere
         # every key ever written to RocksDB: a key it never saw is not there (no look-up)
@@ -391,6 +392,7 @@ class DossierStore(MutableMapping[str, DossierState]):
         self._lru.clear()
         self._dirty.clear()
         self._encoded.clear()
+        self._evicting = False
         self._absent = None
         self._count = 0
 
@@ -425,10 +427,14 @@ class DossierStore(MutableMapping[str, DossierState]):
         stays the key's dirty state in the LRU, its eviction (or
         :meth:`flush`) writes the row's bytes instead of encoding it again.
         Call it where the fold runs (its thread): a row built for an older
-        state, or for a key already written back, keeps nothing.
+        state, or for a key already written back, keeps nothing; nor does
+        any row before the LRU's first eviction: a text kept costs about
+        400 B while its state stays, and a store that never fills never
+        writes its states back (measured: +20 MB of peak RSS over 59.000
+        dossiers, for nothing).
         """
         row = dossier_fact(state, source)
-        if self._lru.get(key) is state and key in self._dirty:
+        if self._evicting and self._lru.get(key) is state and key in self._dirty:
             self._encoded[key] = (state, row[-1])
         return row
 
@@ -502,6 +508,7 @@ class DossierStore(MutableMapping[str, DossierState]):
         eviction that works).
         """
         lru, dirty = self._lru, self._dirty
+        self._evicting = True
         victims = list(itertools.islice(lru.items(), count))
         batch: WriteBatch | None = None
         for key, state in victims:
