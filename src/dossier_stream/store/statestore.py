@@ -32,8 +32,9 @@ clears whatever an earlier run left behind, and the LRU is *write-back*:
   for the whole burst instead of one per event; a crash loses the dirty
   states, as it loses the rest of the store, and recovery rebuilds them;
 * the worker encodes each touched state once more per batch, for its
-  ``dossier_facts`` row: :meth:`DossierStore.fact` builds that row and keeps
-  its state's text beside the dirty state, so that the write-back of the
+  ``dossier_facts`` row: :meth:`DossierStore.fact` builds that row and, once
+  the LRU has evicted (below its size nothing is written back), keeps its
+  state's text beside the dirty state, so that the write-back of the
   *same* state object (states are immutable; compared by identity) writes
   those bytes instead of encoding it again.
 
