@@ -18,7 +18,8 @@ never started: no consumer, no producer, commits and publishes go nowhere):
   the batch's objects freed.
 
 It prints process CPU per event (the first batch, which opens the stores, left
-out) and, in ``shell`` mode, the part of it spent in each step (the fold,
+out; in ``shell`` mode its steps' CPU is printed apart) and, in ``shell``
+mode, the part of it spent in each step (the fold,
 ``Metrics.observe``, ``LiveFigures.update``, the flush; the rest is the
 shell's own: building messages, freeing the batch, the commit). Run both
 modes, alternated: the shell's cost per event is the difference. The last
@@ -228,7 +229,7 @@ async def _run(
 
     app, processor, sink = worker.app, worker.processor, worker.sink
     if mode == "shell":
-        app.consumer.on_second = lambda: _reset(timers, collector)
+        app.consumer.on_second = lambda: _reset(timers, collector, report=True)
         await app._run()
         return app.consumer.cpu(), app.consumer.timed
     cpu, timed = 0.0, 0
@@ -251,7 +252,9 @@ async def _run(
     return cpu, timed
 
 
-def _reset(timers: dict[str, _Timed], collector: _GcTimer) -> None:
+def _reset(timers: dict[str, _Timed], collector: _GcTimer, *, report: bool = False) -> None:
+    if report:  # the first batch's steps (stores opened, sources recovered and summed)
+        print("first batch: " + ", ".join(f"{n} {t.cpu * 1e3:.1f} ms" for n, t in timers.items()))
     for t in timers.values():
         t.cpu = 0.0
     collector.cpu, collector.runs = 0.0, 0

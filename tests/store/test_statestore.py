@@ -308,7 +308,8 @@ def test_a_set_is_written_only_when_the_lru_evicts_it(tmp_path: Path, encodes: l
     with DossierStore(tmp_path / "s", cache_entries=32) as store:  # evicts 2 at a time
         for i in range(32):
             store[f"K{i:02d}"] = DossierState(f"K{i:02d}")
-        store["K00"] = DossierState("K00")  # an overwrite in the LRU: still no encode
+        assert store.get("K00") is not None  # the fold's get moves K00 last ...
+        store["K00"] = DossierState("K00")  # ... and its set, an overwrite, does not encode
         assert encodes == []
         assert on_disk(store, "K00") is None and len(store) == 32
         store["K32"] = DossierState("K32")  # over the size: K01 and K02 are the oldest

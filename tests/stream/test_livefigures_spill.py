@@ -75,3 +75,45 @@ def test_a_spilled_index_gives_the_same_figures_at_every_step(
     assert spilled.snapshot(engines) == memory.snapshot(engines)
     spilled.close()
     assert not any((tmp_path / "live").iterdir())
+
+
+def test_sources_loaded_at_their_recovery_give_the_figures_of_sources_loaded_after_a_batch(
+    registry: UnitRegistry, calendar: WorkCalendar, tmp_path: Path
+) -> None:
+    """``load`` right after recovery (``Processor.on_recovered``), then every batch added."""
+    period = monthly_report(2024, 10)
+    sim = simulate(SimConfig(period=period, seed=7, dossiers=300, feedback=20), registry, calendar)
+    clock = [datetime(2024, 10, 1, 8, 0, tzinfo=VN_TZ)]
+    engines: dict[str, Engine] = {}
+    catalog = load_catalog()
+    after = LiveFigures(registry, clock=lambda: clock[0])  # summed by update, after a batch
+    early = LiveFigures(registry, clock=lambda: clock[0], spill=tmp_path / "live", index_entries=5)
+    items = _routed(sim.lines)
+    seen: dict[str, list[tuple[str, bytes]]] = {}
+    batches = [items[start : start + 40] for start in range(0, len(items), 40)]
+    for n, batch in enumerate(batches):
+        if n == len(batches) // 2:  # dossier:1 reassigned: a new engine, recovered from its past
+            engine = Engine(registry, calendar, catalog=catalog)
+            for topic, raw in seen["dossier:1"]:
+                engine.process(raw, topic=topic)
+            engines["dossier:1"] = engine
+            early.load(engines)
+            assert early._sources["dossier:1"].engine is engine  # summed now, not by update
+        handled = []
+        for source, topic, raw in batch:
+            engine = engines.get(source)
+            if engine is None:  # recovered empty: loaded before its first message is folded
+                engine = engines[source] = Engine(registry, calendar, catalog=catalog)
+                early.load(engines)
+            seen.setdefault(source, []).append((topic, raw))
+            handled.append(Handled(source, topic, engine.process(raw, topic=topic)))
+        after.update(handled, engines)
+        early.update(handled, engines)
+        clock[0] += timedelta(hours=5)  # due times pass; a new day sums everything again
+        assert early.snapshot(engines) == after.snapshot(engines)
+        assert early.indexed() == after.indexed()
+    clock[0] = datetime(2024, 11, 10, 20, 0, tzinfo=VN_TZ)  # the next period: summed again
+    final = after.snapshot(engines)
+    assert early.snapshot(engines) == final
+    assert sum(final.open.values()) > 20 and sum(final.past_due.values()) > 0
+    early.close()

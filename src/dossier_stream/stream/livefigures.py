@@ -440,6 +440,20 @@ class LiveFigures:
         self._named.clear()
         self._window = None
 
+    def load(self, engines: Mapping[str, Engine]) -> None:
+        """Sum the sources not summed yet (and drop the revoked ones) now.
+
+        Call it right after new sources are recovered, before their first
+        batch is folded (``Processor.on_recovered``): they are summed from
+        the states just read, and that batch's changes are then added as
+        every later batch's are. Otherwise :meth:`update` sums them after the
+        batch, every state of the source then (a
+        :class:`~dossier_stream.store.statestore.DossierStore`
+        encodes and writes back each one it holds dirty, to scan them).
+        """
+        now = self._local_now()
+        self._sync(engines, self._roll(now), now)
+
     def update(self, handled: Iterable[Handled], engines: Mapping[str, Engine]) -> None:
         """Add what a batch changed (call after every ``Processor.handle``)."""
         now = self._local_now()

@@ -29,7 +29,7 @@ deletion survives a restart. A null value anywhere else is a dead letter
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache, partial
@@ -267,6 +267,8 @@ class Processor:
         self.dossier_store = dossier_store
         self.counter_store = counter_store
         self.engines: dict[str, Engine] = {}
+        self.on_recovered: Callable[[Mapping[str, Engine]], object] | None = None
+        """Called with :attr:`engines` when :meth:`recover` has registered new sources."""
         self.rekeyer = Rekeyer(catalog)
         """Set its partition counts (``rekeyer.set_partitions``) before the first batch."""
         self._retired = PipelineStats()
@@ -333,8 +335,12 @@ class Processor:
 
         A source is registered only once all of it is read, so a read that
         fails (ClickHouse down) leaves no half-loaded engine behind: calling
-        this again retries it. Sources already held are skipped.
+        this again retries it. Sources already held are skipped. Once new
+        sources are registered, and before any of their messages is folded,
+        :attr:`on_recovered` is called (the worker's live figures sum them
+        there, while their states are only what was stored).
         """
+        added = False
         for source in sources:
             if source in self.engines:
                 continue
@@ -361,6 +367,7 @@ class Processor:
                 self.sink.add_counter(source, key, total)
             _trim(counters)
             self.engines[source] = engine
+            added = True
             _LOG.info(
                 "recovered %s: %s dossiers, %s feedback, %s reports, %s counters (%s rewritten)",
                 source,
@@ -370,6 +377,8 @@ class Processor:
                 len(counters),
                 len(stale),
             )
+        if added and self.on_recovered is not None:
+            self.on_recovered(self.engines)
 
     def _load(self, source: str, engine: Engine) -> None:
         """Read the stored states of ``source`` into ``engine``, and their counters."""
@@ -467,7 +476,12 @@ class Processor:
         """Buffer the fact row of the latest state of each dossier touched, per source."""
         for source, held in states.items():
             dossiers = self.engines[source].dossiers  # read here, not under the sink's lock
-            rows = [(key, partial(dossier_fact, dossiers[key], source)) for key in held]
+            # a DossierStore's own: the row's encoding of the state is kept for its write-back
+            fact = getattr(dossiers, "fact", None)
+            if callable(fact):
+                rows = [(key, partial(fact, key, dossiers[key], source)) for key in held]
+            else:
+                rows = [(key, partial(dossier_fact, dossiers[key], source)) for key in held]
             self.sink.add_facts("dossier_facts", DOSSIER_FACT_COLUMNS, rows, source=source)
 
     def _add_counters(self, touched: dict[str, set[CounterKey]]) -> None:

@@ -289,6 +289,8 @@ class Worker:
             dossier_store=dossier_store,
             counter_store=counter_store,
         )
+        # new sources summed from their recovered states, not after their first batch
+        self.processor.on_recovered = self.live.load
         self.app: Any
         if settings.runtime == "faust":
             from dossier_stream.stream.app import build_app  # noqa: PLC0415
