@@ -30,13 +30,7 @@ clears whatever an earlier run left behind, and the LRU is *write-back*:
   not set since) is simply dropped;
 * a dossier's events, which arrive close together, thus cost one encode
   for the whole burst instead of one per event; a crash loses the dirty
-  states, as it loses the rest of the store, and recovery rebuilds them;
-* the worker encodes each touched state once more per batch, for its
-  ``dossier_facts`` row: :meth:`DossierStore.fact` builds that row and, once
-  the LRU has evicted (below its size nothing is written back), keeps its
-  state's text beside the dirty state, so that the write-back of the
-  *same* state object (states are immutable; compared by identity) writes
-  those bytes instead of encoding it again.
+  states, as it loses the rest of the store, and recovery rebuilds them.
 
 Every live key is in the LRU, in RocksDB, or both, and the LRU's state is
 the latest (RocksDB may hold an older one of a dirty key), so a read always
@@ -78,10 +72,10 @@ from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeVar, cast, overload
+from typing import Final, TypeVar, cast, overload
 
 from dossier_stream.core.lifecycle import DossierState
-from dossier_stream.store.codec import dossier_fact, dumps_dossier, loads_dossier
+from dossier_stream.store.codec import dumps_dossier, loads_dossier
 from dossier_stream.store.keyfilter import KeyFilter
 
 try:
@@ -329,10 +323,6 @@ class DossierStore(MutableMapping[str, DossierState]):
         self._db = open_rocks(self.path, self.tuning)
         self._lru: OrderedDict[str, DossierState] = OrderedDict()
         self._dirty: set[str] = set()  # LRU keys whose state RocksDB lacks or holds older
-        # dirty keys -> (state, its dumps_dossier text) made for a fact row; used for the
-        # write-back only while that state is still the key's (a later set leaves it stale)
-        self._encoded: dict[str, tuple[DossierState, str]] = {}
-        self._evicting = False  # the LRU has been full: its dirty states will be written back
         self._group = max(1, min(_EVICT_GROUP, cache_entries // 16))
         self._absent: str | None = None  # the last key a get found nowhere
         # every key ever written to RocksDB: a key it never saw is not there (no look-up)
@@ -388,7 +378,6 @@ class DossierStore(MutableMapping[str, DossierState]):
         if key in lru:
             del lru[key]
             self._dirty.discard(key)
-            self._encoded.pop(key, None)
         elif not self._stored(key):
             raise KeyError(key)
         self._db.delete(key.encode())  # a dirty new key leaves a tombstone of nothing: harmless
@@ -413,8 +402,6 @@ class DossierStore(MutableMapping[str, DossierState]):
         self._written = KeyFilter(max_bytes=self.tuning.key_filter_bytes)
         self._lru.clear()
         self._dirty.clear()
-        self._encoded.clear()
-        self._evicting = False
         self._absent = None
         self._count = 0
 
@@ -435,30 +422,11 @@ class DossierStore(MutableMapping[str, DossierState]):
         for start in range(0, len(keys), _FLUSH_BATCH):
             batch = WriteBatch(raw_mode=True)
             for key in keys[start : start + _FLUSH_BATCH]:
-                batch.put(key.encode(), self._encoding(key, lru[key]))
+                batch.put(key.encode(), dumps_dossier(lru[key]))
                 written.add(key)
             db.write(batch)  # the store's write options: no WAL, no sync
         dirty.clear()
-        self._encoded.clear()
         return len(keys)
-
-    def fact(self, key: str, state: DossierState, source: str) -> tuple[Any, ...]:
-        """``dossier_fact(state, source)``, its state's text kept for ``state``'s write-back.
-
-        The worker's ``dossier_facts`` row of ``key``'s state: while ``state``
-        stays the key's dirty state in the LRU, its eviction (or
-        :meth:`flush`) writes the row's bytes instead of encoding it again.
-        Call it where the fold runs (its thread): a row built for an older
-        state, or for a key already written back, keeps nothing; nor does
-        any row before the LRU's first eviction: a text kept costs about
-        400 B while its state stays, and a store that never fills never
-        writes its states back (measured: +20 MB of peak RSS over 59.000
-        dossiers, for nothing).
-        """
-        row = dossier_fact(state, source)
-        if self._evicting and self._lru.get(key) is state and key in self._dirty:
-            self._encoded[key] = (state, row[-1])
-        return row
 
     # ------------------------------------------------------------ lifetime
     def close(self) -> None:
@@ -473,7 +441,6 @@ class DossierStore(MutableMapping[str, DossierState]):
         """Close, without writing the dirty states, and remove the directory."""
         self._lru.clear()
         self._dirty.clear()
-        self._encoded.clear()
         self.close()
         shutil.rmtree(self.path, ignore_errors=True)
 
@@ -530,29 +497,19 @@ class DossierStore(MutableMapping[str, DossierState]):
         eviction that works).
         """
         lru, dirty = self._lru, self._dirty
-        self._evicting = True
         victims = list(itertools.islice(lru.items(), count))
         batch: WriteBatch | None = None
         for key, state in victims:
             if key in dirty:
                 if batch is None:
                     batch = WriteBatch(raw_mode=True)
-                batch.put(key.encode(), self._encoding(key, state))
+                batch.put(key.encode(), dumps_dossier(state))
                 self._written.add(key)
         if batch is not None:
             self._db.write(batch)  # the store's write options: no WAL, no sync
-        encoded = self._encoded
         for key, _ in victims:
             del lru[key]
             dirty.discard(key)
-            encoded.pop(key, None)
-
-    def _encoding(self, key: str, state: DossierState) -> bytes:
-        """``dumps_dossier(state)``, or the text :meth:`fact` kept of this very state."""
-        kept = self._encoded.get(key)
-        if kept is not None and kept[0] is state:
-            return kept[1].encode()
-        return dumps_dossier(state)
 
     def _scan(self) -> Iterator[tuple[str, DossierState]]:
         """Flush, then ``(key, state)`` in key order, an LRU state used as is."""

@@ -476,12 +476,7 @@ class Processor:
         """Buffer the fact row of the latest state of each dossier touched, per source."""
         for source, held in states.items():
             dossiers = self.engines[source].dossiers  # read here, not under the sink's lock
-            # a DossierStore's own: the row's encoding of the state is kept for its write-back
-            fact = getattr(dossiers, "fact", None)
-            if callable(fact):
-                rows = [(key, partial(fact, key, dossiers[key], source)) for key in held]
-            else:
-                rows = [(key, partial(dossier_fact, dossiers[key], source)) for key in held]
+            rows = [(key, partial(dossier_fact, dossiers[key], source)) for key in held]
             self.sink.add_facts("dossier_facts", DOSSIER_FACT_COLUMNS, rows, source=source)
 
     def _add_counters(self, touched: dict[str, set[CounterKey]]) -> None:
