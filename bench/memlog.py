@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["chdb_memory", "sample", "sample_every"]
+__all__ = ["chdb_memory", "mallinfo", "sample", "sample_every"]
 
 
 _MALLINFO2 = (
@@ -33,7 +33,9 @@ class _MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2]
 
 
-def _mallinfo() -> dict[str, int]:
+def mallinfo() -> dict[str, int]:
+    """glibc's ``mallinfo2()`` in bytes: ``malloc_heap`` (its arenas), ``malloc_mmap``,
+    ``malloc_used``, ``malloc_free`` (freed but kept); empty where the C library has none."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallinfo2.restype = _MallInfo2
@@ -41,10 +43,18 @@ def _mallinfo() -> dict[str, int]:
     except (OSError, AttributeError):
         return {}
     return {
-        "malloc_arena_mib": info.arena >> 20,
-        "malloc_mmap_mib": info.hblkhd >> 20,
-        "malloc_used_mib": info.uordblks >> 20,
-        "malloc_free_mib": info.fordblks >> 20,
+        "malloc_heap": int(info.arena),
+        "malloc_mmap": int(info.hblkhd),
+        "malloc_used": int(info.uordblks),
+        "malloc_free": int(info.fordblks),
+    }
+
+
+def _mallinfo_mib() -> dict[str, int]:
+    """:func:`mallinfo` in MiB, as :func:`sample` reports it."""
+    return {
+        {"malloc_heap": "malloc_arena_mib"}.get(k, k + "_mib"): v >> 20
+        for k, v in mallinfo().items()
     }
 
 
@@ -81,7 +91,7 @@ def sample(worker: Any) -> dict[str, Any]:
         "t": round(time.monotonic(), 1),
         "events_in": int(worker.processor.stats.events_in),
         **_smaps(),
-        **_mallinfo(),
+        **_mallinfo_mib(),
         "py_blocks": sys.getallocatedblocks(),
         "counter_keys_in_memory": sum(
             getattr(e.counters, "cached", None) or len(e.counters) for e in engines

@@ -28,7 +28,6 @@ segment, off the timed path.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import sys
@@ -36,32 +35,11 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any
 
+from bench.memlog import mallinfo
+
 __all__ = ["render", "split"]
 
 _MIB = 1 << 20
-_MALLINFO2 = (
-    "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-    "fsmblks", "uordblks", "fordblks", "keepcost",
-)  # fmt: skip
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2]
-
-
-def _mallinfo() -> dict[str, int]:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallinfo2.restype = _MallInfo2
-        info = libc.mallinfo2()
-    except (OSError, AttributeError):
-        return {}
-    return {
-        "malloc_heap": int(info.arena),
-        "malloc_mmap": int(info.hblkhd),
-        "malloc_used": int(info.uordblks),
-        "malloc_free": int(info.fordblks),
-    }
 
 
 def _status() -> dict[str, int]:
@@ -146,7 +124,7 @@ def split(
     out = _status()
     out["py_arenas"] = _pymalloc()
     out["py_blocks"] = sys.getallocatedblocks()
-    out.update(_mallinfo())
+    out.update(mallinfo())
     for kind, dbs in stores.items():
         out.update({f"{kind}_{k}": v for k, v in _rocks(dbs).items()})
     out["cache_usage"] = int(cache.get_usage())
