@@ -35,7 +35,7 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any
 
-from bench.memlog import mallinfo
+from bench.memlog import chdb_memory, mallinfo
 
 __all__ = ["render", "split"]
 
@@ -87,18 +87,14 @@ def _rocks(dbs: Iterable[Any]) -> dict[str, int]:
 
 
 def _chdb(store: Any) -> dict[str, int]:
-    rows = store.client.query(
-        "SELECT metric, value FROM system.metrics WHERE metric = 'MemoryTracking' "
-        "OR metric LIKE '%CacheBytes'"
-    ).result_rows
-    metrics = {str(m): int(v) for m, v in rows}
-    caches = sum(v for m, v in metrics.items() if m.endswith("CacheBytes"))
+    """chdb's tracked memory and caches (:func:`bench.memlog.chdb_memory`), and its parts' keys."""
+    mib = chdb_memory(store)
     pk = store.client.query(
         "SELECT sum(primary_key_bytes_in_memory_allocated), count() FROM system.parts WHERE active"
     ).result_rows[0]
     return {
-        "chdb_tracked": metrics.get("MemoryTracking", 0),
-        "chdb_caches": caches,
+        "chdb_tracked": int(mib.get("chdb_MemoryTracking_mib", 0) * _MIB),
+        "chdb_caches": int(sum(v for k, v in mib.items() if k.endswith("CacheBytes_mib")) * _MIB),
         "chdb_pk": int(pk[0] or 0),
         "chdb_parts": int(pk[1] or 0),
     }
