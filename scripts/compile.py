@@ -42,6 +42,10 @@ MODULES = [
     "store/codec.py",
     "core/partitioner.py",
     "store/keyfilter.py",
+    "store/statestore.py",
+    "store/counterstore.py",
+    "store/batching.py",
+    "stream/livefigures.py",
 ]
 """The compiled modules (paths under ``src/dossier_stream``), chosen by measurement
 (bench/README.md, "The hot modules compiled with mypyc, shipped"): the fold (lifecycle,
