@@ -116,6 +116,9 @@ class _Delegate:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def __len__(self) -> int:  # a special method is looked up on the type, not forwarded
+        return len(self.inner)
+
 
 class _GcTimer:
     """A ``gc.callbacks`` entry summing the process CPU of the collections."""

@@ -40,6 +40,8 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, Protocol
 
+from mypy_extensions import mypyc_attr  # a dependency of faust-streaming (and of mypy)
+
 from dossier_stream.core.counters import CounterKey
 
 __all__ = [
@@ -82,7 +84,8 @@ immutable state), not from mutable state it looks up when called.
 """
 
 
-class SinkBackpressure(Exception):
+@mypyc_attr(native_class=False)  # a compiled build: mypyc cannot subclass RuntimeError natively
+class SinkBackpressure(RuntimeError):
     """The writer's buffer is full: stop consuming until a flush succeeds."""
 
 
