@@ -105,9 +105,9 @@ class _Timed:
 class _Delegate:
     """An object's attributes, through an instance whose own attributes can be replaced.
 
-    The compiled :class:`~dossier_stream.stream.processor.Processor` (``scripts/compile``)
-    is a native class: its methods cannot be replaced on the instance, so the timers
-    replace them on this stand-in, which the consumer is given instead.
+    The compiled classes (``scripts/compile``: the processor, the sink, the live figures)
+    are native: their methods cannot be replaced on an instance, so the timers replace
+    them on this stand-in, which the worker and its consumer are given instead.
     """
 
     def __init__(self, inner: Any) -> None:
@@ -115,6 +115,9 @@ class _Delegate:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    def __len__(self) -> int:  # a special method is looked up on the type, not forwarded
+        return len(self.inner)
 
 
 class _GcTimer:
@@ -289,14 +292,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         worker = _worker(Path(tmp), batches)
         timers: dict[str, _Timed] = {}
         if args.mode == "shell":
-            processor, metrics, live = _Delegate(worker.processor), worker.metrics, worker.live
-            worker.app.processor = processor
+            # stand-ins wherever the worker and its consumer hold them (the compiled
+            # classes' methods cannot be replaced on their instances)
+            processor, metrics = _Delegate(worker.processor), _Delegate(worker.metrics)
+            live, sink = _Delegate(worker.live), _Delegate(worker.sink)
+            worker.app.processor, worker.app.sink = processor, sink
+            worker.metrics, worker.live = metrics, live
             for name, obj, attr in (
                 ("fold", processor, "handle"),
                 ("recover", processor, "recover"),
                 ("observe", metrics, "observe"),
                 ("live", live, "update"),
-                ("flush", worker.sink, "flush"),
+                ("flush", sink, "flush"),
             ):
                 timers[name] = _Timed(getattr(obj, attr))
                 setattr(obj, attr, timers[name])

@@ -128,7 +128,9 @@ def _measure(
     _time(f"{name} get + set, LRU miss (RocksDB + decode)", cold_fold, fold)
     _time(f"{name} get + set, new dossier", fresh, fold)
     _time(f"{name} fold, {_BURST} events per new dossier", bursts, fold)
-    if isinstance(store, DossierStore):
+    # not isinstance: compiled (scripts/compile), DossierStore shares MutableMapping's ABC
+    # registry, and a dict passes the check
+    if type(store) is DossierStore:
         dirty = len(store._dirty)
         t0, c0 = time.perf_counter(), time.thread_time()
         written = store.flush()

@@ -42,14 +42,27 @@ MODULES = [
     "store/codec.py",
     "core/partitioner.py",
     "store/keyfilter.py",
+    "store/statestore.py",
+    "store/counterstore.py",
+    "store/batching.py",
+    "stream/livefigures.py",
 ]
 """The compiled modules (paths under ``src/dossier_stream``), chosen by measurement
-(bench/README.md, "The hot modules compiled with mypyc, shipped"): the fold (lifecycle,
-counters, engine, workdays, processor, codec), the re-keying check's murmur2
-(partitioner) and the stores' Bloom filter (keyfilter). They form one group: they call
-each other natively, so they are used all together or not at all. A compiled module
-must never be handed a ``dict`` subclass typed as ``dict`` (mypyc's C lookups skip the
-subclass' methods: the holidays calendar is read as a ``Mapping`` for this reason)."""
+(bench/README.md, "The hot modules compiled with mypyc, shipped" and "The stores and the
+live figures compiled"): the fold (lifecycle, counters, engine, workdays, processor,
+codec), the re-keying check's murmur2 (partitioner), the stores' Bloom filter
+(keyfilter), the dossier and counter stores (statestore, counterstore), the batching
+sink (batching) and the live figures (livefigures). They form one group: they call each
+other natively, so they are used all together or not at all. A compiled module must
+never be handed a ``dict`` subclass typed as ``dict`` (mypyc's C lookups skip the
+subclass' methods: the holidays calendar is read as a ``Mapping`` for this reason). Their
+classes are native: an interpreted subclass is refused, and a method replaced on an
+instance is refused or, on the stores (whose ``MutableMapping`` base gives them a
+``__dict__``), ignored by the compiled callers; tests record at RocksDB's edge and
+``bench.shell`` times through stand-ins. A module-level name a test patches must be
+neither ``Final`` (mypyc inlines it) nor a compiled function (called natively). And a
+compiled ``MutableMapping`` subclass shares ``MutableMapping``'s ABC registry:
+``isinstance({}, DossierStore)`` is true when compiled, so test ``type(x) is``."""
 
 
 def say(message: str) -> None:

@@ -66,6 +66,81 @@ print(json.dumps([list(dossier_stream.compiled_modules()), len(lines), h.hexdige
 """
 """Folds a simulated September and hashes everything the compiled modules produce."""
 
+STORES = """
+import hashlib, json, tempfile
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+import dossier_stream
+from dossier_stream.core.engine import Engine
+from dossier_stream.core.periods import monthly_report
+from dossier_stream.core.registry import UnitRegistry
+from dossier_stream.core.topics import load_catalog
+from dossier_stream.core.workdays import VN_TZ, WorkCalendar
+from dossier_stream.sim.simulate import SimConfig, simulate
+from dossier_stream.store.batching import BatchingSink
+from dossier_stream.store.codec import DOSSIER_FACT_COLUMNS, dossier_fact
+from dossier_stream.store.counterstore import CounterStore
+from dossier_stream.store.statestore import DossierStore
+from dossier_stream.stream.livefigures import LiveFigures
+from dossier_stream.stream.processor import Handled
+
+class Writer:  # the sink's RowWriter: hashes what a flush writes
+    def __init__(self, h):
+        self.h = h
+    def write_counters(self, rows):
+        rows = list(rows)
+        self.h.update(repr(rows).encode())
+        return len(rows)
+    def write_rows(self, table, columns, rows):
+        self.h.update(repr((table, tuple(columns), [tuple(r) for r in rows])).encode())
+        return len(rows)
+    def write_dead_letters(self, rows):
+        return len(rows)
+
+registry, calendar = UnitRegistry.load_default(), WorkCalendar.default()
+h = hashlib.sha256()
+period = monthly_report(2024, 9)
+lines = simulate(SimConfig(period=period, seed=5, dossiers=1500), registry, calendar).lines
+clock = [datetime(2024, 9, 20, 9, 0, tzinfo=VN_TZ)]
+with tempfile.TemporaryDirectory() as tmp:
+    # small caches: the LRU evicts and reads back, the counter cache trims and reads back,
+    # the live figures' index spills to RocksDB
+    states = DossierStore(Path(tmp) / "s", cache_entries=40)
+    counters = CounterStore(Path(tmp) / "c", cache_entries=30)
+    engine = Engine(registry, calendar, catalog=load_catalog(), dossiers=states, counters=counters)
+    engines = {"dossier:0": engine}
+    live = LiveFigures(registry, clock=lambda: clock[0], spill=Path(tmp) / "l", index_entries=25)
+    sink = BatchingSink(Writer(h), max_rows=400, interval_s=3600.0)
+    for start in range(0, len(lines), 250):
+        handled, touched, facts = [], set(), {}
+        for offset, raw in enumerate(lines[start : start + 250], start):
+            out = engine.process(raw, partition=0, offset=offset)
+            h.update(repr((out.kind, sorted(out.delta.items()))).encode())
+            handled.append(Handled("dossier:0", "t", out))
+            touched.update(out.delta)
+            if out.kind == "applied" and hasattr(out.event, "dossier_id"):
+                facts[out.event.dossier_id] = None
+        sink.add_counters("dossier:0", [(k, counters.get(k, 0)) for k in sorted(touched)])
+        rows = [(d, partial(dossier_fact, states[d], "dossier:0")) for d in facts]
+        sink.add_facts("dossier_facts", DOSSIER_FACT_COLUMNS, rows, source="dossier:0")
+        counters.trim()
+        live.update(handled, engines)
+        if start % 1000 == 0:
+            clock[0] += timedelta(hours=7)
+            snap = live.snapshot(engines)
+            h.update(repr((snap.window, sorted(snap.indicators.items()), sorted(snap.open.items()),
+                           sorted(snap.past_due.items()))).encode())
+        if sink.due():
+            sink.flush()
+    sink.flush()
+    h.update(repr((len(states), list(states.items()), sorted(counters.items()))).encode())
+    h.update(repr((live.indexed(), states.flush(), counters.cached)).encode())
+    live.close(); states.close(); counters.close()
+print(json.dumps([list(dossier_stream.compiled_modules()), len(lines), h.hexdigest()]))
+"""
+"""Folds a simulated September into the RocksDB stores, with the live figures and the sink."""
+
 
 def run(code: str, cwd: Path, *, interpreted: bool = False, path: Path | None = None) -> object:
     """Run ``code`` in a fresh interpreter; its JSON output and its stderr."""
@@ -140,6 +215,19 @@ def test_compiled_and_interpreted_fold_alike() -> None:
     (interpreted, m, reference), _ = run(FOLD, ROOT, interpreted=True)
     assert "dossier_stream.core.workdays" in compiled
     assert "dossier_stream.store.codec" in compiled
+    assert interpreted == []
+    assert n == m > 5_000
+    assert digest == reference
+
+
+@needs_build
+def test_compiled_and_interpreted_stores_live_figures_and_sink_alike() -> None:
+    """The stores, the live figures and the sink: the same outcomes, rows and figures."""
+    (compiled, n, digest), _ = run(STORES, ROOT)
+    (interpreted, m, reference), _ = run(STORES, ROOT, interpreted=True)
+    for module in ("statestore", "counterstore", "batching"):
+        assert f"dossier_stream.store.{module}" in compiled
+    assert "dossier_stream.stream.livefigures" in compiled
     assert interpreted == []
     assert n == m > 5_000
     assert digest == reference

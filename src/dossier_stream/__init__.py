@@ -2,7 +2,8 @@
 
 The public surface is small; everything else is reached through its module.
 
-The hot pure modules may be compiled with mypyc (``scripts/compile``, run by
+The hot modules (the fold, the stores, the sink, the live figures; the list is in
+``scripts/compile.py``) may be compiled with mypyc (``scripts/compile``, run by
 ``scripts/setup``): their extension modules sit beside the ``.py`` files and Python
 imports an extension before a source. ``compiled.sha256`` records the sources of that
 build. Before any submodule is imported, this package checks the record once (a few

@@ -6,11 +6,13 @@ left is read back from RocksDB exactly.
 
 from __future__ import annotations
 
+import functools
 import random
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from rocksdict import Rdict, WriteBatch
 
 from dossier_stream.core.counters import CounterKey, accumulate
 from dossier_stream.core.engine import DeadLetter, Engine
@@ -19,6 +21,7 @@ from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import load_catalog
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.sim.simulate import SimConfig, simulate
+from dossier_stream.store import counterstore, statestore
 from dossier_stream.store.batching import BatchingSink
 from dossier_stream.store.counterstore import CounterStore, open_counter_store
 from dossier_stream.store.sink import ClickHouseStore, connect
@@ -55,30 +58,69 @@ def test_random_accumulation_agrees_with_a_dict_across_trims(tmp_path: Path) -> 
     store.destroy()
 
 
-class _Recording(CounterStore):
-    """A store that remembers the keys each write to RocksDB held."""
+class _Batch:
+    """A RocksDB ``WriteBatch`` that records the keys put or deleted in it."""
 
-    def __init__(self, path: Path, cache_entries: int) -> None:
-        super().__init__(path, cache_entries=cache_entries)
-        self.writes: list[list[CounterKey]] = []
+    def __init__(self, writes: list[list[CounterKey]], *, raw_mode: bool = False) -> None:
+        self.inner, self.keys = WriteBatch(raw_mode=raw_mode), list[CounterKey]()
+        writes.append(self.keys)
 
-    def _write(self, entries: list[tuple[CounterKey, int]]) -> None:
-        self.writes.append([k for k, _ in entries])
-        super()._write(entries)
+    def put(self, raw: bytes, value: bytes) -> None:
+        self.keys.append(_key_of(raw))
+        self.inner.put(raw, value)
+
+    def delete(self, raw: bytes) -> None:
+        self.keys.append(_key_of(raw))
+        self.inner.delete(raw)
 
 
-def test_trim_drops_the_totals_least_recently_added_to(tmp_path: Path) -> None:
-    store = _Recording(tmp_path / "c", cache_entries=2)
+class _Db:
+    """A RocksDB handle that writes a :class:`_Batch`'s batch."""
+
+    def __init__(self, db: Rdict) -> None:
+        self.db = db
+
+    def write(self, batch: _Batch | WriteBatch) -> None:
+        self.db.write(batch.inner if isinstance(batch, _Batch) else batch)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.db, name)
+
+
+def _key_of(raw: bytes) -> CounterKey:
+    """A counter key from its RocksDB row key (``unit␟day's ordinal␟counter``)."""
+    unit, ordinal, name = raw.decode().split("\x1f")
+    return unit, date.fromordinal(int(ordinal)), name
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[list[CounterKey]]:
+    """The keys of each batch the counter stores opened from now on write to RocksDB.
+
+    Recorded at RocksDB's edge (the modules' ``WriteBatch`` and ``Rdict``, looked up
+    at run time): the store may be compiled (``scripts/compile``), and a compiled
+    class can neither be subclassed nor have its methods replaced.
+    """
+    seen: list[list[CounterKey]] = []
+    monkeypatch.setattr(counterstore, "WriteBatch", functools.partial(_Batch, seen))
+    monkeypatch.setattr(statestore, "Rdict", lambda *args: _Db(Rdict(*args)))
+    return seen
+
+
+def test_trim_drops_the_totals_least_recently_added_to(
+    tmp_path: Path, writes: list[list[CounterKey]]
+) -> None:
+    store = CounterStore(tmp_path / "c", cache_entries=2)
     a, b, c = key(1), key(2), key(3)
     for k in (a, b, c, a):  # a entered first, but was added to last
         accumulate(store, {k: 1})
     assert store.get(b, 0) == 1  # a read does not make a total recent
     assert store.trim() == 1
-    assert store.writes == [[b]]
+    assert writes == [[b]]
     accumulate(store, {c: 1})
     accumulate(store, {b: 2})  # read back from RocksDB, then the most recent
     assert store.trim() == 1
-    assert store.writes == [[b], [a]]
+    assert writes == [[b], [a]]
     assert {k: store.get(k, 0) for k in (a, b, c)} == {a: 2, b: 3, c: 2}
     accumulate(store, {a: -2})  # reaches 0: absent, as in a dict
     assert a not in store and store.get(a) is None

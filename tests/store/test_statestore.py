@@ -1,17 +1,22 @@
 """The RocksDB dossier store: a MutableMapping that an Engine folds into like a dict.
 
 The store is write-back: a ``set`` only marks the LRU's state dirty; the
-tests count the encoder's calls (the module's ``dumps_dossier``, patched) to
-see when a state is written to RocksDB.
+tests record the rows put in the store's RocksDB write batches (every state
+written is encoded just for that put) to see when a state is written. They
+record them at RocksDB's edge, the module's ``WriteBatch`` and ``Rdict``
+(looked up at run time), because the store may be compiled (``scripts/compile``):
+its calls of the compiled codec are native and a patched ``dumps_dossier``
+would not be seen.
 """
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rocksdict import Rdict, WriteBatch
 
 from dossier_stream.core.counters import open_past_due
 from dossier_stream.core.engine import Engine
@@ -23,7 +28,7 @@ from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.sim import testing as t
 from dossier_stream.sim.simulate import SimConfig, Simulation, simulate
 from dossier_stream.store import statestore
-from dossier_stream.store.codec import dumps_dossier, loads_dossier
+from dossier_stream.store.codec import loads_dossier
 from dossier_stream.store.statestore import (
     DossierStore,
     RocksTuning,
@@ -35,17 +40,55 @@ OCTOBER = monthly_report(2024, 10)
 U = "HP-SO-TUPHAP"
 
 
+class _Batch:
+    """A RocksDB ``WriteBatch`` that records the keys put in it and may refuse them."""
+
+    def __init__(self, writes: _Writes, *, raw_mode: bool = False) -> None:
+        self.inner, self.writes = WriteBatch(raw_mode=raw_mode), writes
+
+    def put(self, key: bytes, value: bytes) -> None:
+        if self.writes.failure is not None:
+            raise self.writes.failure
+        self.writes.keys.append(key.decode())
+        self.inner.put(key, value)
+
+
+class _Db:
+    """A RocksDB handle that unwraps :class:`_Batch` and counts the batches written."""
+
+    def __init__(self, db: Rdict, writes: _Writes) -> None:
+        self.db, self.writes = db, writes
+
+    def write(self, batch: _Batch | WriteBatch) -> None:
+        self.writes.batches += 1
+        self.db.write(batch.inner if isinstance(batch, _Batch) else batch)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.db, name)
+
+
+class _Writes:
+    """The dossier ids the stores put in RocksDB, in order, and the batches written."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.batches = 0
+        self.failure: Exception | None = None  # set: the next put raises it
+
+
 @pytest.fixture
-def encodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The dossier ids the store encodes (to write them to RocksDB), in order."""
-    seen: list[str] = []
-
-    def counting(state: DossierState) -> bytes:
-        seen.append(state.dossier_id)
-        return dumps_dossier(state)
-
-    monkeypatch.setattr(statestore, "dumps_dossier", counting)
+def writes(monkeypatch: pytest.MonkeyPatch) -> _Writes:
+    """What the stores opened from now on write to RocksDB."""
+    seen = _Writes()
+    monkeypatch.setattr(statestore, "WriteBatch", functools.partial(_Batch, seen))
+    monkeypatch.setattr(statestore, "Rdict", lambda *args: _Db(Rdict(*args), seen))
     return seen
+
+
+@pytest.fixture
+def encodes(writes: _Writes) -> list[str]:
+    """The dossier ids the store encodes to write them to RocksDB, in order."""
+    return writes.keys
 
 
 def on_disk(store: DossierStore, key: str) -> DossierState | None:
@@ -447,33 +490,30 @@ def test_close_writes_back_and_destroy_does_not(tmp_path: Path, encodes: list[st
 
 
 def test_flush_writes_in_batches(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encodes: list[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writes: _Writes
 ) -> None:
     monkeypatch.setattr(statestore, "_FLUSH_BATCH", 3)
     with DossierStore(tmp_path / "s", cache_entries=50) as store:
         for i in range(10):
             store[f"D{i}"] = DossierState(f"D{i}")
         assert store.flush() == 10
+        assert writes.batches == 4  # 3 + 3 + 3 + 1
+        assert sorted(writes.keys) == sorted(f"D{i}" for i in range(10))
         assert all(on_disk(store, f"D{i}") == DossierState(f"D{i}") for i in range(10))
         assert len(store._lru) == 10 and not store._dirty
 
 
-def test_an_encoder_failure_on_eviction_loses_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_write_failure_on_eviction_loses_nothing(tmp_path: Path, writes: _Writes) -> None:
+    """A failure while the evicted states are encoded and put in the batch loses nothing."""
     with DossierStore(tmp_path / "s", cache_entries=3) as store:
         for key in "ABC":
             store[key] = DossierState(key)
-
-        def broken(state: DossierState) -> bytes:
-            raise RuntimeError("encoder down")
-
-        encoder: Callable[[DossierState], bytes] = broken
-        monkeypatch.setattr(statestore, "dumps_dossier", encoder)
-        with pytest.raises(RuntimeError, match="encoder down"):
+        writes.failure = RuntimeError("write refused")
+        with pytest.raises(RuntimeError, match="write refused"):
             store["D"] = DossierState("D")
+        assert writes.keys == []
         assert len(store) == 4 and store["A"] == DossierState("A")  # all still there
-        monkeypatch.setattr(statestore, "dumps_dossier", dumps_dossier)
+        writes.failure = None
         store["E"] = DossierState("E")
         assert len(store._lru) == 3
         assert dict(store.items()) == {k: DossierState(k) for k in "ABCDE"}

@@ -40,6 +40,8 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, Protocol
 
+from mypy_extensions import mypyc_attr  # a dependency of faust-streaming (and of mypy)
+
 from dossier_stream.core.counters import CounterKey
 
 __all__ = [
@@ -82,6 +84,7 @@ immutable state), not from mutable state it looks up when called.
 """
 
 
+@mypyc_attr(native_class=False)  # a compiled build: mypyc cannot subclass RuntimeError natively
 class SinkBackpressure(RuntimeError):
     """The writer's buffer is full: stop consuming until a flush succeeds."""
 
@@ -110,7 +113,11 @@ class CounterRows:
         return sum(map(len, self._totals.values()))
 
     def __iter__(self) -> Iterator[CounterRow]:
-        return ((s, *k, v) for s, held in self._totals.items() for k, v in held.items())
+        # a generator function, not a generator expression: mypyc builds a starred
+        # expression's generator as a whole list
+        for s, held in self._totals.items():
+            for (unit, day, name), v in held.items():
+                yield s, unit, day, name, v
 
     def columns(self) -> list[list[Any]]:
         """The five columns (source, unit, day, counter, total), in the rows' order."""
