@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         "batch after DOSSIER_FLUSH_INTERVAL_S, a backlog fills it (big batches make fewer, "
         "larger ClickHouse inserts: see bench/README.md)",
     )
+    align_ms: Annotated[int, Field(ge=0, le=86_400_000)] = Field(
+        1000,
+        description="batch runtime: how far ahead (Kafka record timestamp, ms) one of a "
+        "source's co-partitioned partitions (the dossier.* topics' partition n) may be read "
+        "of the others that still have records, before it waits for them; keeps a backlog "
+        "folded in publish order (fewer states read back from RocksDB); 0 = off",
+    )
     session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 6.0
     flush_retry_min_s: Annotated[float, Field(gt=0, le=60)] = Field(
         0.5, description="first wait before retrying a failed ClickHouse flush (doubles each time)"

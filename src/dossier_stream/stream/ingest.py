@@ -19,6 +19,11 @@ fold; see ``bench/README.md``).
   (:mod:`dossier_stream.stream.rekey`).
 * **Undecodable batches** hold their partition at that offset while the
   others go on (:mod:`dossier_stream.stream.holds`).
+* **Co-partitioned topics read in step**: a source's partitions (the four
+  ``dossier.*`` topics' partition *n*) more than ``DOSSIER_ALIGN_MS`` ahead
+  of the others by record timestamp are left out of ``getmany`` until the
+  others catch up (:mod:`dossier_stream.stream.align`), so a backlog is
+  folded in about the order it was published.
 * **Batches.** ``getmany`` returns what the fetcher holds; the loop keeps
   taking until ``DOSSIER_BATCH_SIZE`` messages or ``DOSSIER_FLUSH_INTERVAL_S``
   after the batch's first message (a backlog fills batches at once; a live
@@ -59,6 +64,7 @@ from aiokafka.errors import KafkaError
 
 from dossier_stream.core.topics import TopicCatalog
 from dossier_stream.settings import Settings
+from dossier_stream.stream.align import Aligner
 from dossier_stream.stream.durable import Backoff, GiveUp, until_done
 from dossier_stream.stream.holds import PartitionGuard
 from dossier_stream.stream.processor import (
@@ -116,6 +122,7 @@ class BatchConsumer:
         self.backoff = Backoff(settings.flush_retry_min_s, settings.flush_retry_max_s)
         self.guard = PartitionGuard(self.backoff)
         self.consumer: Any = None
+        self.aligner: Aligner | None = None
         self.producer: Any = None
         self.rebalancing = False
         self.rebalancing_count = 0
@@ -148,6 +155,11 @@ class BatchConsumer:
             max_partition_fetch_bytes=1024 * 1024,
             **kafka,
         )
+        if s.align_ms > 0:
+            dead = self.catalog.deadletter.name
+            self.aligner = Aligner(
+                self.consumer, s.align_ms, lambda t, p: None if t == dead else source_of(t, p)
+            )
         ConsumerRebalanceListener.register(_Listener)
         self.consumer.subscribe(self.topics, listener=_Listener(self))
         await self.producer.start()
@@ -206,7 +218,7 @@ class BatchConsumer:
                     async with self._busy:
                         if epoch != self._epoch:  # a rebalance came between: read again
                             _LOG.info("dropped a batch fetched before a rebalance")
-                            self.guard.next.clear()  # positions now start at the commits
+                            self._forget()  # positions now start at the commits
                             continue
                         await self._handle(records)
                         records.clear()  # a failed batch keeps them, to be rewound
@@ -221,6 +233,12 @@ class BatchConsumer:
                 self._rewind(records)
                 await asyncio.sleep(self.backoff.max_s)
 
+    def _forget(self) -> None:
+        """Forget the positions handed over and the clocks (a batch dropped unread)."""
+        self.guard.next.clear()
+        if self.aligner is not None:
+            self.aligner.forget()
+
     def _rewind(self, records: Sequence[Any]) -> None:
         """Seek each partition of ``records`` back to its first record's offset."""
         first: dict[tuple[str, int], int] = {}
@@ -228,8 +246,11 @@ class BatchConsumer:
             first.setdefault((r.topic, r.partition), r.offset)
         for (topic, partition), offset in first.items():
             try:
-                self.consumer.seek(TopicPartition(topic, partition), offset)
-                self.guard.rewound(TopicPartition(topic, partition), offset)
+                tp = TopicPartition(topic, partition)
+                self.consumer.seek(tp, offset)
+                self.guard.rewound(tp, offset)
+                if self.aligner is not None:
+                    self.aligner.rewound(tp)
             except Exception as exc:  # revoked meanwhile: its next owner reads it
                 _LOG.warning("cannot rewind %s:%s: %s", topic, partition, exc)
 
@@ -237,7 +258,7 @@ class BatchConsumer:
         """Up to ``batch_size`` records, waiting at most ``flush_interval_s`` after the first."""
         s = self.settings
         epoch = self._epoch
-        guard, consumer = self.guard, self.consumer
+        guard, consumer = self.guard, self.aligner or self.consumer
         records = await guard.getmany(consumer, int(s.flush_interval_s * 1000), s.batch_size)
         if not records:
             return epoch, records
@@ -361,6 +382,8 @@ class BatchConsumer:
         self.rebalancing = True
         self._epoch += 1
         self.guard.forget()
+        if self.aligner is not None:
+            self.aligner.forget()
         async with self._busy:
             self.processor.revoke(source_of(tp.topic, tp.partition) for tp in revoked)
 
@@ -369,6 +392,8 @@ class BatchConsumer:
         self.rebalancing = False
         self.rebalancing_count += 1
         self.guard.forget()  # the new assignment starts at the committed offsets, unpaused
+        if self.aligner is not None:
+            self.aligner.forget()
         _LOG.info(
             "partitions assigned: %s",
             " ".join(sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)) or "none",
