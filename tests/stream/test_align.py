@@ -28,7 +28,7 @@ from dossier_stream.core.topics import load_catalog
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.settings import Settings
 from dossier_stream.sim.simulate import SimConfig, simulate
-from dossier_stream.stream.align import Aligner
+from dossier_stream.stream.align import HELD_BUFFER_BACKOFF_S, Aligner
 from dossier_stream.stream.embedded import EmbeddedBroker
 from dossier_stream.stream.processor import source_of
 from dossier_stream.stream.runner import Worker, create_topics, open_store, produce_lines
@@ -122,6 +122,9 @@ def test_skewed_topics_are_read_in_step(tmp_path: Path, broker: EmbeddedBroker) 
     async def scenario(aligned: bool) -> tuple[list[int], int]:
         consumer = await _consumer(broker.bootstrap, [SMALL, BIG])
         aligner = Aligner(consumer, 1_000, source_of, step=20)
+        if aligned:
+            aligner.started()  # as the worker does once its consumer has started
+            assert aligner.fetch_backoff_s == HELD_BUFFER_BACKOFF_S
         try:
             leads = await _read_all(aligner if aligned else consumer, consumer, stamps)
         finally:
@@ -140,6 +143,22 @@ def test_skewed_topics_are_read_in_step(tmp_path: Path, broker: EmbeddedBroker) 
     assert max(aligned) <= 1_000 + 20 * 200, max(aligned)
     assert held > 0
     assert max(plain) > 20_000, max(plain)  # what the aligner prevents: a third of the span
+
+
+def test_the_fetch_backoff_is_shortened_only_where_there_is_one() -> None:
+    class Fetcher:
+        _prefetch_backoff = 0.1  # aiokafka's default
+
+    class Consumer:
+        _fetcher = Fetcher()
+
+    aligner = Aligner(Consumer(), 1_000, source_of)
+    assert aligner.fetch_backoff_s is None  # not before the consumer has started
+    aligner.started()
+    assert aligner.fetch_backoff_s == HELD_BUFFER_BACKOFF_S == Consumer._fetcher._prefetch_backoff
+    other = Aligner(object(), 1_000, source_of)  # a consumer without aiokafka's fetcher
+    other.started()
+    assert other.fetch_backoff_s is None
 
 
 def test_a_caught_up_or_empty_partition_never_stalls_the_others(

@@ -67,6 +67,8 @@ _HOLD_WAIT_MS: Final = 50
 """Longest wait of a ``getmany`` while partitions are held (the floor may catch up meanwhile)."""
 STEP: Final = 500
 """Most records one ``getmany`` hands over: how far a partition may overshoot before a check."""
+HELD_BUFFER_BACKOFF_S: Final = 0.005
+"""Longest a held partition's fetched buffer keeps the fetcher from its broker (aiokafka: 0,1 s)."""
 
 
 class Aligner:
@@ -106,9 +108,15 @@ class Aligner:
         self.held_total = 0
         """``getmany`` calls that left a partition out (for the benchmark and the tests)."""
         self._sources: dict[Any, str | None] = {}
+        self.fetch_backoff_s: float | None = None
+        """aiokafka's prefetch backoff once :meth:`started` (``None``: none to set)."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.consumer, name)
+
+    def started(self) -> None:
+        """Once the consumer has started (its fetcher exists): :func:`_shorten_fetch_backoff`."""
+        self.fetch_backoff_s = _shorten_fetch_backoff(self.consumer, HELD_BUFFER_BACKOFF_S)
 
     def forget(self) -> None:
         """Forget every clock (a rebalance: nothing is held until records come again)."""
@@ -227,3 +235,25 @@ class Aligner:
 
 def _first(item: tuple[int, Any]) -> int:
     return item[0]
+
+
+def _shorten_fetch_backoff(consumer: Any, seconds: float) -> float | None:
+    """Let a held partition's unread buffer delay the next fetch by ``seconds`` at most.
+
+    aiokafka's fetcher sends no fetch request to a broker while any partition
+    led by it holds a fetched buffer younger than its ``prefetch_backoff``
+    (0,1 s, not a consumer option). A held partition keeps its buffer, so at
+    the default every fetch of the floor, on the same broker, waited up to
+    0,1 s (measured: +1,5 to +2 µs of fetch wait per event at 300.000). The
+    same backoff spaces the retries of a partition whose fetch failed, so it
+    is shortened, not removed (no busy loop against a failing broker).
+
+    Returns:
+        The backoff set, or ``None`` if the consumer has no such fetcher
+        (another aiokafka version: the alignment still works, only slower).
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None or not isinstance(getattr(fetcher, "_prefetch_backoff", None), float):
+        return None
+    fetcher._prefetch_backoff = min(fetcher._prefetch_backoff, seconds)
+    return float(fetcher._prefetch_backoff)

@@ -171,6 +171,8 @@ class BatchConsumer:
         except BaseException:
             await self.producer.stop()
             raise
+        if self.aligner is not None:
+            self.aligner.started()
         self._task = asyncio.create_task(self._run(), name="dossier-stream-batches")
 
     async def _partition_counts(self) -> None:
