@@ -42,11 +42,13 @@ MODULES = [
     "store/codec.py",
     "core/partitioner.py",
     "store/keyfilter.py",
+    "core/plainjson.py",
 ]
 """The compiled modules (paths under ``src/dossier_stream``), chosen by measurement
 (bench/README.md, "The hot modules compiled with mypyc, shipped"): the fold (lifecycle,
-counters, engine, workdays, processor, codec), the re-keying check's murmur2
-(partitioner) and the stores' Bloom filter (keyfilter). They form one group: they call
+counters, engine, workdays, processor, codec), the re-keying check's murmur2 and
+memory of keys (partitioner), the stores' Bloom filter (keyfilter) and the proof that
+spares ``parse_event`` orjson's reading (plainjson). They form one group: they call
 each other natively, so they are used all together or not at all. A compiled module
 must never be handed a ``dict`` subclass typed as ``dict`` (mypyc's C lookups skip the
 subclass' methods: the holidays calendar is read as a ``Mapping`` for this reason)."""
