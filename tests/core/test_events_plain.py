@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+import dossier_stream
 from dossier_stream.core import events
 from dossier_stream.core.events import InvalidEvent, event_adapter, parse_event
 from dossier_stream.core.plainjson import Shape, reads_plainly, shape_of
@@ -54,15 +55,18 @@ def outcome(raw: bytes) -> object:
         return exc.reason
 
 
-def orjson_route(monkeypatch: pytest.MonkeyPatch) -> Callable[[bytes], object]:
-    """:func:`outcome` with every valid event read by orjson (the proof never given)."""
+def routes(monkeypatch: pytest.MonkeyPatch) -> tuple[Callable[[bytes], object], ...]:
+    """:func:`outcome` with the proof (compiled or not), and with orjson's reading only."""
 
-    def both(raw: bytes) -> object:
-        with monkeypatch.context() as m:
-            m.setattr(events, "reads_plainly", lambda raw, event, shape: False)
-            return outcome(raw)
+    def route(proof: object) -> Callable[[bytes], object]:
+        def run(raw: bytes) -> object:
+            with monkeypatch.context() as m:
+                m.setattr(events, "_PLAIN", proof)
+                return outcome(raw)
 
-    return both
+        return run
+
+    return route(reads_plainly), route(None)
 
 
 def mutations(rng: random.Random, count: int) -> list[bytes]:
@@ -132,13 +136,13 @@ def test_what_the_proof_leaves_to_orjson(raw: bytes, why: str) -> None:
 
 def test_the_proof_holds_on_lines_made_to_break_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """Wherever it says plain, orjson reads the line; and parse_event's results do not move."""
-    by_orjson = orjson_route(monkeypatch)
+    by_proof, by_orjson = routes(monkeypatch)
     proved = refused = 0
     for raw in mutations(random.Random(22), 4_000):
         if plain(raw):
             proved += 1
             assert type(orjson.loads(raw)["schema_version"]) is int, raw
-        got = outcome(raw)
+        got = by_proof(raw)
         refused += isinstance(got, str)
         assert got == by_orjson(raw), raw
     assert proved > 400 and refused > 400  # both sides were tried
@@ -156,9 +160,9 @@ def test_parse_event_is_what_the_orjson_route_makes_of_fuzzed_payloads(
     payloads: list[bytes],
 ) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
-        by_orjson = orjson_route(monkeypatch)
+        by_proof, by_orjson = routes(monkeypatch)
         for raw in payloads:
-            assert outcome(raw) == by_orjson(raw), raw
+            assert by_proof(raw) == by_orjson(raw), raw
 
 
 def test_pydantic_takes_only_jsons_whitespace() -> None:
@@ -169,6 +173,12 @@ def test_pydantic_takes_only_jsons_whitespace() -> None:
             assert outcome(line) == "not_json", (space, line)
     for space in SPACES[1:5]:
         assert outcome(space + raw[:1] + space + raw[1:] + space) == parse_event(raw)
+
+
+def test_parse_event_uses_the_proof_where_it_runs_compiled() -> None:
+    compiled = "dossier_stream.core.plainjson" in dossier_stream.compiled_modules()
+    assert (events._PLAIN is reads_plainly) == compiled
+    assert (events._PLAIN is None) == (not compiled)
 
 
 def test_shapes_of_the_contract_models() -> None:

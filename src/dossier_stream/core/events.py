@@ -66,6 +66,7 @@ from __future__ import annotations
 import functools
 import operator
 from datetime import UTC, date, datetime
+from types import FunctionType
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, get_args
 
 import orjson
@@ -173,9 +174,10 @@ class _Envelope(BaseModel):
     ``schema_version`` written as the JSON integer ``1`` (``Literal[1]`` alone
     also matches JSON ``true``, ``1.0`` and ``1e0``). :func:`parse_event`
     checks both on a validated event itself (the second with the proof of
-    :mod:`~dossier_stream.core.plainjson`, or on orjson's reading) and, when one of them or validation fails, validates
-    again with subclasses that add :class:`_Checked`, so that the errors, and
-    their order, are those of one model holding every rule.
+    :mod:`~dossier_stream.core.plainjson`, or on orjson's reading) and, when
+    one of them or validation fails, validates again with subclasses that add
+    :class:`_Checked`, so that the errors, and their order, are those of one
+    model holding every rule.
     """
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
@@ -385,6 +387,9 @@ _DATE_FIELDS: Final[dict[type[BaseModel], tuple[str, ...]]] = {
 """The fields of each event model that the timestamp range rule applies to."""
 _SHAPES: Final = {model: shape_of(model) for model in _EVENT_MODELS}
 """What :func:`~dossier_stream.core.plainjson.reads_plainly` needs of each event model."""
+_PLAIN: Final = None if isinstance(reads_plainly, FunctionType) else reads_plainly
+"""The proof from the bytes, compiled (``scripts/compile``); ``None`` when it runs as
+Python, where it costs more than orjson's reading (bench/README.md, the sixth round)."""
 
 
 def _in_range(event: BaseModel) -> bool:
@@ -543,7 +548,7 @@ def parse_event(raw: bytes) -> Event:
         # it then ignores; orjson, which routes events in produce and deadletter
         # replay, refuses them: a valid event must be plain JSON (RFC 8259). Most
         # lines prove it from their bytes; the others are read with orjson.
-        if reads_plainly(raw, event, _SHAPES[type(event)]):
+        if _PLAIN is not None and _PLAIN(raw, event, _SHAPES[type(event)]):
             if _in_range(event):
                 return event
         elif _orjson_reads(raw) and _in_range(event):

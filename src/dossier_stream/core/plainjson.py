@@ -54,8 +54,6 @@ _QUOTE: Final = ord('"')
 _VERSION: Final = b'"schema_version":'
 _AFTER: Final = len(_VERSION)
 _ONE: Final = ord("1")
-_SPACES: Final = frozenset(b" \t\n\r")
-"""JSON's whitespace (RFC 8259)."""
 _ENDS: Final = frozenset(b",}")
 """What may follow a member's value."""
 
@@ -127,7 +125,10 @@ def shape_of(model: type[BaseModel]) -> Shape:
 def _skip_spaces(raw: bytes, at: int) -> int:
     """The first index from ``at`` on that is not JSON whitespace (``len(raw)`` if none)."""
     end = len(raw)
-    while at < end and raw[at] in _SPACES:
+    while at < end:
+        byte = raw[at]
+        if byte != 32 and byte != 10 and byte != 9 and byte != 13:  # noqa: PLR1714 (C compares)
+            return at
         at += 1
     return at
 
