@@ -503,21 +503,6 @@ def _event_type_is_string(raw: bytes) -> bool:
     return isinstance(obj, dict) and isinstance(obj.get("event_type"), str)
 
 
-def _orjson_reads(raw: bytes) -> bool:
-    """Whether orjson reads a valid event with ``schema_version`` a JSON integer.
-
-    Raises:
-        InvalidEvent: ``not_json`` where orjson refuses an event valid under every rule.
-    """
-    try:
-        source = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        if _checked_errors(raw) is None:
-            raise InvalidEvent("not_json", detail=f"not plain JSON (RFC 8259): {exc}") from None
-        return False
-    return type(source.get("schema_version")) is int
-
-
 _PRIORITY: Final = ("union_tag_not_found", "union_tag_invalid", "json_invalid")
 
 
@@ -551,8 +536,16 @@ def parse_event(raw: bytes) -> Event:
         if _PLAIN is not None and _PLAIN(raw, event, _SHAPES[type(event)]):
             if _in_range(event):
                 return event
-        elif _orjson_reads(raw) and _in_range(event):
-            return event
+        else:
+            try:
+                source = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                if _checked_errors(raw) is None:
+                    detail = f"not plain JSON (RFC 8259): {exc}"
+                    raise InvalidEvent("not_json", detail=detail) from None
+            else:
+                if type(source.get("schema_version")) is int and _in_range(event):
+                    return event
     errors = _checked_errors(raw)
     assert errors is not None  # the checked models refuse all that the fast path refuses
     # schema_version first: a future version is reported as such, not as the
