@@ -46,13 +46,15 @@ MODULES = [
     "store/counterstore.py",
     "store/batching.py",
     "stream/livefigures.py",
+    "core/plainjson.py",
 ]
 """The compiled modules (paths under ``src/dossier_stream``), chosen by measurement
 (bench/README.md, "The hot modules compiled with mypyc, shipped" and "The stores and the
 live figures compiled"): the fold (lifecycle, counters, engine, workdays, processor,
-codec), the re-keying check's murmur2 (partitioner), the stores' Bloom filter
+codec), the re-keying check's murmur2 and memory of keys (partitioner), the stores' Bloom filter
 (keyfilter), the dossier and counter stores (statestore, counterstore), the batching
-sink (batching) and the live figures (livefigures). They form one group: they call each
+sink (batching), the live figures (livefigures) and the proof that spares
+``parse_event`` orjson's reading (plainjson). They form one group: they call each
 other natively, so they are used all together or not at all. A compiled module must
 never be handed a ``dict`` subclass typed as ``dict`` (mypyc's C lookups skip the
 subclass' methods: the holidays calendar is read as a ``Mapping`` for this reason). Their

@@ -51,8 +51,10 @@ Decisions where the contract is silent:
   "integer"; pydantic alone would take ``true`` and ``1.0`` for ``1``).
 * ``NaN``, ``Infinity``, ``-Infinity`` and numbers beyond a double (``1e400``)
   are not JSON (RFC 8259), even in an ignored extra field: ``not_json``. A
-  valid event is also read by orjson, as ``produce`` and ``deadletter replay``
-  route it, so every event the worker accepts can be routed the same way.
+  valid event is also one orjson reads, as ``produce`` and ``deadletter replay``
+  route it, so every event the worker accepts can be routed the same way
+  (proved from the bytes for the lines ``produce`` writes,
+  :mod:`~dossier_stream.core.plainjson`; read with orjson otherwise).
 * A key given twice counts with its last value, as every JSON parser of the
   pipeline (pydantic's and orjson, which ``produce`` routes with) reads it.
 * A byte order mark before the object is ``not_json`` (RFC 8259 forbids
@@ -64,6 +66,7 @@ from __future__ import annotations
 import functools
 import operator
 from datetime import UTC, date, datetime
+from types import FunctionType
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, get_args
 
 import orjson
@@ -79,6 +82,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from dossier_stream.core.plainjson import reads_plainly, shape_of
 from dossier_stream.core.workdays import VN_TZ
 
 if TYPE_CHECKING:
@@ -169,10 +173,11 @@ class _Envelope(BaseModel):
     field is most of what validating an event costs: timestamps in range, and
     ``schema_version`` written as the JSON integer ``1`` (``Literal[1]`` alone
     also matches JSON ``true``, ``1.0`` and ``1e0``). :func:`parse_event`
-    checks both on a validated event itself (the second on the orjson reading
-    it makes anyway) and, when one of them or validation fails, validates
-    again with subclasses that add :class:`_Checked`, so that the errors, and
-    their order, are those of one model holding every rule.
+    checks both on a validated event itself (the second with the proof of
+    :mod:`~dossier_stream.core.plainjson`, or on orjson's reading) and, when
+    one of them or validation fails, validates again with subclasses that add
+    :class:`_Checked`, so that the errors, and their order, are those of one
+    model holding every rule.
     """
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
@@ -380,6 +385,11 @@ _DATE_FIELDS: Final[dict[type[BaseModel], tuple[str, ...]]] = {
     for model in _EVENT_MODELS
 }
 """The fields of each event model that the timestamp range rule applies to."""
+_SHAPES: Final = {model: shape_of(model) for model in _EVENT_MODELS}
+"""What :func:`~dossier_stream.core.plainjson.reads_plainly` needs of each event model."""
+_PLAIN: Final = None if isinstance(reads_plainly, FunctionType) else reads_plainly
+"""The proof from the bytes, compiled (``scripts/compile``); ``None`` when it runs as
+Python, where it costs more than orjson's reading (bench/README.md, the sixth round)."""
 
 
 def _in_range(event: BaseModel) -> bool:
@@ -521,15 +531,21 @@ def parse_event(raw: bytes) -> Event:
     else:
         # pydantic reads NaN, Infinity and 1e400 (as an infinite float) in fields
         # it then ignores; orjson, which routes events in produce and deadletter
-        # replay, refuses them: a valid event must be plain JSON (RFC 8259).
-        try:
-            source = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            if _checked_errors(raw) is None:
-                raise InvalidEvent("not_json", detail=f"not plain JSON (RFC 8259): {exc}") from None
-        else:
-            if type(source.get("schema_version")) is int and _in_range(event):
+        # replay, refuses them: a valid event must be plain JSON (RFC 8259). Most
+        # lines prove it from their bytes; the others are read with orjson.
+        if _PLAIN is not None and _PLAIN(raw, event, _SHAPES[type(event)]):
+            if _in_range(event):
                 return event
+        else:
+            try:
+                source = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                if _checked_errors(raw) is None:
+                    detail = f"not plain JSON (RFC 8259): {exc}"
+                    raise InvalidEvent("not_json", detail=detail) from None
+            else:
+                if type(source.get("schema_version")) is int and _in_range(event):
+                    return event
     errors = _checked_errors(raw)
     assert errors is not None  # the checked models refuse all that the fast path refuses
     # schema_version first: a future version is reported as such, not as the

@@ -8,16 +8,17 @@ repartition topic (:mod:`dossier_stream.stream.rekey`). It is Kafka's default
 for keyed records, the Java client's (and aiokafka's, kafka-python's):
 ``murmur2(key) & 0x7fffffff`` modulo the partition count, on the key's UTF-8
 bytes. Plain Python (about 2 µs for a dossier id), no Kafka client
-imported, so the core can use it.
+imported, so the core can use it. :class:`KeyOwner` is the worker's
+re-keying check: the partition of an event's key, remembered per key.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["murmur2", "partition_for"]
+__all__ = ["KeyOwner", "murmur2", "partition_for"]
 
 _SEED: Final = 0x9747B28C
 _M: Final = 0x5BD1E995
@@ -56,3 +57,44 @@ def murmur2(data: bytes) -> int:
 def partition_for(key: str, partitions: int) -> int:
     """The partition of a topic with ``partitions`` partitions that ``key`` belongs to."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+class KeyOwner:
+    """``hasher(key(event), partitions)``, remembered for the last ``bound`` keys seen.
+
+    The worker's re-keying check calls it once per message (a dossier's events
+    hash once). A class of this compiled module, not a closure of the shell's,
+    so that the compiled fold calls it in C (≈ 1.750 instructions per call for
+    the closure it replaced).
+
+    Args:
+        key: the event's key (an attribute getter: ``dossier_id`` …).
+        partitions: the partition count of the key's topics.
+        bound: keys remembered; past it the memory is emptied at once (cheaper than an LRU).
+        hasher: the partitioner (:func:`partition_for`; tests count its calls).
+    """
+
+    def __init__(
+        self,
+        key: Callable[[Any], str],
+        partitions: int,
+        *,
+        bound: int = 1 << 16,
+        hasher: Callable[[str, int], int] = partition_for,
+    ) -> None:
+        self.key = key
+        self.partitions = partitions
+        self.bound = bound
+        self.hasher = hasher
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, event: Any) -> int:
+        """The partition ``event``'s key belongs to."""
+        k = self.key(event)
+        seen = self.seen
+        p = seen.get(k)
+        if p is None:
+            if len(seen) >= self.bound:
+                seen.clear()
+            p = seen[k] = self.hasher(k, self.partitions)
+        return p

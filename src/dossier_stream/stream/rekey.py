@@ -37,7 +37,7 @@ from operator import attrgetter
 from typing import Any, Final, NamedTuple
 
 from dossier_stream.core.events import Event
-from dossier_stream.core.partitioner import partition_for
+from dossier_stream.core.partitioner import KeyOwner, partition_for
 from dossier_stream.core.topics import CONTRACT_TOPICS, TopicCatalog, family_of
 
 __all__ = [
@@ -96,19 +96,12 @@ bench's dossier messages hashed, against 30 % with one per family)."""
 
 
 def _owner(key: Callable[[Event], str], partitions: int) -> Callable[[Event], int]:
-    """``partition_for(key(event), partitions)``, remembered for the last keys seen."""
-    seen: dict[str, int] = {}
+    """``partition_for(key(event), partitions)``, remembered for the last keys seen.
 
-    def owner(event: Event) -> int:
-        k = key(event)
-        p = seen.get(k)
-        if p is None:
-            if len(seen) >= _SEEN:  # bounded: forget all at once (cheaper than an LRU)
-                seen.clear()
-            p = seen[k] = partition_for(k, partitions)
-        return p
-
-    return owner
+    A :class:`~dossier_stream.core.partitioner.KeyOwner` (compiled with the fold:
+    called in C from it); the partitioner and the bound are this module's, read now.
+    """
+    return KeyOwner(key, partitions, bound=_SEEN, hasher=partition_for)
 
 
 class Rekeyer:
