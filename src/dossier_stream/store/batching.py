@@ -40,7 +40,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, Protocol
 
-from mypy_extensions import mypyc_attr  # a dependency of faust-streaming (and of mypy)
+from mypy_extensions import mypyc_attr  # declared in pyproject.toml (mypyc's decorators)
 
 from dossier_stream.core.counters import CounterKey
 
