@@ -205,8 +205,22 @@ def test_an_edited_source_is_not_shadowed_by_its_stale_build(tmp_path: Path) -> 
     assert compiled == [], "one stale source: none of the group runs compiled"
     assert engine == str(copy / "core" / "engine.py"), "the unedited modules fall back too"
     assert err.count("\n") == 1
-    assert "store/codec.py" in err
+    assert "store/codec.py đã sửa" in err
     assert "scripts/compile" in err
+
+
+@needs_build
+def test_a_missing_extension_is_named_as_missing_not_as_edited(tmp_path: Path) -> None:
+    copy = tmp_path / "dossier_stream"
+    shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for built in (copy / "store").glob("codec.*.so"):
+        built.unlink()
+    (compiled, engine, _), err = run(WHICH, tmp_path, path=tmp_path)
+    assert compiled == [], "one module without its extension: none of the group runs compiled"
+    assert engine == str(copy / "core" / "engine.py")
+    assert err.count("\n") == 1
+    assert "store/codec.py thiếu tệp .so" in err
+    assert "đã sửa" not in err
 
 
 @needs_build

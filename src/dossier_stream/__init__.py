@@ -70,17 +70,25 @@ def _read_record() -> dict[str, tuple[str, str]]:
 
 
 def _stale(modules: dict[str, tuple[str, str]]) -> list[str]:
-    """The sources that no longer match the build (edited, removed, or their extension gone)."""
+    """The sources that no longer match the build, each with why (in the operator's words).
+
+    A source edited since the build ("đã sửa"), removed ("đã xoá"), or whose
+    extension module is gone ("thiếu tệp .so").
+    """
     stale = []
     for sha, source in modules.values():
+        relative = os.path.relpath(source, _HERE)
         try:
             with open(source, "rb") as file:
                 now = sha256(file.read()).hexdigest()
         except FileNotFoundError:
-            now = ""
+            stale.append(f"{relative} đã xoá")
+            continue
         stem = source.removesuffix(".py")
-        if now != sha or not any(os.path.exists(stem + s) for s in EXTENSION_SUFFIXES):
-            stale.append(os.path.relpath(source, _HERE))
+        if now != sha:
+            stale.append(f"{relative} đã sửa")
+        elif not any(os.path.exists(stem + s) for s in EXTENSION_SUFFIXES):
+            stale.append(f"{relative} thiếu tệp .so")
     return stale
 
 
@@ -93,7 +101,7 @@ def _guard() -> bool:
     stale = [] if forced else _stale(modules)
     if stale:
         print(
-            f"dossier-stream: bản biên dịch mypyc đã cũ ({', '.join(stale)} đã sửa),"
+            f"dossier-stream: bản biên dịch mypyc đã cũ ({'; '.join(stale)}),"
             " chạy bằng mã .py; biên dịch lại: scripts/compile",
             file=sys.stderr,
         )
