@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dossier_stream.core import partitioner
 from dossier_stream.core.engine import Engine
 from dossier_stream.core.partitioner import murmur2, partition_for
 from dossier_stream.core.registry import UnitRegistry
@@ -48,6 +49,24 @@ def test_murmur2_is_the_java_clients(data: bytes) -> None:
     from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
     assert murmur2(data) == aiokafka_murmur2(data) & 0xFFFFFFFF
+
+
+def test_both_routes_of_murmur2_are_kafka_python_s_and_aiokafka_s_on_random_keys() -> None:
+    """The native route (what runs compiled) and the words' route, on 30.000 seeded keys."""
+    import random
+
+    from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+    from kafka.partitioner.default import murmur2 as kafka_python_murmur2
+
+    rnd = random.Random(18)
+    keys = [rnd.randbytes(rnd.randrange(0, 90)) for _ in range(20_000)]
+    keys += [f"{rnd.choice('ABCDEFGH')}-{rnd.randrange(10**12)}".encode() for _ in range(10_000)]
+    for data in keys:
+        want = aiokafka_murmur2(data) & 0xFFFFFFFF
+        assert kafka_python_murmur2(data) & 0xFFFFFFFF == want
+        assert murmur2(data) == want
+        assert partitioner._murmur2_bytes(data) == want
+        assert partitioner._murmur2_words(data) == want
 
 
 def test_known_values() -> None:

@@ -450,3 +450,42 @@ def test_bulk_adds_buffer_what_single_adds_do_and_hold_the_bound() -> None:
 def test_the_embedded_engine_gives_its_freed_memory_back(store: ClickHouseStore) -> None:
     assert store.release_memory()  # SYSTEM JEMALLOC PURGE, accepted by chdb
     assert store.count("dossier_facts") == 0  # and the store works on
+
+
+def test_the_processor_hands_its_counters_over_at_each_flush_once_per_batch(
+    store: ClickHouseStore, registry: UnitRegistry, calendar: WorkCalendar
+) -> None:
+    """``handle`` buffers fact rows; the counters it moved go at the start of the next
+    flush (a flush by size within a batch takes those folded so far), past the bound."""
+    from dossier_stream.stream.processor import Message
+
+    rec = _Recorder()
+    sink = BatchingSink(cast(ClickHouseStore, rec), max_rows=1, interval_s=60)
+    proc = Processor(registry, calendar, load_catalog(), sink, store)
+    unit = "HP-SO-TUPHAP"
+    received = [t.received(f"D{i}", unit) for i in range(2)]
+    chunk = [Message("dossier.submissions.v1", 0, i, t.encode(e)) for i, e in enumerate(received)]
+    proc.handle(chunk[:1])
+    proc.handle(chunk[1:])
+    assert len(sink) == 2 and "unit_day_counters" not in rec.rows  # the two facts only
+    sink.add_fact("f", ("id",), 1, (1,))
+    sink.add_fact("f", ("id",), 2, (2,))  # 4 x max_rows wait: the bound is reached
+    with pytest.raises(SinkBackpressure):
+        sink.add_counter("dossier:0", (unit, date(2024, 10, 3), "x"), 1)
+    assert sink.flush() == 4 + len(rec.rows["unit_day_counters"])  # the hook is not bounded
+    counters = proc.engines["dossier:0"].counters
+    written = {(u, d, c): v for s, u, d, c, v in rec.rows["unit_day_counters"]}
+    assert written == dict(counters.items()) and written[(unit, date(2024, 10, 3), "received")] == 2
+    # the next flush hands over only the totals moved since the last one
+    done = Message("dossier.progress.v1", 0, 0, t.encode(t.completed("D0", unit)))
+    proc.handle([done])
+    rec.rows.clear()
+    assert sink.flush() == 1 + len(rec.rows["unit_day_counters"])
+    assert {c for _, _, _, c, _ in rec.rows["unit_day_counters"]} >= {"completed"}
+    rec.rows.clear()
+    assert sink.flush() == 0 and rec.rows == {}  # nothing moved: nothing handed over twice
+    # a released source's pending totals are dropped with it (its rows are discarded)
+    proc.handle([Message("dossier.progress.v1", 0, 1, t.encode(t.completed("D1", unit)))])
+    sink.discard(["dossier:0"])
+    proc.release(["dossier:0"])
+    assert sink.flush() == 0 and rec.rows == {}

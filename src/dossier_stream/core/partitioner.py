@@ -7,7 +7,7 @@ belongs to) from a mis-keyed one, which it re-publishes to the family's
 repartition topic (:mod:`dossier_stream.stream.rekey`). It is Kafka's default
 for keyed records, the Java client's (and aiokafka's, kafka-python's):
 ``murmur2(key) & 0x7fffffff`` modulo the partition count, on the key's UTF-8
-bytes. Plain Python (about 2 µs for a dossier id), no Kafka client
+bytes. Pure Python (compiled: ≈ 0,1 µs for a dossier id), no Kafka client
 imported, so the core can use it. :class:`KeyOwner` is the worker's
 re-keying check: the partition of an event's key, remembered per key.
 """
@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from types import FunctionType
 from typing import Any, Final
+
+from mypy_extensions import i64
 
 __all__ = ["KeyOwner", "murmur2", "partition_for"]
 
@@ -28,6 +31,50 @@ _WORDS: dict[int, Callable[[bytes], tuple[int, ...]]] = {}  # unpackers of n lit
 
 def murmur2(data: bytes) -> int:
     """MurmurHash2 of ``data`` as Kafka's Java client computes it (an unsigned 32-bit int)."""
+    if _NATIVE:
+        return _murmur2_bytes(data)
+    return _murmur2_words(data)
+
+
+def _murmur2_bytes(data: bytes) -> int:
+    """:func:`murmur2` in native 64-bit integers, reading the words byte by byte.
+
+    Compiled, it runs in C integers (≈ 60 ns for a 19-byte key, against ≈ 1,3 µs
+    for :func:`_murmur2_words`); every product is of two factors below 2**32 and
+    2**31 (``_M``), so below 2**63: no ``i64`` overflows. Interpreted, it is the
+    slower of the two (the words' unpacking is then one C call).
+    """
+    length: i64 = len(data)
+    h: i64 = (_SEED ^ length) & _MASK
+    end: i64 = length & -4
+    i: i64 = 0
+    while i < end:
+        k: i64 = (
+            i64(data[i])
+            | (i64(data[i + 1]) << 8)
+            | (i64(data[i + 2]) << 16)
+            | (i64(data[i + 3]) << 24)
+        )
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
+        i += 4
+    extra: i64 = length & 3
+    if extra >= 3:
+        h ^= i64(data[end + 2]) << 16
+    if extra >= 2:
+        h ^= i64(data[end + 1]) << 8
+    if extra >= 1:
+        h ^= i64(data[end])
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    return h
+
+
+def _murmur2_words(data: bytes) -> int:
+    """:func:`murmur2` in Python integers, the words unpacked by :mod:`struct` (interpreted)."""
     length = len(data)
     h = (_SEED ^ length) & _MASK
     words = length >> 2
@@ -52,6 +99,10 @@ def murmur2(data: bytes) -> int:
     h = (h * _M) & _MASK
     h ^= h >> 15
     return h
+
+
+_NATIVE: Final = not isinstance(_murmur2_bytes, FunctionType)
+"""Whether this module runs compiled (mypyc): :func:`murmur2` then takes the native route."""
 
 
 def partition_for(key: str, partitions: int) -> int:

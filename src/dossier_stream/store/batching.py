@@ -223,6 +223,17 @@ class BatchingSink:
         self._lock = threading.Lock()  # guards the buffers
         self._flushing = threading.Lock()  # one flush at a time
         self._last_flush = time.monotonic()
+        self._before_flush: list[Callable[[], object]] = []
+
+    def before_flush(self, hook: Callable[[], object]) -> None:
+        """Call ``hook`` at the start of every flush, before the buffers are taken.
+
+        What it adds (e.g. the processor's counter totals, handed over once
+        per batch rather than per chunk) is written by that flush, and is not
+        subject to the backpressure bound (``add_counters(..., bounded=False)``):
+        the flush is what relieves it. It runs in the flushing thread.
+        """
+        self._before_flush.append(hook)
 
     def __len__(self) -> int:
         return self._buf.n  # one attribute read: atomic under the GIL, no lock needed
@@ -241,7 +252,11 @@ class BatchingSink:
             buf.n += len(held) - before
 
     def add_counters(
-        self, source: str, totals: Mapping[CounterKey, int] | Iterable[tuple[CounterKey, int]]
+        self,
+        source: str,
+        totals: Mapping[CounterKey, int] | Iterable[tuple[CounterKey, int]],
+        *,
+        bounded: bool = True,
     ) -> None:
         """Buffer several new absolute totals of one source (one lock; as :meth:`add_counter`).
 
@@ -249,10 +264,12 @@ class BatchingSink:
             source: the source partition of the totals.
             totals: ``{(unit, day, counter): total}``, or its ``(key, total)``
                 pairs (consumed under the lock, in one ``dict.update``).
+            bounded: raise :class:`SinkBackpressure` when ``4 * max_rows`` rows
+                wait (``False`` from a :meth:`before_flush` hook).
         """
         with self._lock:
             buf = self._buf
-            if buf.n >= self.max_rows * 4:
+            if bounded and buf.n >= self.max_rows * 4:
                 raise self._full(buf.n)
             held = buf.counters.get(source)
             if held is None:
@@ -357,6 +374,8 @@ class BatchingSink:
             The number of rows written.
         """
         with self._flushing:
+            for hook in self._before_flush:
+                hook()
             with self._lock:
                 pending, self._buf = self._buf, _Buffers()
                 columns = dict(self._columns)

@@ -273,6 +273,10 @@ class Processor:
         """Set its partition counts (``rekeyer.set_partitions``) before the first batch."""
         self._retired = PipelineStats()
         self._rerouted: list[Republish] = []
+        # counters whose totals moved since the sink last took them, per source: handed
+        # over (and the stores trimmed) at the start of each flush, once per batch
+        self._touched: dict[str, set[CounterKey]] = {}
+        sink.before_flush(self.hand_over_counters)
 
     def _engine(self, source: str) -> Engine:
         engine = self.engines.get(source)
@@ -400,6 +404,7 @@ class Processor:
     def release(self, sources: Iterable[str]) -> None:
         """Forget revoked sources (flush first: their rows must be written)."""
         for source in sources:
+            self._touched.pop(source, None)
             engine = self.engines.pop(source, None)
             if engine is not None:
                 self._retired.add(engine.stats)
@@ -479,17 +484,22 @@ class Processor:
             rows = [(key, partial(dossier_fact, dossiers[key], source)) for key in held]
             self.sink.add_facts("dossier_facts", DOSSIER_FACT_COLUMNS, rows, source=source)
 
-    def _add_counters(self, touched: dict[str, set[CounterKey]]) -> None:
-        """Buffer the new absolute totals of the counters a batch moved, once per batch.
+    def hand_over_counters(self) -> None:
+        """Buffer the new absolute totals of the counters moved since the last call.
 
-        A counter store is trimmed right after: the next batch needs only the
-        totals it touches (a total that left its cache is read back exactly).
+        The sink calls it at the start of every flush (:meth:`BatchingSink.before_flush`),
+        so the totals go once per batch, not once per chunk of :meth:`handle`,
+        and a flush by size within a batch takes those folded so far. A counter
+        store is trimmed right after: the next batch needs only the totals it
+        touches (a total that left its cache is read back exactly).
         """
-        for source, keys in touched.items():
+        touched = self._touched
+        for source, keys in list(touched.items()):
             counters = self.engines[source].counters
             # a set unchanged iterates in one order: zip pairs each key with its own total
             totals = zip(keys, map(counters.get, keys, repeat(0)), strict=True)
-            self.sink.add_counters(source, totals)
+            self.sink.add_counters(source, totals, bounded=False)
+            del touched[source]  # handed over: only then (a failure keeps the rest pending)
             _trim(counters)
 
     def handle(self, messages: Sequence[Message]) -> list[Handled]:
@@ -501,7 +511,7 @@ class Processor:
         """
         handled: list[Handled] = []
         append = handled.append
-        touched: dict[str, set[CounterKey]] = {}  # counters whose totals moved, per source
+        touched = self._touched  # counters whose totals moved, per source (till the flush)
         # the dossiers touched, per source: one fact row each with its latest state, read
         # once the batch is folded (once per dossier per batch, not once per event)
         states: dict[str, dict[str, None]] = {}
@@ -556,5 +566,4 @@ class Processor:
             else:
                 self._add_fact(engine, source, event)
         self._add_dossier_facts(states)
-        self._add_counters(touched)
         return handled
