@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from dossier_stream.core.workdays import VN_TZ
+from dossier_stream.store.deadletters import letter_id
 from dossier_stream.store.sink import BatchingSink, ClickHouseStore, connect
 from dossier_stream.stream.processor import DOSSIER_FACT_COLUMNS
 
@@ -49,7 +50,7 @@ _ZONES = (VN_TZ, UTC, timezone(timedelta(hours=7)))
 _DUMPS = (
     "SELECT * EXCEPT version FROM unit_day_counters FINAL ORDER BY ALL",
     "SELECT * EXCEPT version FROM dossier_facts FINAL ORDER BY dossier_id",
-    "SELECT * FROM dead_letters FINAL ORDER BY topic, partition, offset",
+    "SELECT * FROM dead_letters FINAL ORDER BY id",
 )
 
 
@@ -93,13 +94,19 @@ def fact_rows(rng: random.Random, n: int, round_: int) -> list[tuple[Any, ...]]:
 
 
 def dead_letter_rows(rng: random.Random, n: int, round_: int) -> list[tuple[Any, ...]]:
-    """``n`` dead-letter rows (topic, partition, offset, reason, code, detail, value, at)."""
+    """``n`` dead-letter rows (id, topic, partition, offset, reason, code, detail, value,
+    value_exact, at): :data:`~dossier_stream.store.deadletters.DEAD_LETTER_COLUMNS` but
+    ``replayed_at``."""
     at = datetime(2024, 10, 3, 8, 30, tzinfo=UTC)
-    return [
-        ("dossier.progress.v1", rng.randrange(6), round_ * n + i, "unknown_unit:X", "unknown_unit",
-         "no such unit", '{"x": 1}', at + timedelta(microseconds=rng.randrange(10**9)))
-        for i in range(n)
-    ]  # fmt: skip
+    rows = []
+    for i in range(n):
+        partition, offset = rng.randrange(6), round_ * n + i
+        rows.append((
+            letter_id("dossier.progress.v1", partition, offset, 0), "dossier.progress.v1",
+            partition, offset, "unknown_unit:X", "unknown_unit", "no such unit", '{"x": 1}', 1,
+            at + timedelta(microseconds=rng.randrange(10**9)),
+        ))  # fmt: skip
+    return rows
 
 
 def _round(
