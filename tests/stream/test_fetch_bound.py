@@ -12,8 +12,10 @@ rest of that buffer.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,6 +23,12 @@ import pytest
 from dossier_stream.settings import Settings
 from dossier_stream.stream.embedded import EmbeddedBroker
 from dossier_stream.stream.ingest import consumer_options
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # `bench` is a top-level folder, not an installed package
+    sys.path.insert(0, str(REPO))
+
+from bench.memlog import fetched_bytes  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +110,34 @@ def test_the_broker_ignores_the_per_partition_limit(tmp_path: Path, broker: Embe
     options["max_partition_fetch_bytes"] = 64 * 1024
     sizes = asyncio.run(_buffers(options))
     assert max(sizes) > 4 * (64 + 16) * 1024 // SIZE, sizes
+
+
+def test_memory_log_reads_the_fetched_buffers(tmp_path: Path, broker: EmbeddedBroker) -> None:
+    """``bench.memlog.fetched_bytes``: a buffer's bytes while it is held, nothing once dropped."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    asyncio.run(_publish(broker.bootstrap))
+    options = _options(broker, tmp_path, fetch_max_kib=64)
+
+    async def read() -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        tp = TopicPartition(TOPIC, 0)
+        consumer = AIOKafkaConsumer(**options)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            worker = SimpleNamespace(app=SimpleNamespace(consumer=consumer))
+            before = fetched_bytes(worker)
+            await consumer.getmany(tp, timeout_ms=10_000, max_records=1)
+            consumer.pause(tp)  # no further fetch: the buffer left is the one fetched
+            held = fetched_bytes(worker)
+            await consumer.getmany(tp, timeout_ms=0)  # paused: aiokafka drops its buffer
+            return before, held, fetched_bytes(worker)
+        finally:
+            await consumer.stop()
+
+    before, (held, buffers), after = asyncio.run(read())
+    assert before == (0, 0)
+    assert buffers == 1
+    assert 64 * 1024 <= held <= (64 + 17) * 1024  # the bound, one batch over at most
+    assert after == (0, 0)
+    assert fetched_bytes(SimpleNamespace()) == (0, 0)  # no consumer (the Faust runtime)
