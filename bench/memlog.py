@@ -8,6 +8,11 @@ inside its arenas), Python's allocated blocks, and the sizes of what the
 worker keeps per source (counter caches, decoded dossier states, the live
 figures' index of open dossiers, the sink's buffer). :func:`chdb_memory`
 asks the embedded ClickHouse for its own accounting at the end.
+
+Between two lines, every 0,1 s, it reads the bytes of the fetched record
+buffers the consumer holds (:func:`fetched_bytes`: a partition the aligner
+holds back keeps its buffer), and each line carries the largest total seen
+since the previous one (``fetched_max_mib``) and how many buffers then.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["chdb_memory", "mallinfo", "sample", "sample_every"]
+__all__ = ["chdb_memory", "fetched_bytes", "mallinfo", "sample", "sample_every"]
 
 
 _MALLINFO2 = (
@@ -103,18 +108,45 @@ def sample(worker: Any) -> dict[str, Any]:
     }
 
 
+def fetched_bytes(worker: Any) -> tuple[int, int]:
+    """Bytes and count of the record buffers fetched and not yet handed over.
+
+    aiokafka's fetcher keeps one buffer per partition (``_records``, private:
+    this is a measuring tool); ``size_in_bytes`` is the fetched response's
+    part for that partition, held whole until the last record is taken.
+    ``(0, 0)`` for a runtime without such a consumer (Faust).
+    """
+    consumer = getattr(getattr(worker, "app", None), "consumer", None)
+    buffers = getattr(getattr(consumer, "_fetcher", None), "_records", None)
+    if not buffers:
+        return 0, 0
+    total = 0
+    for result in list(buffers.values()):
+        records = getattr(getattr(result, "_partition_records", None), "_records", None)
+        if records is not None:
+            total += int(records.size_in_bytes())
+    return total, len(buffers)
+
+
 async def sample_every(worker: Any, path: Path, interval: float = 15.0) -> None:
     """Append a :func:`sample` to ``path`` every ``interval`` seconds (until cancelled)."""
     with path.open("a", encoding="utf-8") as fh:
         while True:
+            most, count = fetched_bytes(worker)
+            until = time.monotonic() + interval
+            while time.monotonic() < until:
+                await asyncio.sleep(0.1)
+                now, n = fetched_bytes(worker)
+                if now > most:
+                    most, count = now, n
             chdb: dict[str, object]
             try:  # on the event loop, between flushes: the store is free
                 chdb = dict(chdb_memory(worker.store))
             except Exception as exc:  # a sample is best effort
                 chdb = {"chdb_error": str(exc)[:200]}
-            fh.write(json.dumps({**sample(worker), **chdb}) + "\n")
+            fetched = {"fetched_max_mib": round(most / 2**20, 1), "fetched_buffers": count}
+            fh.write(json.dumps({**sample(worker), **fetched, **chdb}) + "\n")
             fh.flush()
-            await asyncio.sleep(interval)
 
 
 def chdb_memory(store: Any) -> dict[str, float]:

@@ -148,6 +148,13 @@ class Settings(BaseSettings):
         "of the others that still have records, before it waits for them; keeps a backlog "
         "folded in publish order (fewer states read back from RocksDB); 0 = off",
     )
+    fetch_max_kib: Annotated[int, Field(ge=64, le=65_536)] = Field(
+        1024,
+        description="batch runtime: most KiB the worker's consumer asks for in one fetch "
+        "(Kafka's fetch_max_bytes, and the per-partition limit); the embedded broker "
+        "honours it per partition, not the per-partition limit, so it bounds the fetched "
+        "records a partition held back by DOSSIER_ALIGN_MS keeps in memory",
+    )
     session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 6.0
     flush_retry_min_s: Annotated[float, Field(gt=0, le=60)] = Field(
         0.5, description="first wait before retrying a failed ClickHouse flush (doubles each time)"

@@ -76,7 +76,7 @@ from dossier_stream.stream.processor import (
 )
 from dossier_stream.stream.rekey import Republish
 
-__all__ = ["BatchConsumer"]
+__all__ = ["BatchConsumer", "consumer_options"]
 
 _LOG = logging.getLogger(__name__)
 _CHUNK = 500
@@ -84,6 +84,38 @@ _CHUNK = 500
 _message = tuple.__new__
 """``Message`` from a full tuple, in C (the named tuple's ``__new__`` is Python code)."""
 _DEAD_LETTER = attrgetter("outcome.dead_letter")
+
+
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    """The worker's aiokafka consumer options (group, offsets, fetch sizes, security).
+
+    ``fetch_max_bytes`` is what bounds the fetched records a partition keeps
+    until they are handed over: the embedded broker (Tansu) answers a fetch
+    with up to that many bytes *per partition*, whatever
+    ``max_partition_fetch_bytes`` says (measured: 17.000 records of 300 B for
+    a 1 MiB per-partition limit), and a partition the
+    :class:`~dossier_stream.stream.align.Aligner` holds back keeps its buffer
+    (``DOSSIER_FETCH_MAX_KIB``; ``bench/README.md``, memory for the 30-million
+    run). Against Apache Kafka both are the documented limits.
+    """
+    s = settings
+    fetch_bytes = s.fetch_max_kib * 1024
+    return {
+        "bootstrap_servers": s.bootstrap_servers,
+        "group_id": s.app_id,
+        "client_id": f"{s.app_id}-worker",
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "partition_assignment_strategy": (RangePartitionAssignor,),
+        "session_timeout_ms": int(s.session_timeout_s * 1000),
+        "heartbeat_interval_ms": int(max(1.0, s.session_timeout_s / 3) * 1000),
+        # a flush retried through a long ClickHouse outage must not cost the membership
+        "max_poll_interval_ms": 3_600_000,
+        "fetch_max_wait_ms": 100,
+        "fetch_max_bytes": fetch_bytes,
+        "max_partition_fetch_bytes": fetch_bytes,
+        **s.kafka_options(),
+    }
 
 
 class BatchConsumer:
@@ -140,21 +172,7 @@ class BatchConsumer:
         self.producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap_servers, acks=1, linger_ms=5, **kafka
         )
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers,
-            group_id=s.app_id,
-            client_id=f"{s.app_id}-worker",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            session_timeout_ms=int(s.session_timeout_s * 1000),
-            heartbeat_interval_ms=int(max(1.0, s.session_timeout_s / 3) * 1000),
-            # a flush retried through a long ClickHouse outage must not cost the membership
-            max_poll_interval_ms=3_600_000,
-            fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=1024 * 1024,
-            **kafka,
-        )
+        self.consumer = AIOKafkaConsumer(**consumer_options(s))
         if s.align_ms > 0:
             dead = self.catalog.deadletter.name
             self.aligner = Aligner(
