@@ -154,6 +154,27 @@ def _fill(client: Any, table: str, sql: str, total: int, parts: int) -> None:
         )
 
 
+def _report(store: ClickHouseStore, times: int) -> None:
+    """Time the year report's two reads (:mod:`dossier_stream.store.reportreads`) on the store."""
+    from datetime import UTC, date, datetime  # noqa: PLC0415
+
+    from dossier_stream.store.reportreads import counter_totals, open_past_due_counts  # noqa: PLC0415
+
+    walls, cpus = [], []
+    for _ in range(times):
+        t, c = time.perf_counter(), time.process_time()
+        counter_totals(store, date(2015, 1, 1), date(2015, 12, 31))
+        open_past_due_counts(store, datetime(2025, 1, 1, tzinfo=UTC))
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    walls.sort()
+    cpus.sort()
+    print(
+        f"the report's reads ×{times}: median wall {walls[times // 2]:.3f} s, "
+        f"process CPU {cpus[times // 2]:.3f} s"
+    )
+
+
 def _pairs(items: Sequence[str]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in items)
 
@@ -172,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
     parser.add_argument("--timeout", type=float, default=900.0, help="merge wait limit, s")
     parser.add_argument("--flushes", type=int, default=0, help="worker-shaped flushes after")
     parser.add_argument("--dir", type=Path, help="the store's directory (kept)")
+    parser.add_argument(
+        "--report", type=int, default=0, help="time the report's two reads this often after"
+    )
     args = parser.parse_args(argv)
     tables = [t for t in args.tables.split(",") if t]
     server = _pairs(args.server)
@@ -262,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             f" | merges: tracked {sampler.peak['merges_tracked'] / _MIB:.0f} MiB, "
             f"memory_usage {sampler.peak['merge_memory'] / _MIB:.0f} MiB"
         )
+        if args.report:
+            _report(store, args.report)
         if args.flushes:
             rng = random.Random(0)
             spent: list[float] = []
