@@ -407,7 +407,7 @@ def test_migration_6_fills_the_supplement_columns_of_older_rows(tmp_path: Path) 
             [(v, d, datetime.now(UTC)) for v, d, _ in MIGRATIONS if v < 6],
             column_names=["version", "description", "applied_at"],
         )
-        assert store.migrate() == [6]
+        assert store.migrate() == [v for v, _, _ in MIGRATIONS if v >= 6]
         got = store.client.query(
             "SELECT supplement_at, supplement_requested FROM dossier_facts"
         ).result_rows
@@ -489,3 +489,58 @@ def test_the_processor_hands_its_counters_over_at_each_flush_once_per_batch(
     sink.discard(["dossier:0"])
     proc.release(["dossier:0"])
     assert sink.flush() == 0 and rec.rows == {}
+
+
+def _compress_block(store: ClickHouseStore) -> dict[str, str]:
+    """The tables' own ``max_compress_block_size`` (from ``SHOW CREATE``), where set."""
+    import re
+
+    out = {}
+    for table in ("dossier_facts", "unit_day_counters"):
+        create = str(store.client.command(f"SHOW CREATE TABLE {table}"))
+        found = re.search(r"max_compress_block_size = (\d+)", create.replace("\\n", " "))
+        if found:
+            out[table] = found[1]
+    return out
+
+
+def test_the_large_tables_write_64_kib_blocks_fresh_and_migrated(tmp_path: Path) -> None:
+    """Migration 7: ``max_compress_block_size`` of 64 KiB on a new store and on an older one.
+
+    A merge holds a compressed block per part and column: the setting bounds
+    what chdb's merges of the largest parts take (``python -m bench.merges``).
+    """
+    fresh = ClickHouseStore(connect(f"chdb://{tmp_path / 'fresh'}"))
+    try:
+        fresh.migrate()
+        want = {"dossier_facts": "65536", "unit_day_counters": "65536"}
+        assert _compress_block(fresh) == want
+        merge_tree = fresh.client.query(
+            "SELECT value FROM system.merge_tree_settings WHERE name = 'max_compress_block_size'"
+        ).result_rows
+        assert merge_tree[0][0] != "65536"  # the engine's default (0: 1 MiB) is left alone
+    finally:
+        fresh.close()
+    older = ClickHouseStore(connect(f"chdb://{tmp_path / 'older'}"))
+    try:
+        older.client.command(
+            "CREATE TABLE schema_migrations (version UInt32, description String, "
+            "applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
+        )
+        for version, description, statements in MIGRATIONS:
+            if version < 7:
+                for sql in statements:
+                    older.client.command(sql)
+                older.client.insert(
+                    "schema_migrations",
+                    [(version, description, datetime.now(UTC))],
+                    column_names=["version", "description", "applied_at"],
+                )
+        assert _compress_block(older) == {}
+        older.write_counters([("dossier:0", "U", date(2024, 10, 3), "received", 2)])
+        assert older.migrate() == [7]
+        assert _compress_block(older) == want
+        assert older.source_counters("dossier:0") == {("U", date(2024, 10, 3), "received"): 2}
+        assert older.migrate() == []
+    finally:
+        older.close()

@@ -63,6 +63,9 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
+_COMPRESS_BLOCK: Final = 65_536
+"""``max_compress_block_size`` of the two large tables (migration 7; ClickHouse's default 1 MiB)."""
+
 MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
     (
         1,
@@ -171,6 +174,17 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "SETTINGS mutations_sync=2",
             "ALTER TABLE dossier_facts MODIFY COLUMN supplement_at REMOVE DEFAULT",
             "ALTER TABLE dossier_facts MODIFY COLUMN supplement_requested REMOVE DEFAULT",
+        ),
+    ),
+    (
+        7,
+        "dossier_facts, unit_day_counters: 64 KiB compressed blocks (smaller merge buffers)",
+        # a merge holds a block per part and column it reads or writes: with 64 KiB blocks
+        # (1 MiB by default) chdb's merges of the largest parts take ~30 % less memory
+        # (bench.merges); parts written before keep their blocks until merged again
+        tuple(
+            f"ALTER TABLE {table} MODIFY SETTING max_compress_block_size = {_COMPRESS_BLOCK}"
+            for table in ("dossier_facts", "unit_day_counters")
         ),
     ),
 )
