@@ -1,12 +1,15 @@
-"""RocksDB options of the stores: the compaction style (:class:`RocksTuning`)."""
+"""RocksDB options of the stores: the compaction style (:class:`RocksTuning`, the setting)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from dossier_stream.settings import Settings
 from dossier_stream.store.statestore import RocksTuning, open_rocks
+from dossier_stream.stream.runner import rocks_tunings
 
 
 @pytest.mark.parametrize("compaction", ["level", "universal"])
@@ -53,3 +56,35 @@ def test_index_and_filters_in_the_block_cache_or_beside_it(tmp_path: Path, in_ca
             assert readers > 0  # the whole index and filter, outside the cache
     finally:
         db.close()
+
+
+def _options_text(path: Path) -> str:
+    return "".join(p.read_text() for p in path.glob("OPTIONS-*"))
+
+
+def test_the_workers_stores_compact_universally_by_default(tmp_path: Path) -> None:
+    """The worker's three tunings (states, counters, live figures) take the setting's default.
+
+    Levelled compaction rewrote the stores' whole last level over and over as
+    they grew (bench/README, issue 18's eighth round): the worker's default is
+    universal, and ``DOSSIER_ROCKSDB_COMPACTION=level`` gives RocksDB's own back.
+    """
+    for i, tuning in enumerate(rocks_tunings(Settings())):
+        assert tuning.compaction == "universal"
+        db = open_rocks(tmp_path / f"default-{i}", tuning)
+        db.put(b"k", b"v")
+        db.flush()
+        db.close()
+        assert "compaction_style=kCompactionStyleUniversal" in _options_text(
+            tmp_path / f"default-{i}"
+        )
+    for i, tuning in enumerate(rocks_tunings(Settings(rocksdb_compaction="level"))):
+        assert tuning.compaction == "level"
+        db = open_rocks(tmp_path / f"level-{i}", tuning)
+        db.close()
+        assert "compaction_style=kCompactionStyleLevel" in _options_text(tmp_path / f"level-{i}")
+
+
+def test_an_unknown_compaction_setting_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        Settings(rocksdb_compaction="fifo")  # type: ignore[arg-type]

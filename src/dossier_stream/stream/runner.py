@@ -141,7 +141,9 @@ def rocks_tunings(settings: Settings) -> tuple[RocksTuning, RocksTuning, RocksTu
 
     One memtable budget and one block cache (holding the index and filter
     blocks too) for every store of the process, and each store's key filter
-    bounded: what bounds the stores' memory however many keys they hold.
+    bounded: what bounds the stores' memory however many keys they hold. The
+    compaction is ``DOSSIER_ROCKSDB_COMPACTION`` (universal by default: the
+    levelled one rewrote the stores' last level over and over as they grew).
     """
     from dossier_stream.store.counterstore import COUNTER_TUNING  # noqa: PLC0415
     from dossier_stream.store.statestore import RocksTuning  # noqa: PLC0415
@@ -151,6 +153,7 @@ def rocks_tunings(settings: Settings) -> tuple[RocksTuning, RocksTuning, RocksTu
         block_cache_bytes=settings.rocksdb_cache_mib << 20,
         key_filter_bytes=int(settings.key_filter_mib * (1 << 20)),
         index_in_cache=settings.rocksdb_index_in_cache,
+        compaction=settings.rocksdb_compaction,
     )
     counters = replace(states, write_buffer_bytes=COUNTER_TUNING.write_buffer_bytes)
     return states, counters, replace(states, write_buffer_bytes=4 << 20)
