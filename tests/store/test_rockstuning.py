@@ -68,7 +68,9 @@ def test_the_workers_stores_compact_universally_by_default(tmp_path: Path) -> No
     Levelled compaction rewrote the stores' whole last level over and over as
     they grew (bench/README, issue 18's eighth round): the worker's default is
     universal, and ``DOSSIER_ROCKSDB_COMPACTION=level`` gives RocksDB's own back.
+    The library's own default (a store opened without a tuning) is the same.
     """
+    assert RocksTuning().compaction == "universal"
     for i, tuning in enumerate(rocks_tunings(Settings())):
         assert tuning.compaction == "universal"
         db = open_rocks(tmp_path / f"default-{i}", tuning)

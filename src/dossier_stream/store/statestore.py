@@ -142,8 +142,11 @@ class RocksTuning:
             manager): past it, the store being written flushes its
             memtable. Without it each store may hold two full memtables,
             and a worker has one or two stores per source.
-        compaction: ``"level"`` (RocksDB's default) or ``"universal"``
-            (less rewriting of rows that are rarely read again).
+        compaction: ``"universal"`` (each row rewritten a few times as the
+            store grows) or ``"level"`` (RocksDB's default: a store below
+            its first level's size keeps everything in its last level and
+            rewrites it at every compaction, about twice the CPU from 6
+            million events on; bench/README).
         index_in_cache: index and filter blocks inside the block cache,
             charged to ``block_cache_bytes`` (partitioned: a two-level
             index and partitioned filters, whose top levels and level 0's
@@ -163,7 +166,7 @@ class RocksTuning:
     max_open_files: int = 256
     background_jobs: int = 2
     memtable_budget_bytes: int = 64 * _MIB
-    compaction: str = "level"
+    compaction: str = "universal"
     index_in_cache: bool = True
     key_filter_bytes: int = 0
 
