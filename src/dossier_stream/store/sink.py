@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from dossier_stream.core.counters import CounterKey
-from dossier_stream.store.allocator import prepare_embedded_allocator
 from dossier_stream.store.batching import (
     BatchingSink,
     CounterRows,
@@ -218,8 +217,6 @@ def connect(dsn: str) -> Client:
     parts = urlsplit(dsn)
     if parts.scheme == "chdb":
         from pathlib import Path  # noqa: PLC0415
-
-        prepare_embedded_allocator()  # before chdb's library loads (store/allocator.py)
 
         # chdb:///abs/path is absolute, chdb://rel/path relative to the working directory
         path = Path(parts.netloc + parts.path).resolve()

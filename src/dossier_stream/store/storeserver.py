@@ -71,7 +71,6 @@ from pathlib import Path
 from typing import IO, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from dossier_stream.store.allocator import prepare_embedded_allocator
 from dossier_stream.store.httpwire import (
     ClientGone,
     HttpError,
@@ -137,7 +136,6 @@ class _Engine:
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        prepare_embedded_allocator()  # before chdb's library loads (store/allocator.py)
         chdb = importlib.import_module("chdb")
         where = str(path.resolve())
         self._rw = _Session(chdb.connect(where))
