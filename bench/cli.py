@@ -40,154 +40,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.launch import BenchError, result_of, run_scenario, scenario_env
+from bench.options import REPEATED, WORKERS, parse_args
 from bench.profile import summarize_raw
-from bench.scenarios import RESULT_PREFIX
 from bench.summary import THROUGHPUT, final_line, ratios, table
 
 __all__ = ["main", "parse_args", "run"]
 
-ABLATIONS = ("faust-bare-no-monitor", "faust-take", "dossier-stream-faust", "freshness-ceiling")
-"""Scenarios run only when named in ``--scenarios``."""
-REPEATED = ("ceiling", "faust-bare", "faust-bare-no-monitor", "faust-take", "dossier-stream")
-"""Throughput scenarios run ``--repeat`` times, interleaved (the others once)."""
-WORKERS = ("dossier-stream", "dossier-stream-faust")
-"""Scenarios that publish dead letters to the dead-letter topic the others read."""
-ALL = (
-    *THROUGHPUT,
-    "backfill",
-    "freshness",
-    "freshness-ceiling",
-    "scale",
-    "year-report",
-    "open-dossiers",
-)
-DEFAULT = tuple(s for s in ALL if s not in ABLATIONS)
-_REPO = Path(__file__).resolve().parents[1]
 
-
-class BenchError(RuntimeError):
-    """A scenario failed; the message says which and shows the end of its log."""
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line (``python -m bench --help``)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description="Benchmark dossier-stream against a plain aiokafka consumer, a bare and a "
-        "naive Faust agent, on one embedded Tansu broker; see bench/README.md.",
-    )
-    parser.add_argument(
-        "--events", type=int, default=300_000, help="simulated events to publish (default 300000)"
-    )
-    parser.add_argument(
-        "--partitions",
-        type=int,
-        default=None,
-        help="partitions of the dossier.* topics (default: the catalog's, 6)",
-    )
-    parser.add_argument(
-        "--scenarios",
-        default=",".join(DEFAULT),
-        help=f"comma-separated subset of {','.join(ALL)} (default: all but the "
-        f"ablations {', '.join(ABLATIONS)})",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path(".dossier-stream/bench/results.json"),
-        help="where to write the results as JSON (default .dossier-stream/bench/results.json)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
-    parser.add_argument(
-        "--rate", type=float, default=2_000.0, help="freshness: events per second (default 2000)"
-    )
-    parser.add_argument(
-        "--freshness-seconds",
-        type=float,
-        default=30.0,
-        help="freshness: seconds of steady publishing (default 30)",
-    )
-    parser.add_argument(
-        "--open-dossiers",
-        type=int,
-        default=1_000_000,
-        help="open dossier states to load for the RSS measure (default 1000000)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=1_800.0,
-        help="time limit of each scenario in seconds (default 1800)",
-    )
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="also run faust-bare and dossier-stream under py-spy; raw stacks and "
-        "top functions go to DIR",
-    )
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=None,
-        help="run directory (broker log, scenario logs, chdb); default: a temporary one, "
-        "removed at the end",
-    )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=3,
-        help="interleaved repetitions of ceiling, faust-bare and dossier-stream, and of the "
-        "backfill pair (default 3; the ratios are the medians)",
-    )
-    parser.add_argument(
-        "--year-store",
-        type=Path,
-        help="year-report: time it on this store built by `python -m bench.yearstore --out DIR` "
-        "(DIR), instead of the largest scale run's (no broker, no scale run needed)",
-    )
-    parser.add_argument(
-        "--scale-sizes",
-        default="300000,3000000",
-        help="scale: events per run, comma-separated (default 300000,3000000; add 30000000 "
-        "for the long run)",
-    )
-    parser.add_argument(
-        "--backfill-processes",
-        type=int,
-        default=max(2, os.cpu_count() or 2),
-        help="backfill: worker processes against one (default: the cores, at least 2)",
-    )
-    parser.add_argument(
-        "--log-level", default="WARNING", help="log level inside the scenarios (default WARNING)"
-    )
-    parser.add_argument(
-        "--mis-keyed",
-        action="store_true",
-        help="publish every event on a partition its key does not belong to (bench/miskeyed.py): "
-        "the worker re-routes them all through the repartition topics",
-    )
-    args = parser.parse_args(argv)
-    chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = sorted(set(chosen) - set(ALL))
-    if unknown:
-        parser.error(f"unknown scenario(s): {', '.join(unknown)}; choose among {', '.join(ALL)}")
-    args.scenarios = [s for s in ALL if s in chosen]
-    if args.events < 1:
-        parser.error("--events must be at least 1")
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    try:
-        args.scale_sizes = sorted({int(x) for x in args.scale_sizes.split(",") if x.strip()})
-    except ValueError:
-        parser.error("--scale-sizes takes integers, e.g. 300000,3000000")
-    if any(n < 1 for n in args.scale_sizes):
-        parser.error("--scale-sizes must be positive")
-    return args
-
-
-# -------------------------------------------------------------- machine
 def machine() -> dict[str, Any]:
     """The machine: CPU model, cores, memory, load, versions."""
     info: dict[str, Any] = {"cores": os.cpu_count(), "python": platform.python_version()}
@@ -206,56 +66,6 @@ def machine() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             info[dist] = None
     return info
-
-
-# ------------------------------------------------------------ scenarios
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _result_of(name: str, stdout: str, log: Path) -> dict[str, Any]:
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
-            return result
-    tail = log.read_text("utf-8", errors="replace")[-3000:] if log.exists() else ""
-    raise BenchError(f"scenario {name} printed no result; end of {log}:\n{tail}")
-
-
-def run_scenario(
-    name: str,
-    cfg: dict[str, Any],
-    workdir: Path,
-    *,
-    timeout: float,
-    wrap: list[str] | None = None,
-    tag: str = "",
-) -> dict[str, Any]:
-    """Run one scenario in its own process and return its result record."""
-    rundir = workdir / f"{name}{tag}"
-    rundir.mkdir(parents=True, exist_ok=True)
-    cfg = {**cfg, "workdir": str(rundir)}
-    cfg_path = rundir / "config.json"
-    cfg_path.write_text(json.dumps(cfg), "utf-8")
-    log = rundir / "stderr.log"
-    cmd = [*(wrap or []), sys.executable, "-m", "bench.scenarios", name, str(cfg_path)]
-    with log.open("wb") as err:
-        proc = subprocess.run(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            env=_env(),
-            cwd=rundir,
-            timeout=timeout + 120,
-            check=False,
-        )
-    stdout = proc.stdout.decode("utf-8", errors="replace")
-    if proc.returncode != 0 and RESULT_PREFIX not in stdout:
-        tail = log.read_text("utf-8", errors="replace")[-3000:]
-        raise BenchError(f"scenario {name} exited {proc.returncode}; end of {log}:\n{tail}")
-    return _result_of(name, stdout, log)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -312,7 +122,7 @@ def run_freshness(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=err,
-            env=_env(),
+            env=scenario_env(),
             cwd=rundir,
         )
         assert proc.stdin is not None and proc.stdout is not None
@@ -332,7 +142,7 @@ def run_freshness(
                 proc.kill()
                 proc.wait()
             raise
-    result = _result_of(scenario, stdout.decode("utf-8", errors="replace"), log)
+    result = result_of(scenario, stdout.decode("utf-8", errors="replace"), log)
     visible: dict[str, float] = json.loads(Path(result["visible_file"]).read_text("utf-8"))
     measured = [
         (at, visible[eid] - at)

@@ -170,7 +170,7 @@ def backfill(cfg: dict[str, Any]) -> dict[str, Any]:
     """Scenario ``backfill``: :func:`run_backfill` with ``cfg["processes"]`` workers."""
     from pydantic import SecretStr  # noqa: PLC0415
 
-    from bench.scenarios import peak_rss  # noqa: PLC0415
+    from bench.measure import peak_rss  # noqa: PLC0415
     from dossier_stream.core.topics import load_catalog  # noqa: PLC0415
     from dossier_stream.settings import Settings  # noqa: PLC0415
     from dossier_stream.stream.backfill import describe, run_backfill  # noqa: PLC0415

@@ -72,7 +72,7 @@ from dossier_stream.stream.livefigures import LiveFigures
 from dossier_stream.stream.processor import Handled, Message, Processor, source_of
 from dossier_stream.stream.runner import rocks_tunings
 
-__all__ = ["main"]
+__all__ = ["main", "tiled_messages"]
 
 _CHUNK = 500  # as stream.ingest
 _TABLES = ("unit_day_counters", "dossier_facts", "feedback_facts", "unit_reports")
@@ -190,7 +190,7 @@ def _copy(
     return dict(gets.hits), dict(gets.misses), dict(gets.seconds), dict(gets.cpu)
 
 
-def _messages(
+def tiled_messages(
     base: Sequence[bytes], total: int, catalog: TopicCatalog, partitions: int
 ) -> Iterator[tuple[int, Message]]:
     """``(lines so far, message)``: the tiled lines routed as bench.pipeline does, streamed."""
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
         total_cpu, first = 0.0, True
         n = batches = 0
         batch: list[Message] = []
-        messages = _messages(base, args.events, catalog, args.partitions)
+        messages = tiled_messages(base, args.events, catalog, args.partitions)
 
         def flush() -> None:
             t = time.thread_time()
@@ -386,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
                 },
                 filters=[s._written for s in gets.stores]
                 + [s.written for s in sources if hasattr(s, "written")],
-                cache=statestore._block_cache(st_tuning.block_cache_bytes),
+                cache=statestore.shared_block_cache(st_tuning.block_cache_bytes),
                 chdb_store=store,
                 live=live,
             )

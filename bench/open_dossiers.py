@@ -22,13 +22,16 @@ figure under ``compare``, so one run shows both.
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import _LOG, _peak_rss, _rss
+from bench.measure import peak_rss, rss
 
 __all__ = ["open_dossiers", "open_templates"]
+
+_LOG = logging.getLogger("bench.open_dossiers")
 
 
 def _processor_store() -> tuple[Any, str]:
@@ -134,7 +137,7 @@ def _rocksdb_figures(store: Any) -> dict[str, Any]:
 
 def _compare(cfg: dict[str, Any], workdir: Path) -> dict[str, Any] | None:
     """The same measure with the processor's store, in a child process (or ``None``)."""
-    from bench.cli import BenchError, run_scenario  # noqa: PLC0415
+    from bench.launch import BenchError, run_scenario  # noqa: PLC0415
 
     child = {k: v for k, v in cfg.items() if k != "workdir"} | {
         "store": "processor",
@@ -176,7 +179,7 @@ def open_dossiers(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown store {kind_asked!r}: rocksdb or processor")
     kind = f"{type(store).__module__}.{type(store).__qualname__}"
     gc.collect()
-    before = _rss()
+    before = rss()
     t0 = time.monotonic()
     for i in range(count):
         template = templates[i % len(templates)]
@@ -186,7 +189,7 @@ def open_dossiers(cfg: dict[str, Any]) -> dict[str, Any]:
         store[state.dossier_id] = state
     load_s = time.monotonic() - t0
     gc.collect()
-    after = _rss()
+    after = rss()
     held = len(store)
     result: dict[str, Any] = {
         "scenario": "open-dossiers",
@@ -199,7 +202,7 @@ def open_dossiers(cfg: dict[str, Any]) -> dict[str, Any]:
         "bytes_per_open_dossier": (after - before) / max(held, 1),
         "load_s": load_s,
         "start_s": t0 - started,
-        "peak_rss_bytes": _peak_rss(),
+        "peak_rss_bytes": peak_rss(),
         "templates": len(templates),
     }
     if kind_asked == "rocksdb":

@@ -20,7 +20,7 @@ RocksDB's threads (``rocksdb:*``: flushes, compactions), and the main
 thread's CPU inside ``Rdict.get`` and ``Rdict.write``; the reads that found
 a row or nothing; the table files per level; the memtables, block cache and
 table readers. The options under test (``--compaction``, ``--dynamic``,
-``--level-base``, ...) are set on top of the worker's (``statestore._options``).
+``--level-base``, ...) are set on top of the worker's (``statestore.rocks_options``).
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def record(out: Path, lines: Path | None, events: int) -> None:
 
     statestore.open_dossier_store = states
     counterstore.open_counter_store = counters
-    messages = flat._messages
+    messages = flat.tiled_messages
 
     def tiled(*a: Any) -> Iterator[Any]:  # one list of calls per tile of 300.000 lines
         tile = 0
@@ -191,7 +191,7 @@ def record(out: Path, lines: Path | None, events: int) -> None:
                 log.batches.append([])
             yield n, message
 
-    flat._messages = tiled  # type: ignore[assignment]
+    flat.tiled_messages = tiled  # type: ignore[assignment]
     argv = ["--events", str(events), "--segment", str(_TILE)]
     if lines is not None:
         argv += ["--lines", str(lines)]
@@ -267,7 +267,7 @@ _COMPRESSION = {
 
 def _options(tuning: Any, args: argparse.Namespace) -> Any:
     """The worker's options for ``tuning`` with the variant's on top."""
-    opts = statestore._options(tuning)
+    opts = statestore.rocks_options(tuning)
     if args.universal:
         opts.set_compaction_style(DBCompactionStyle.universal())
     if args.dynamic is not None:
@@ -295,8 +295,8 @@ def _reopen(store: Any, tuning: Any, args: argparse.Namespace) -> None:
     shutil.rmtree(store.path)
     store.path.mkdir(parents=True)
     db = Rdict(str(store.path), _options(tuning, args))
-    db.set_write_options(statestore._write_options())
-    db.set_read_options(statestore._read_options())
+    db.set_write_options(statestore.rocks_write_options())
+    db.set_read_options(statestore.rocks_read_options())
     store._db = db
 
 
@@ -377,7 +377,7 @@ def replay(args: argparse.Namespace) -> None:  # noqa: PLR0915
         clock.wrap(s, "st")
     for c in counters:
         clock.wrap(c, "ct")
-    cache = statestore._block_cache(st_tuning.block_cache_bytes)
+    cache = statestore.shared_block_cache(st_tuning.block_cache_bytes)
     print(
         f"replay of {args.recording.name}: {args.events} events, {n_src} sources, "
         f"variant {args.name}; tunings states {st_tuning}, counters {ct_tuning}",

@@ -52,324 +52,30 @@ import gc
 import json
 import logging
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "peak_rss"]
+from bench.baselines import (
+    ceiling,
+    faust_bare,
+    faust_crash,
+    first_message_sensor,
+    freshness_ceiling,
+    naive,
+)
+from bench.launch import RESULT_PREFIX
+from bench.measure import Progress, cpu_delta, peak_rss, thread_cpu, wait_done
 
-RESULT_PREFIX = "BENCH_RESULT "
+__all__ = ["SCENARIOS", "bench_metrics", "main"]
 
 _LOG = logging.getLogger("bench.scenarios")
 
 
-def _peak_rss() -> int:
-    """Peak resident set size of this process, in bytes.
-
-    ``VmHWM`` of ``/proc/self/status``: the high-water mark of this process's
-    own address space. ``ru_maxrss`` would not do: Linux carries it over
-    ``fork`` + ``exec``, so a child reports its parent's peak when larger.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-peak_rss = _peak_rss
-
-
-def thread_cpu(pid: int | str = "self") -> dict[str, float]:
-    """CPU seconds (user + system) of each thread of ``pid``, summed per thread name.
-
-    Read from ``/proc/<pid>/task/*/stat`` (Linux; empty elsewhere). Threads that
-    ended are not counted: the caller takes differences over a window in which
-    the worker's threads (the event loop, chdb's pools, RocksDB's) all live.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[str, float] = {}
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat", encoding="utf-8", errors="replace") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
-def _cpu_delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
-    """``after`` − ``before`` per name, largest first (names new in ``after`` count whole)."""
-    delta = {k: round(v - before.get(k, 0.0), 2) for k, v in after.items()}
-    return dict(sorted(((k, v) for k, v in delta.items() if v > 0), key=lambda kv: -kv[1]))
-
-
-def _rss() -> int:
-    """Current resident set size of this process, in bytes."""
-    with open("/proc/self/statm", encoding="ascii") as fh:
-        pages = int(fh.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-class _Progress:
-    """What a consumer saw and when (monotonic seconds)."""
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.seen = 0
-        self.first: float | None = None
-        self.last: float | None = None
-        self.done = asyncio.Event()
-
-    def result(self, name: str, ready: float, started: float, **extra: Any) -> dict[str, Any]:
-        """The scenario's result record."""
-        first = self.first if self.first is not None else ready
-        last = self.last if self.last is not None else time.monotonic()
-        seconds = max(last - first, 1e-9)
-        return {
-            "scenario": name,
-            "events": self.seen,
-            "expected": self.expected,
-            "complete": self.seen >= self.expected,
-            "seconds": seconds,
-            "events_per_s": self.seen / seconds,
-            "start_s": ready - started,
-            "ready_to_last_s": last - ready,
-            "peak_rss_bytes": _peak_rss(),
-            **extra,
-        }
-
-
-async def _wait(
-    progress: _Progress,
-    cfg: dict[str, Any],
-    count: Callable[[], int],
-    crashed: Callable[[], object] = lambda: None,
-) -> None:
-    """Wait until done, a crash, the time limit, or ``idle_s`` without progress."""
-    deadline = time.monotonic() + cfg["timeout_s"]
-    last_n, last_change = -1, time.monotonic()
-    while not progress.done.is_set():
-        n = count()
-        now = time.monotonic()
-        if (reason := crashed()) is not None:
-            raise RuntimeError(f"crashed at {n} of {progress.expected}: {reason!r}")
-        if n != last_n:
-            last_n, last_change = n, now
-        elif now - last_change > cfg["idle_s"]:
-            _LOG.warning("no progress for %.0f s at %s of %s", cfg["idle_s"], n, progress.expected)
-            return
-        if now > deadline:
-            _LOG.warning("time limit: %s of %s", n, progress.expected)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(progress.done.wait(), 0.05)
-
-
-# ------------------------------------------------------------------ ceiling
-async def ceiling(cfg: dict[str, Any]) -> dict[str, Any]:
-    """A plain aiokafka consumer decoding every value with orjson."""
-    import orjson  # noqa: PLC0415
-    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
-
-    started = time.monotonic()
-    progress = _Progress(cfg["expected"])
-    consumer = AIOKafkaConsumer(
-        *cfg["topics"],
-        bootstrap_servers=cfg["bootstrap"],
-        group_id=cfg["group"],
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=int(cfg["session_timeout_s"] * 1000),
-        heartbeat_interval_ms=2000,
-    )
-    await consumer.start()
-    ready = time.monotonic()
-    progress.first = ready
-    invalid = 0
-    deadline = ready + cfg["timeout_s"]
-    try:
-        while progress.seen < progress.expected and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for messages in batches.values():
-                for msg in messages:
-                    try:
-                        orjson.loads(msg.value)
-                    except orjson.JSONDecodeError:
-                        invalid += 1
-                progress.seen += len(messages)
-        progress.last = time.monotonic()
-    finally:
-        await consumer.stop()
-    return progress.result("ceiling", ready, started, not_json=invalid)
-
-
-# ------------------------------------------------------------------- Faust
-def _first_message_sensor(app: Any, progress: _Progress) -> None:
-    """Add a Faust sensor that stamps the first message handed to a stream.
-
-    It removes itself after that message (soon after: not while the sensors
-    are being iterated), so it costs nothing per event afterwards.
-    """
-    import faust  # noqa: PLC0415
-
-    class FirstMessage(faust.Sensor):
-        def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
-            if progress.first is None:
-                progress.first = time.monotonic()
-                asyncio.get_running_loop().call_soon(app.sensors.remove, self)
-
-    app.sensors.add(FirstMessage())
-
-
-def _stock_app(cfg: dict[str, Any], **extra: Any) -> Any:
-    """A Faust app with stock settings, but the session timeout, web port and data dir."""
-    import faust  # noqa: PLC0415
-
-    from dossier_stream.stream.app import patch_tansu_leave_group  # noqa: PLC0415
-    from dossier_stream.stream.embedded import free_port  # noqa: PLC0415
-
-    patch_tansu_leave_group()
-    return faust.App(
-        cfg["group"],
-        broker=f"kafka://{cfg['bootstrap']}",
-        broker_session_timeout=cfg["session_timeout_s"],
-        web_port=free_port(),
-        datadir=str(Path(cfg["workdir"]) / "faust"),
-        **extra,
-    )
-
-
-def _faust_crash(app: Any) -> object:
-    """Why the app or one of its agents crashed (``None`` while all is well)."""
-    if getattr(app, "crash_reason", None) is not None:
-        return app.crash_reason
-    for agent in getattr(app, "agents", {}).values():
-        for actor in getattr(agent, "_actors", ()):
-            if getattr(actor, "crash_reason", None) is not None:
-                return actor.crash_reason
-    return None
-
-
-async def _run_faust(
-    name: str,
-    cfg: dict[str, Any],
-    app: Any,
-    progress: _Progress,
-    started: float,
-    extra: Callable[[], dict[str, Any]] = dict,
-    *,
-    after_start: Callable[[], None] | None = None,
-) -> dict[str, Any]:
-    _first_message_sensor(app, progress)
-    await app.start()
-    ready = time.monotonic()
-    if after_start is not None:
-        after_start()
-    try:
-        if app.crash_reason:
-            raise RuntimeError(f"the Faust app crashed at start: {app.crash_reason!r}")
-        await _wait(progress, cfg, lambda: progress.seen, lambda: _faust_crash(app))
-    finally:
-        await app.stop()
-    return progress.result(name, ready, started, **extra())
-
-
-async def faust_bare(cfg: dict[str, Any], variant: str = "faust-bare") -> dict[str, Any]:
-    """A stock Faust agent iterating over the events and doing nothing else.
-
-    Variants (ablations, not run by default): ``faust-bare-no-monitor``
-    removes Faust's default Monitor sensor once the app is started;
-    ``faust-take`` takes batches (``take_events(2000, within=1.0)``, as the
-    worker does) instead of one event at a time.
-    """
-    started = time.monotonic()
-    progress = _Progress(cfg["expected"])
-    app = _stock_app(cfg)
-    topic = app.topic(*cfg["topics"], value_serializer="raw")
-
-    def seen(n: int) -> None:
-        progress.seen += n
-        if progress.seen >= progress.expected and not progress.done.is_set():
-            progress.last = time.monotonic()
-            progress.done.set()
-
-    async def bare(stream: Any) -> None:
-        if variant == "faust-take":
-            async for events in stream.take_events(2_000, within=1.0):
-                seen(len(events))
-        else:
-            async for _value in stream:
-                seen(1)
-
-    app.agent(topic, name="bare")(bare)
-
-    def drop_monitor() -> None:  # the app adds its Monitor when it starts
-        app.sensors.remove(app.monitor)
-
-    after_start = drop_monitor if variant == "faust-bare-no-monitor" else None
-    return await _run_faust(variant, cfg, app, progress, started, after_start=after_start)
-
-
-def _unit_of(value: bytes) -> str:
-    """The ``unit_code`` of a raw event (``?`` when it has none): the ``group_by`` key."""
-    import orjson  # noqa: PLC0415
-
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return "?"
-    unit = obj.get("unit_code") if isinstance(obj, dict) else None
-    return unit if isinstance(unit, str) else "?"
-
-
-async def naive(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The straightforward Faust agent: group_by unit, pydantic per event, a Table update."""
-    from dossier_stream.core.events import InvalidEvent, parse_event  # noqa: PLC0415
-
-    started = time.monotonic()
-    progress = _Progress(cfg["expected"])
-    app = _stock_app(cfg)
-    topic = app.topic(*cfg["topics"], value_serializer="raw")
-    # the input spans several topics, so the repartition topic is named here
-    by_unit = app.topic(
-        f"{cfg['group']}-naive-unit-repartition", value_serializer="raw", internal=True
-    )
-    counts = app.Table("counts", default=int)
-    invalid = [0]
-
-    async def per_event(stream: Any) -> None:
-        async for value in stream.group_by(_unit_of, name="unit", topic=by_unit):
-            try:
-                event = parse_event(value)
-            except InvalidEvent:
-                invalid[0] += 1
-            else:
-                counts[f"{event.unit_code}|{event.event_type}"] += 1
-            progress.seen += 1
-            if progress.seen >= progress.expected and not progress.done.is_set():
-                progress.last = time.monotonic()
-                progress.done.set()
-
-    app.agent(topic, name="naive")(per_event)
-    return await _run_faust("naive", cfg, app, progress, started, lambda: {"invalid": invalid[0]})
-
-
 # ------------------------------------------------------------- the worker
-def _bench_metrics(target: int, track_ids: bool) -> Any:
+def bench_metrics(target: int, track_ids: bool) -> Any:
     """The worker's :class:`~dossier_stream.stream.metrics.Metrics`, also stamping flushes.
 
     With ``track_ids``, ``visible`` maps each event id to the Unix time of the
@@ -535,8 +241,8 @@ class _Window:
         if self.closed is not None:
             return
         wall = time.monotonic() - self.t0
-        threads = _cpu_delta(thread_cpu(), self.threads0)
-        broker = _cpu_delta(thread_cpu(self.broker_pid), self.broker0) if self.broker_pid else {}
+        threads = cpu_delta(thread_cpu(), self.threads0)
+        broker = cpu_delta(thread_cpu(self.broker_pid), self.broker0) if self.broker_pid else {}
         self.closed = {
             "window_s": wall,
             "threads_cpu_s": threads,
@@ -554,11 +260,11 @@ class _Window:
 async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
     """The real worker, from the first event to the last counter flushed to ClickHouse."""
     started = time.monotonic()
-    progress = _Progress(cfg["expected"])
-    metrics = _bench_metrics(cfg["expected"], track_ids=False)
+    progress = Progress(cfg["expected"])
+    metrics = bench_metrics(cfg["expected"], track_ids=False)
     worker = _worker(cfg, metrics)
     if cfg.get("runtime") == "faust":
-        _first_message_sensor(worker.app, progress)
+        first_message_sensor(worker.app, progress)
     await worker.start()
     ready = time.monotonic()
     ready_cpu = time.process_time()
@@ -584,7 +290,7 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
         return n
 
     try:
-        await _wait(progress, cfg, count, lambda: _faust_crash(worker.app))
+        await wait_done(progress, cfg, count, lambda: faust_crash(worker.app))
         window.close()  # no-op when done: closed by the last flush
         stats = worker.processor.stats
         progress.seen = stats.events_in
@@ -624,7 +330,7 @@ async def dossier_stream_faust(cfg: dict[str, Any]) -> dict[str, Any]:
 async def freshness(cfg: dict[str, Any]) -> dict[str, Any]:
     """The worker fed live: when did each event id become visible in ClickHouse."""
     started = time.monotonic()
-    metrics = _bench_metrics(10**12, track_ids=True)
+    metrics = bench_metrics(10**12, track_ids=True)
     worker = _worker(cfg, metrics)
     await worker.start()
     print("READY", flush=True)
@@ -650,63 +356,8 @@ async def freshness(cfg: dict[str, Any]) -> dict[str, Any]:
         "complete": stats.events_in >= sent,
         "start_s": time.monotonic() - started,
         "visible_file": str(out),
-        "peak_rss_bytes": _peak_rss(),
+        "peak_rss_bytes": peak_rss(),
         "pipeline": stats.to_json(),
-    }
-
-
-async def freshness_ceiling(cfg: dict[str, Any]) -> dict[str, Any]:
-    """A plain aiokafka consumer fed live: when did each event id arrive (the broker's floor)."""
-    import orjson  # noqa: PLC0415
-    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
-
-    started = time.monotonic()
-    consumer = AIOKafkaConsumer(
-        *cfg["topics"],
-        bootstrap_servers=cfg["bootstrap"],
-        group_id=cfg["group"],
-        auto_offset_reset="earliest",
-        session_timeout_ms=int(cfg["session_timeout_s"] * 1000),
-        heartbeat_interval_ms=2000,
-    )
-    await consumer.start()
-    print("READY", flush=True)
-    arrived: dict[str, float] = {}
-    seen = 0
-    sent: list[int] = []
-
-    async def control() -> None:
-        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        sent.append(int(line.split()[1]) if line.startswith("SENT ") else 0)
-
-    task = asyncio.create_task(control())
-    deadline = time.monotonic() + cfg["timeout_s"]
-    try:
-        while time.monotonic() < deadline and not (sent and seen >= sent[0]):
-            batches = await consumer.getmany(timeout_ms=100)
-            now = time.time()
-            for messages in batches.values():
-                seen += len(messages)
-                for msg in messages:
-                    try:
-                        event_id = orjson.loads(msg.value).get("event_id")
-                    except (orjson.JSONDecodeError, AttributeError):
-                        continue
-                    if isinstance(event_id, str):
-                        arrived.setdefault(event_id, now)
-    finally:
-        task.cancel()
-        await consumer.stop()
-    out = Path(cfg["workdir"]) / "visible.json"
-    out.write_bytes(json.dumps(arrived).encode())
-    return {
-        "scenario": "freshness-ceiling",
-        "events": seen,
-        "expected": sent[0] if sent else 0,
-        "complete": bool(sent) and seen >= sent[0],
-        "start_s": time.monotonic() - started,
-        "visible_file": str(out),
-        "peak_rss_bytes": _peak_rss(),
     }
 
 

@@ -189,7 +189,7 @@ class _NoBroker:
 def _worker(workdir: Path, batches: list[list[tuple[Any, ...]]]) -> Any:
     from pydantic import SecretStr  # noqa: PLC0415
 
-    from bench.scenarios import _bench_metrics  # noqa: PLC0415
+    from bench.scenarios import bench_metrics  # noqa: PLC0415
     from dossier_stream.core.registry import UnitRegistry  # noqa: PLC0415
     from dossier_stream.core.topics import load_catalog  # noqa: PLC0415
     from dossier_stream.core.workdays import WorkCalendar  # noqa: PLC0415
@@ -209,7 +209,7 @@ def _worker(workdir: Path, batches: list[list[tuple[Any, ...]]]) -> Any:
     registry, calendar = UnitRegistry.load_default(), WorkCalendar.default()
     store = open_store(settings)
     write_units(store, registry)
-    metrics = _bench_metrics(10**12, track_ids=False)
+    metrics = bench_metrics(10**12, track_ids=False)
     worker = Worker(settings, load_catalog(), registry, calendar, store, metrics=metrics)
     metrics.count = lambda: worker.processor.stats.events_in
     app = worker.app

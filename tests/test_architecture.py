@@ -10,6 +10,11 @@ Rules (README, "Architecture"):
 * no private name (``_x``) imported from another module, and no private module of a
   subpackage imported from another subpackage;
 * no module over 600 lines, and few modules at the package's top.
+
+The benchmark (``bench/``, a package of its own beside the source) keeps the
+same rules but the layering: no import cycle, no private name across its
+modules or taken from the package's, no module over 600 lines. No test takes a
+private name from the package either.
 """
 
 from __future__ import annotations
@@ -19,8 +24,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 PACKAGE = "dossier_stream"
-SRC = Path(__file__).resolve().parents[1] / "src" / PACKAGE
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src" / PACKAGE
+BENCH = REPO / "bench"
+TESTS = REPO / "tests"
 
 LAYERS: dict[str, int] = {
     "core": 0,
@@ -49,17 +59,17 @@ class Import:
     line: int
 
 
-def module_name(path: Path) -> str:
+def module_name(path: Path, root: Path = SRC) -> str:
     """``src/dossier_stream/core/events.py`` → ``dossier_stream.core.events``."""
-    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def modules() -> dict[str, Path]:
-    """Every module of the package by its dotted name."""
-    return {module_name(p): p for p in sorted(SRC.rglob("*.py"))}
+def modules(root: Path = SRC) -> dict[str, Path]:
+    """Every module of the package at ``root`` (the source's, or the bench's) by its dotted name."""
+    return {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
 
 
 def resolve(name: str, known: dict[str, Path]) -> str | None:
@@ -71,8 +81,8 @@ def resolve(name: str, known: dict[str, Path]) -> str | None:
     return None
 
 
-def imports(known: dict[str, Path]) -> Iterator[Import]:
-    """Every import of a package module, lazy and ``TYPE_CHECKING`` ones included."""
+def imports(known: dict[str, Path], package: str = PACKAGE) -> Iterator[Import]:
+    """Every import of a ``package`` module, lazy and ``TYPE_CHECKING`` ones included."""
     for source, path in known.items():
         is_package = path.name == "__init__.py"
         tree = ast.parse(path.read_text("utf-8"), str(path))
@@ -89,7 +99,7 @@ def imports(known: dict[str, Path]) -> Iterator[Import]:
                     for _ in range(node.level - 1):
                         anchor = anchor.rpartition(".")[0]
                     base = f"{anchor}.{base}" if base else anchor
-                if not base.startswith(PACKAGE):
+                if base != package and not base.startswith(f"{package}."):
                     continue
                 for alias in node.names:
                     submodule = f"{base}.{alias.name}"
@@ -150,10 +160,15 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_no_import_cycle_lazy_imports_included() -> None:
-    known = modules()
+TREES = [pytest.param(SRC, PACKAGE, id="src"), pytest.param(BENCH, "bench", id="bench")]
+"""The packages the rules below hold for: the source, and the benchmark beside it."""
+
+
+@pytest.mark.parametrize(("root", "package"), TREES)
+def test_no_import_cycle_lazy_imports_included(root: Path, package: str) -> None:
+    known = modules(root)
     graph: dict[str, set[str]] = {m: set() for m in known}
-    for i in imports(known):
+    for i in imports(known, package):
         # A package's __init__ re-exports its modules; importing a module of a package runs
         # that __init__ first, which is not a dependency of the module on its siblings.
         if i.source.rpartition(".")[0] == i.target or known[i.source].name == "__init__.py":
@@ -168,17 +183,23 @@ def test_the_cycle_finder_finds_cycles() -> None:
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_no_private_name_across_modules() -> None:
-    known = modules()
+def is_private(name: str) -> bool:
+    """``_x`` (not a dunder)."""
+    return name.startswith("_") and not name.startswith("__")
+
+
+@pytest.mark.parametrize(("root", "package"), TREES)
+def test_no_private_name_across_modules(root: Path, package: str) -> None:
+    known = modules(root)
     wrong = [
         f"{i.source}:{i.line} imports {name} from {i.target}"
-        for i in imports(known)
+        for i in imports(known, package)
         for name in i.names
-        if name.startswith("_") and not name.startswith("__")
+        if is_private(name)
     ]
     wrong += [
         f"{i.source}:{i.line} imports the private module {i.target}"
-        for i in imports(known)
+        for i in imports(known, package)
         if i.target.rpartition(".")[2].startswith("_")
         and not i.target.endswith("__")
         and part(i.source) != part(i.target)
@@ -199,10 +220,76 @@ def test_every_subpackage_declares_its_public_surface() -> None:
         assert "__all__" in names, f"{init.relative_to(SRC)} has no __all__"
 
 
+def test_neither_tests_nor_bench_take_a_private_name_of_the_package() -> None:
+    """Tests and the bench use the package as a user would: its public names only."""
+    wrong = []
+    for path in sorted([*TESTS.rglob("*.py"), *BENCH.rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGE):
+                wrong += [
+                    f"{path.relative_to(REPO)}:{node.lineno} imports {alias.name}"
+                    for alias in node.names
+                    if is_private(alias.name)
+                ]
+    assert not wrong, "\n".join(wrong)
+
+
+def private_module_attributes(path: Path, packages: tuple[str, ...]) -> Iterator[str]:
+    """``module._name`` where ``module`` is a module of ``packages`` imported by ``path``.
+
+    Catches what an import check cannot: ``from pkg import mod`` then ``mod._x``.
+    """
+    tree = ast.parse(path.read_text("utf-8"), str(path))
+    modules_bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            if node.module.split(".")[0] in packages:
+                for alias in node.names:
+                    modules_bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in packages and alias.asname:
+                    modules_bound[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and is_private(node.attr)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules_bound
+        ):
+            yield f"{node.lineno}: {modules_bound[node.value.id]}.{node.attr}"
+
+
+def test_no_private_attribute_of_another_module() -> None:
+    """No ``module._x`` across modules: the source's, the bench's and the tests' code."""
+    wrong = [
+        f"{path.relative_to(REPO)}:{hit}"
+        for path in sorted([*SRC.rglob("*.py"), *BENCH.rglob("*.py"), *TESTS.rglob("*.py")])
+        for hit in private_module_attributes(path, (PACKAGE, "bench"))
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_attribute_rule_finds_module_privates(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("from bench import flat\nfrom x import y\nflat._messages\ny._z\nflat.ok\n")
+    assert list(private_module_attributes(sample, ("bench",))) == ["3: bench.flat._messages"]
+
+
+def test_the_rules_see_what_they_should() -> None:
+    """The checks above read both trees: the bench's own imports are found too."""
+    bench = modules(BENCH)
+    assert "bench.cli" in bench
+    assert "bench.scenarios" in bench
+    found = {(i.source, i.target) for i in imports(bench, "bench")}
+    assert ("bench.cli", "bench.summary") in found
+    assert not any(i.target.startswith(PACKAGE) for i in imports(bench, "bench"))
+
+
 def test_modules_are_small_and_the_top_is_thin() -> None:
     long = [
-        f"{p.relative_to(SRC)}: {n} lines"
-        for p in sorted(SRC.rglob("*.py"))
+        f"{p.relative_to(REPO)}: {n} lines"
+        for p in sorted([*SRC.rglob("*.py"), *BENCH.rglob("*.py")])
         if (n := len(p.read_text("utf-8").splitlines())) > MAX_LINES
     ]
     assert not long, "modules over 600 lines:\n" + "\n".join(long)

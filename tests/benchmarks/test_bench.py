@@ -124,7 +124,7 @@ def test_tiled_scale_input_moves_ids_and_dates() -> None:
 def test_window_split_reads_threads_and_formats_per_event() -> None:
     import time
 
-    from bench.scenarios import thread_cpu
+    from bench.measure import thread_cpu
     from bench.summary import window_line
 
     deadline = time.process_time() + 0.05

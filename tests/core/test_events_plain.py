@@ -62,7 +62,7 @@ def routes(monkeypatch: pytest.MonkeyPatch) -> tuple[Callable[[bytes], object], 
     def route(proof: object) -> Callable[[bytes], object]:
         def run(raw: bytes) -> object:
             with monkeypatch.context() as m:
-                m.setattr(events, "_PLAIN", proof)
+                m.setattr(events, "PLAIN_READER", proof)
                 return outcome(raw)
 
         return run
@@ -178,8 +178,8 @@ def test_pydantic_takes_only_jsons_whitespace() -> None:
 
 def test_parse_event_uses_the_proof_where_it_runs_compiled() -> None:
     compiled = "dossier_stream.core.plainjson" in dossier_stream.compiled_modules()
-    assert (events._PLAIN is reads_plainly) == compiled
-    assert (events._PLAIN is None) == (not compiled)
+    assert (events.PLAIN_READER is reads_plainly) == compiled
+    assert (events.PLAIN_READER is None) == (not compiled)
 
 
 def test_shapes_of_the_contract_models() -> None:

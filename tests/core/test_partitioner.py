@@ -65,8 +65,8 @@ def test_both_routes_of_murmur2_are_kafka_python_s_and_aiokafka_s_on_random_keys
         want = aiokafka_murmur2(data) & 0xFFFFFFFF
         assert kafka_python_murmur2(data) & 0xFFFFFFFF == want
         assert murmur2(data) == want
-        assert partitioner._murmur2_bytes(data) == want
-        assert partitioner._murmur2_words(data) == want
+        assert partitioner.murmur2_bytes(data) == want
+        assert partitioner.murmur2_words(data) == want
 
 
 def test_known_values() -> None:

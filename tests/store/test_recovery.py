@@ -219,7 +219,7 @@ def test_discard_drops_only_the_lost_partitions_rows() -> None:
 def test_row_versions_never_go_back(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = iter([2_000, 1_000, 1_000, 3_000])
     monkeypatch.setattr(sink_module.time, "time_ns", lambda: next(clock))
-    clock_ = sink_module._VersionClock()
+    clock_ = sink_module.VersionClock()
     assert [clock_.next() for _ in range(4)] == [2_000, 2_001, 2_002, 3_000]
 
 

@@ -349,13 +349,13 @@ def test_counter_rows_read_as_rows_or_columns() -> None:
 
 
 def test_the_sorting_keys_the_store_knows_are_the_schemas(store: ClickHouseStore) -> None:
-    from dossier_stream.store.sink import _SORTING_KEYS
+    from dossier_stream.store.sink import SORTING_KEYS
 
     rows = store.client.query(
         "SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase()"
     ).result_rows
     schema = {name: tuple(key.split(", ")) for name, key in rows}
-    assert {t: schema[t] for t in _SORTING_KEYS} == _SORTING_KEYS
+    assert {t: schema[t] for t in SORTING_KEYS} == SORTING_KEYS
 
 
 def test_rows_of_one_key_in_one_write_are_still_merged_on_insert(store: ClickHouseStore) -> None:

@@ -644,7 +644,7 @@ def test_supplements_pause_the_due_time_and_two_requests_make_a_dossier_past_due
 
 
 def test_local_microseconds_are_exact() -> None:
-    from dossier_stream.stream.livefigures import _micros
+    from dossier_stream.stream.livefigures import epoch_micros
 
     for at in (
         datetime(2024, 10, 3, 8, 15, 7, 123456, tzinfo=VN_TZ),
@@ -653,7 +653,8 @@ def test_local_microseconds_are_exact() -> None:
         datetime(2030, 6, 1, 23, 59, 59, 999999, tzinfo=UTC),
         datetime(2024, 3, 31, 2, 30, tzinfo=ZoneInfo("Europe/Paris")),
     ):
-        assert _micros(at) == (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        assert epoch_micros(at) == (at - epoch) // timedelta(microseconds=1)
 
 
 def test_set_live_writes_changes_and_sets_series_that_come_back(

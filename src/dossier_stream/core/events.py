@@ -95,6 +95,7 @@ __all__ = [
     "MAX_AMOUNT_VND",
     "MAX_EVENT_BYTES",
     "MAX_REPORTED_TOTAL",
+    "PLAIN_READER",
     "DossierCompleted",
     "DossierDigitized",
     "DossierEvent",
@@ -387,7 +388,7 @@ _DATE_FIELDS: Final[dict[type[BaseModel], tuple[str, ...]]] = {
 """The fields of each event model that the timestamp range rule applies to."""
 _SHAPES: Final = {model: shape_of(model) for model in _EVENT_MODELS}
 """What :func:`~dossier_stream.core.plainjson.reads_plainly` needs of each event model."""
-_PLAIN: Final = None if isinstance(reads_plainly, FunctionType) else reads_plainly
+PLAIN_READER: Final = None if isinstance(reads_plainly, FunctionType) else reads_plainly
 """The proof from the bytes, compiled (``scripts/compile``); ``None`` when it runs as
 Python, where it costs more than orjson's reading (bench/README.md, the sixth round)."""
 
@@ -533,7 +534,7 @@ def parse_event(raw: bytes) -> Event:
         # it then ignores; orjson, which routes events in produce and deadletter
         # replay, refuses them: a valid event must be plain JSON (RFC 8259). Most
         # lines prove it from their bytes; the others are read with orjson.
-        if _PLAIN is not None and _PLAIN(raw, event, _SHAPES[type(event)]):
+        if PLAIN_READER is not None and PLAIN_READER(raw, event, _SHAPES[type(event)]):
             if _in_range(event):
                 return event
         else:

@@ -52,12 +52,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIGRATIONS",
+    "SORTING_KEYS",
     "BatchingSink",
     "ClickHouseStore",
     "CounterRows",
     "FactRow",
     "FlushHook",
     "SinkBackpressure",
+    "VersionClock",
     "connect",
 ]
 
@@ -191,7 +193,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
 """``(version, description, statements)``; applied in order, once each."""
 
 _COUNTER_COLUMNS: Final = ("source", "unit_code", "day", "counter", "value")
-_SORTING_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
+SORTING_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "unit_day_counters": _COUNTER_COLUMNS[:4],
     "dossier_facts": ("dossier_id",),
     "feedback_facts": ("feedback_id",),
@@ -225,7 +227,7 @@ def connect(dsn: str) -> Client:
     return clickhouse_connect.get_client(dsn=dsn)
 
 
-class _VersionClock:
+class VersionClock:
     """Versions of ``ReplacingMergeTree(version)`` rows: the wall clock in ns, but never
     going back within a process (a clock step back must not let an older row win)."""
 
@@ -234,12 +236,13 @@ class _VersionClock:
         self._lock = threading.Lock()
 
     def next(self) -> int:
+        """The next version: now in ns, or one past the last one given if that is later."""
         with self._lock:
             self._last = max(time.time_ns(), self._last + 1)
             return self._last
 
 
-_VERSIONS = _VersionClock()
+_VERSIONS = VersionClock()
 
 
 def _version() -> int:
@@ -258,7 +261,7 @@ class _Insert:
         ticks: ``(column index, tick, nullable)`` of each ``DateTime64``
             column of scale 0 to 6 (a tick is ``10 ** -scale`` s).
         key: the indexes of the table's sorting-key columns, when the insert
-            has them all (:data:`_SORTING_KEYS`).
+            has them all (:data:`SORTING_KEYS`).
     """
 
     context: InsertContext
@@ -422,7 +425,7 @@ class ClickHouseStore(DeadLetterTable):
             for i, t in enumerate(context.column_types)
             if isinstance(t, DateTime64) and t.scale <= 6
         )
-        sorting = _SORTING_KEYS.get(table, ())
+        sorting = SORTING_KEYS.get(table, ())
         key = tuple(column_names.index(c) for c in sorting if c in column_names)
         return _Insert(context, ticks, key if sorting and len(key) == len(sorting) else None)
 

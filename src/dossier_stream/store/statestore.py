@@ -104,6 +104,10 @@ __all__ = [
     "RocksTuning",
     "open_dossier_store",
     "open_rocks",
+    "rocks_options",
+    "rocks_read_options",
+    "rocks_write_options",
+    "shared_block_cache",
     "store_directory",
 ]
 
@@ -172,7 +176,7 @@ class RocksTuning:
 
 
 @functools.lru_cache(maxsize=8)
-def _block_cache(capacity: int) -> Cache:
+def shared_block_cache(capacity: int) -> Cache:
     """One block cache per size per process, shared by the stores that use it."""
     return Cache(capacity)
 
@@ -195,7 +199,7 @@ def _compression(name: str) -> DBCompressionType:
     return kinds[name]()
 
 
-def _options(tuning: RocksTuning) -> Options:
+def rocks_options(tuning: RocksTuning) -> Options:
     """RocksDB options for a rebuildable cache of byte keys and byte values."""
     opts = Options(raw_mode=True)  # keys and values are plain bytes, no type tags
     opts.create_if_missing(True)
@@ -211,7 +215,7 @@ def _options(tuning: RocksTuning) -> Options:
     elif tuning.compaction != "level":
         raise ValueError(f"unknown compaction {tuning.compaction!r}; level or universal")
     table = BlockBasedOptions()
-    table.set_block_cache(_block_cache(tuning.block_cache_bytes))
+    table.set_block_cache(shared_block_cache(tuning.block_cache_bytes))
     table.set_bloom_filter(tuning.bloom_bits_per_key, False)  # full (not block-based) filter
     if tuning.index_in_cache:
         # Outside the cache, index and filter blocks take ~3,5 MB per million
@@ -228,7 +232,7 @@ def _options(tuning: RocksTuning) -> Options:
     return opts
 
 
-def _write_options() -> WriteOptions:
+def rocks_write_options() -> WriteOptions:
     """No write-ahead log, no sync: the store is rebuilt from ClickHouse after a crash."""
     wo = WriteOptions()
     wo.sync = False
@@ -239,7 +243,8 @@ def _write_options() -> WriteOptions:
     return wo
 
 
-def _read_options() -> ReadOptions:
+def rocks_read_options() -> ReadOptions:
+    """Reads without checksum verification: the store is a cache, rebuilt if torn."""
     ro = ReadOptions()
     ro.set_verify_checksums(False)  # a cache: a torn block is rebuilt, not repaired
     return ro
@@ -253,9 +258,9 @@ def open_rocks(path: Path, tuning: RocksTuning) -> Rdict:
     process opened with the same sizes.
     """
     path.mkdir(parents=True, exist_ok=True)
-    db = Rdict(str(path), _options(tuning))
-    db.set_write_options(_write_options())
-    db.set_read_options(_read_options())
+    db = Rdict(str(path), rocks_options(tuning))
+    db.set_write_options(rocks_write_options())
+    db.set_read_options(rocks_read_options())
     return db
 
 

@@ -87,6 +87,7 @@ __all__ = [
     "LiveFigures",
     "LiveSnapshot",
     "UnitLevel",
+    "epoch_micros",
     "live_period",
 ]
 
@@ -139,7 +140,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _micros(at: datetime) -> int:
+def epoch_micros(at: datetime) -> int:
     """Microseconds since the Unix epoch; fast for the local times the states hold.
 
     Two datetimes with the same ``tzinfo`` subtract without asking it for
@@ -341,7 +342,7 @@ class LiveFigures:
         """
         period = live_period(now)
         window = Period(period.start, now.date())
-        limit = _micros(now) << self._bits
+        limit = epoch_micros(now) << self._bits
         if window != self._window or limit < self._limit:
             self._period, self._window = period, window
             for src in self._sources.values():
@@ -418,13 +419,13 @@ class LiveFigures:
             src.future[did] = state
             return
         if not sups:
-            instant = _micros(rec.due_at)
+            instant = epoch_micros(rec.due_at)
         elif state.paused_at(now):
             instant = _NEVER
         elif state.supplement_requests > 1:
             instant = _ALWAYS
         else:  # the pauses so far are final: every supplement is in the past
-            instant = _micros(rec.due_at + state.pause(now))
+            instant = epoch_micros(rec.due_at + state.pause(now))
         packed = src.index[did] = instant << self._bits | unit
         src.add(packed, self._mask, self._limit, self._never)
 
