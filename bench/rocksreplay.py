@@ -163,8 +163,12 @@ class _RecCounters(MutableMapping[Any, int]):
         self.inner.destroy()
 
 
-def record(out: Path, lines: Path | None, events: int) -> None:
-    """Run bench.flat over ``events`` with the stores' calls recorded into ``out``."""
+def record(out: Path, lines: Path | None, events: int, tile: int = _TILE) -> None:
+    """Run bench.flat over ``events`` with the stores' calls recorded into ``out``.
+
+    ``tile`` is the base month's events (bench.flat's ``--base``): the calls are
+    kept per tile, and the replay moves the third tile as bench.scale moves it.
+    """
     from bench import flat  # noqa: PLC0415
 
     log = _Log()
@@ -183,16 +187,16 @@ def record(out: Path, lines: Path | None, events: int) -> None:
     counterstore.open_counter_store = counters
     messages = flat.tiled_messages
 
-    def tiled(*a: Any) -> Iterator[Any]:  # one list of calls per tile of 300.000 lines
-        tile = 0
+    def tiled(*a: Any) -> Iterator[Any]:  # one list of calls per tile of the base month
+        current = 0
         for n, message in messages(*a):
-            if (n - 1) // _TILE > tile:  # the flat loop ran the last tile's batches
-                tile = (n - 1) // _TILE
+            if (n - 1) // tile > current:  # the flat loop ran the last tile's batches
+                current = (n - 1) // tile
                 log.batches.append([])
             yield n, message
 
     flat.tiled_messages = tiled  # type: ignore[assignment]
-    argv = ["--events", str(events), "--segment", str(_TILE)]
+    argv = ["--events", str(events), "--segment", str(tile), "--base", str(tile)]
     if lines is not None:
         argv += ["--lines", str(lines)]
     flat.main(argv)
@@ -200,7 +204,8 @@ def record(out: Path, lines: Path | None, events: int) -> None:
         log.batches.pop()
     print("calls per tile:", [len(b) for b in log.batches])
     with out.open("wb") as fh:
-        pickle.dump({"batches": log.batches, "pool": log.pool, "sids": sids}, fh, protocol=5)
+        recording = {"batches": log.batches, "pool": log.pool, "sids": sids, "tile": tile}
+        pickle.dump(recording, fh, protocol=5)
     print(
         f"recorded {len(log.batches)} batches, {sum(map(len, log.batches))} calls, "
         f"{len(log.pool)} states in the pool, sources {sids}"
@@ -331,7 +336,11 @@ def replay(args: argparse.Namespace) -> None:  # noqa: PLR0915
         rec = pickle.load(fh)
     batches: list[list[tuple[Any, ...]]] = rec["batches"]
     tiles = [[b] for b in batches]
-    assert len(tiles) >= 3, "record three tiles (900.000 events)"
+    tile: int = rec.get("tile", _TILE)  # recordings made before the tile was kept: 300.000
+    if len(tiles) < 3:
+        raise SystemExit(
+            f"the recording holds {len(tiles)} tiles: record three ({3 * tile} events)"
+        )
     pool = [codec.loads_dossier(raw) for raw in rec["pool"]]
     settings = Settings()
     st_tuning, ct_tuning, _ = rocks_tunings(settings)
@@ -356,6 +365,8 @@ def replay(args: argparse.Namespace) -> None:  # noqa: PLR0915
         st_tuning = replace(st_tuning, compression=args.compression)
         ct_tuning = replace(ct_tuning, compression=args.compression)
     clock = _Clock()
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="rocksreplay-", dir=args.workdir))
     n_src = len(rec["sids"])
     states: list[Any] = []
@@ -392,8 +403,8 @@ def replay(args: argparse.Namespace) -> None:  # noqa: PLR0915
     mark["rocks"], _ = _threads()
     mark_cpu, mark_n = dict(clock.cpu), dict(clock.n)
     totals = {"cpu": 0.0, "main": 0.0, "get": 0.0, "write": 0.0, "rocks": 0.0, "n": 0}
-    n_tiles = -(-args.events // _TILE)
-    segment_tiles = max(1, args.segment // _TILE)
+    n_tiles = -(-args.events // tile)
+    segment_tiles = max(1, args.segment // tile)
     for t in range(n_tiles):
         if t < 3:
             src, d = tiles[t], 0
@@ -434,7 +445,7 @@ def replay(args: argparse.Namespace) -> None:  # noqa: PLR0915
                 elif kind == "d":
                     key = _moved(op[2], d, memo) if d else op[2]
                     del states[op[1]][key]
-        done = (t + 1) * _TILE
+        done = (t + 1) * tile
         if (t + 1) % segment_tiles == 0 or t + 1 == n_tiles:
             cpu, main_cpu = time.process_time(), time.thread_time()
             rocks, _ = _threads()
@@ -521,7 +532,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = sub.add_parser("record")
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--lines", type=Path)
-    r.add_argument("--events", type=int, default=3 * _TILE)
+    r.add_argument("--events", type=int, default=3 * _TILE, help="three tiles (default 900000)")
+    r.add_argument(
+        "--tile", type=int, default=_TILE, help="events of the base month (default 300000)"
+    )
     p = sub.add_parser("replay")
     p.add_argument("recording", type=Path)
     p.add_argument("--events", type=int, default=9_000_000)
@@ -545,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--summary-from", type=int, default=0, help="events (default: half)")
     args = parser.parse_args(argv)
     if args.cmd == "record":
-        record(args.out, args.lines, args.events)
+        record(args.out, args.lines, args.events, args.tile)
     else:
         replay(args)
     return 0
