@@ -40,7 +40,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.launch import BenchError, result_of, run_scenario, scenario_env
+from bench.launch import BenchError, prepare, result_of, run_scenario, scenario_env
 from bench.options import REPEATED, WORKERS, parse_args
 from bench.profile import summarize_raw
 from bench.summary import THROUGHPUT, final_line, ratios, table
@@ -109,16 +109,12 @@ def run_freshness(
     from bench.workload import paced_produce  # noqa: PLC0415
 
     asyncio.run(_recreate_topics(settings, catalog))
-    rundir = workdir / scenario
-    rundir.mkdir(parents=True, exist_ok=True)
-    cfg = {**base, "workdir": str(rundir), "group": f"bench-{scenario}", "expected": 0}
-    cfg_path = rundir / "config.json"
-    cfg_path.write_text(json.dumps(cfg), "utf-8")
-    log = rundir / "stderr.log"
+    cfg = {**base, "group": f"bench-{scenario}", "expected": 0}
+    rundir, cmd, log = prepare(scenario, cfg, workdir)
     slice_ = lines[: max(1, int(rate * seconds))]
     with log.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.scenarios", scenario, str(cfg_path)],
+            cmd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=err,

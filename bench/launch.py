@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["REPO", "RESULT_PREFIX", "BenchError", "result_of", "run_scenario", "scenario_env"]
+__all__ = [
+    "REPO",
+    "RESULT_PREFIX",
+    "BenchError",
+    "prepare",
+    "result_of",
+    "run_scenario",
+    "scenario_env",
+]
 
 RESULT_PREFIX: Final = "BENCH_RESULT "
 """What starts the line a scenario prints its result on."""
@@ -42,6 +50,19 @@ def result_of(name: str, stdout: str, log: Path) -> dict[str, Any]:
     raise BenchError(f"scenario {name} printed no result; end of {log}:\n{tail}")
 
 
+def prepare(
+    name: str, cfg: dict[str, Any], workdir: Path, *, tag: str = ""
+) -> tuple[Path, list[str], Path]:
+    """Scenario ``name``'s run directory with its ``config.json``: the directory,
+    the command that runs it there, and the log its stderr goes to."""
+    rundir = workdir / f"{name}{tag}"
+    rundir.mkdir(parents=True, exist_ok=True)
+    cfg_path = rundir / "config.json"
+    cfg_path.write_text(json.dumps({**cfg, "workdir": str(rundir)}), "utf-8")
+    cmd = [sys.executable, "-m", "bench.scenarios", name, str(cfg_path)]
+    return rundir, cmd, rundir / "stderr.log"
+
+
 def run_scenario(
     name: str,
     cfg: dict[str, Any],
@@ -52,13 +73,8 @@ def run_scenario(
     tag: str = "",
 ) -> dict[str, Any]:
     """Run one scenario in its own process and return its result record."""
-    rundir = workdir / f"{name}{tag}"
-    rundir.mkdir(parents=True, exist_ok=True)
-    cfg = {**cfg, "workdir": str(rundir)}
-    cfg_path = rundir / "config.json"
-    cfg_path.write_text(json.dumps(cfg), "utf-8")
-    log = rundir / "stderr.log"
-    cmd = [*(wrap or []), sys.executable, "-m", "bench.scenarios", name, str(cfg_path)]
+    rundir, cmd, log = prepare(name, cfg, workdir, tag=tag)
+    cmd = [*(wrap or []), *cmd]
     with log.open("wb") as err:
         proc = subprocess.run(
             cmd,
