@@ -13,6 +13,14 @@ Between two lines, every 0,1 s, it reads the bytes of the fetched record
 buffers the consumer holds (:func:`fetched_bytes`: a partition the aligner
 holds back keeps its buffer), and each line carries the largest total seen
 since the previous one (``fetched_max_mib``) and how many buffers then.
+
+Those lines are written from the event loop, so nothing is seen while a
+batch is folded or stored. ``BENCH_MEMORY_WATCH=FILE`` starts a
+:class:`Watch` instead: a thread that every ``BENCH_MEMORY_WATCH_S`` seconds
+(0,5) writes the resident size (``VmRSS``, ``VmHWM``), chdb's tracked memory
+(all, merges') and the merges running (``system.merges``: table, rows,
+memory, algorithm), whatever the event loop is doing: to tell a short peak
+of the resident size apart (a merge, an insert, a fetch).
 """
 
 from __future__ import annotations
@@ -20,12 +28,14 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["chdb_memory", "fetched_bytes", "mallinfo", "sample", "sample_every"]
+__all__ = ["Watch", "chdb_memory", "fetched_bytes", "mallinfo", "sample", "sample_every"]
 
 
 _MALLINFO2 = (
@@ -157,3 +167,75 @@ def chdb_memory(store: Any) -> dict[str, float]:
         "'UncompressedCacheBytes', 'QueryConditionCacheBytes', 'CompiledExpressionCacheBytes')"
     ).result_rows
     return {f"chdb_{m}_mib": round(float(v) / (1 << 20), 1) for m, v in rows}
+
+
+def _status_mib() -> dict[str, int]:
+    """``VmRSS`` and ``VmHWM`` of this process, MiB."""
+    out: dict[str, int] = {}
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line[2:5].lower() + "_mib"] = int(line.split()[1]) >> 10
+    return out
+
+
+class Watch(threading.Thread):
+    """Samples the resident size, chdb's tracked memory and its merges from a thread.
+
+    Each sample is one JSON line in ``path``: ``t`` (monotonic s), ``rss_mib``,
+    ``hwm_mib``, ``tracked_mib``, ``merges_tracked_mib`` and ``merges`` (a list
+    of ``[table, rows read, MiB, algorithm, elapsed s]``). chdb's client is
+    locked per query, so a sample waits while the worker inserts: ``waited_s``
+    says how long (its resident size is read before and after).
+    """
+
+    def __init__(self, store: Any, path: Path, every: float = 0.5) -> None:
+        super().__init__(daemon=True, name="bench-memory-watch")
+        self.store, self.path, self.every = store, path, every
+        self.halt = threading.Event()
+
+    @classmethod
+    def from_env(cls, store: Any) -> Watch | None:
+        """A started watch writing to ``BENCH_MEMORY_WATCH``, or ``None`` when it is unset."""
+        path = os.environ.get("BENCH_MEMORY_WATCH")
+        if not path:
+            return None
+        watch = cls(store, Path(path), float(os.environ.get("BENCH_MEMORY_WATCH_S", "0.5")))
+        watch.start()
+        return watch
+
+    def close(self) -> None:
+        """Stop sampling and wait for the thread."""
+        self.halt.set()
+        self.join()
+
+    def run(self) -> None:
+        with self.path.open("a", encoding="utf-8") as fh:
+            while not self.halt.wait(self.every):
+                before = _status_mib()
+                t0 = time.monotonic()
+                try:
+                    metrics = dict(
+                        self.store.client.query(
+                            "SELECT metric, value FROM system.metrics WHERE metric IN "
+                            "('MemoryTracking', 'MergesMutationsMemoryTracking')"
+                        ).result_rows
+                    )
+                    merges = self.store.client.query(
+                        "SELECT table, rows_read, round(memory_usage / 1048576, 1), "
+                        "merge_algorithm, round(elapsed, 1) FROM system.merges"
+                    ).result_rows
+                except Exception as exc:  # a sample is best effort (the store closing)
+                    metrics, merges = {}, [("error", 0, 0.0, str(exc)[:80], 0.0)]
+                line = {
+                    "t": round(t0, 2),
+                    **before,
+                    "waited_s": round(time.monotonic() - t0, 2),
+                    "rss_after_mib": _status_mib()["rss_mib"],
+                    "tracked_mib": int(metrics.get("MemoryTracking", 0)) >> 20,
+                    "merges_tracked_mib": int(metrics.get("MergesMutationsMemoryTracking", 0))
+                    >> 20,
+                    "merges": [list(m) for m in merges],
+                }
+                fh.write(json.dumps(line, default=str) + "\n")
+                fh.flush()

@@ -277,6 +277,9 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
         from bench.memlog import sample_every  # noqa: PLC0415
 
         sampler = asyncio.ensure_future(sample_every(worker, Path(memlog)))
+    from bench.memlog import Watch  # noqa: PLC0415
+
+    watch = Watch.from_env(worker.store)  # BENCH_MEMORY_WATCH, see bench/memlog.py
 
     def count() -> int:
         n = int(worker.processor.stats.events_in)
@@ -301,6 +304,8 @@ async def dossier_stream(cfg: dict[str, Any]) -> dict[str, Any]:
             sampler.cancel()
             with contextlib.suppress(Exception), Path(memlog).open("a") as fh:
                 fh.write(json.dumps({**sample(worker), **chdb_memory(worker.store)}) + "\n")
+        if watch is not None:
+            watch.close()
         await worker.stop()
         worker.store.close()
     name = "dossier-stream-faust" if cfg.get("runtime") == "faust" else "dossier-stream"
