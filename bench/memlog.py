@@ -169,13 +169,22 @@ def chdb_memory(store: Any) -> dict[str, float]:
     return {f"chdb_{m}_mib": round(float(v) / (1 << 20), 1) for m, v in rows}
 
 
+_STATUS: dict[str, str] = {
+    "VmRSS:": "rss_mib",
+    "VmHWM:": "hwm_mib",
+    "RssAnon:": "rss_anon_mib",
+    "RssFile:": "rss_file_mib",
+}
+
+
 def _status_mib() -> dict[str, int]:
-    """``VmRSS`` and ``VmHWM`` of this process, MiB."""
+    """``VmRSS``, ``VmHWM`` and the resident size's anonymous and file parts, MiB."""
     out: dict[str, int] = {}
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line[2:5].lower() + "_mib"] = int(line.split()[1]) >> 10
+            name = line.split(None, 1)[0]
+            if name in _STATUS:
+                out[_STATUS[name]] = int(line.split()[1]) >> 10
     return out
 
 
@@ -183,8 +192,10 @@ class Watch(threading.Thread):
     """Samples the resident size, chdb's tracked memory and its merges from a thread.
 
     Each sample is one JSON line in ``path``: ``t`` (monotonic s), ``rss_mib``,
-    ``hwm_mib``, ``tracked_mib``, ``merges_tracked_mib`` and ``merges`` (a list
-    of ``[table, rows read, MiB, algorithm, elapsed s]``). chdb's client is
+    ``hwm_mib``, ``rss_anon_mib``, ``rss_file_mib`` (the mapped files: chdb's
+    library, mostly), glibc's arenas (:func:`mallinfo`), ``tracked_mib``,
+    ``merges_tracked_mib`` and ``merges`` (a list of ``[table, rows read, MiB,
+    algorithm, elapsed s]``). chdb's client is
     locked per query, so a sample waits while the worker inserts: ``waited_s``
     says how long (its resident size is read before and after).
     """
@@ -232,6 +243,7 @@ class Watch(threading.Thread):
                     **before,
                     "waited_s": round(time.monotonic() - t0, 2),
                     "rss_after_mib": _status_mib()["rss_mib"],
+                    **_mallinfo_mib(),
                     "tracked_mib": int(metrics.get("MemoryTracking", 0)) >> 20,
                     "merges_tracked_mib": int(metrics.get("MergesMutationsMemoryTracking", 0))
                     >> 20,

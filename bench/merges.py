@@ -1,17 +1,20 @@
 """chdb's merges of its largest parts, measured: the resident memory they add, per setting.
 
 ``python -m bench.merges [--facts 8800000] [--counters 36000000] [--parts 6]
-[--table-setting k=v ...] [--server k=v ...]`` opens a fresh chdb store in a
-temporary directory through :func:`~dossier_stream.store.sink.connect` (the
-worker's path; ``--server`` settings go to the engine's command line as
-``chdb_options``), migrates it, applies ``--table-setting`` to both tables
-(``ALTER TABLE … MODIFY SETTING``, as a migration would), and with merges
-stopped fills ``dossier_facts`` and ``unit_day_counters`` with ``--parts``
-parts each, generated inside chdb (``INSERT … SELECT FROM numbers()``) and
-shaped like the worker's rows at 30 million events (8,8 million dossiers with
-a ~320-byte state and ~24-byte ids, interleaved between parts; 36 million
-distinct counter keys over 6 sources, 252 units, 27 counters). Those are the
-parts the end of a 30-million run merges.
+[--tables dossier_facts,unit_day_counters] [--table-setting k=v ...] [--server
+k=v ...]`` opens a fresh chdb store in a temporary directory through
+:func:`~dossier_stream.store.sink.connect` (the worker's path; ``--server``
+settings go to the engine's command line as ``chdb_options``), migrates it
+(``--schema-before V``: only the migrations before ``V``, an older store's
+tables), applies ``--table-setting`` to the tables it fills (``ALTER TABLE …
+MODIFY SETTING``, as a migration would), and with merges stopped fills them
+with ``--parts`` parts each, generated inside chdb (``INSERT … SELECT FROM
+numbers()``) and shaped like the worker's rows at 30 million events (8,8
+million dossiers with a ~320-byte state and ~24-byte ids, interleaved between
+parts; 36 million distinct counter keys over 6 sources, 252 units, 27
+counters; with ``dead_letters`` in ``--tables``, ``--letters`` letters of
+which one in nine is 70-120 KB, as the simulator's invalid lines are). Those
+are the parts the end of a 30-million run merges.
 
 Then it releases chdb's freed memory (``SYSTEM JEMALLOC PURGE``), takes the
 baseline, starts the merges (background, as in the worker; ``--optimize``: an
@@ -39,12 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.sink import counter_rows, fact_rows
-from dossier_stream.store.sink import ClickHouseStore, connect
+from dossier_stream.store.sink import MIGRATIONS, ClickHouseStore, connect
 from dossier_stream.stream.processor import DOSSIER_FACT_COLUMNS
 
 __all__ = ["main"]
 
-_TABLES = ("dossier_facts", "unit_day_counters")
+_TABLES = ("dossier_facts", "unit_day_counters", "dead_letters")
 _MIB = 1 << 20
 
 _FACTS = """INSERT INTO dossier_facts SELECT
@@ -76,6 +79,16 @@ _COUNTERS = """INSERT INTO unit_day_counters SELECT
     concat('counter_', leftPad(toString(k % 27), 2, '0')),
     toInt64(cityHash64(k) % 5000), {version:UInt64} + number
 FROM (SELECT number, number * {parts:UInt64} + {part:UInt64} AS k FROM numbers({rows:UInt64}))"""
+_LETTERS = """INSERT INTO dead_letters (id, topic, partition, offset, reason, code, detail, value,
+    logged_at)
+SELECT lower(hex(cityHash64(k, 7))), 'dossier.progress.v1', toInt32(k % 6), toInt64(k),
+    'bad_value:file_count', 'bad_value', 'Input should be greater than or equal to 1',
+    if(k % 9 = 0, concat('{"padding": "', repeat('x', 70000 + k % 50000), '"}'),
+       concat('{"event_type": "dossier.digitized", "event_id": "bad-', toString(k), '"}')),
+    toDateTime64(1722882670 + k, 3)
+FROM (SELECT number * {parts:UInt64} + {part:UInt64} AS k FROM numbers({rows:UInt64}))"""
+"""Letters shaped like a 30-million run's: one in nine of 70-120 KB (the simulator's
+``too_large`` and ever deeper ``[[…]]`` lines), the others a short line."""
 
 
 def _rss() -> int:
@@ -184,8 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
     parser = argparse.ArgumentParser(prog="python -m bench.merges", description=__doc__)
     parser.add_argument("--facts", type=int, default=8_800_000, help="dossier_facts rows")
     parser.add_argument("--counters", type=int, default=36_000_000, help="counter rows")
+    parser.add_argument("--letters", type=int, default=30_000, help="dead_letters rows")
     parser.add_argument("--parts", type=int, default=6, help="parts per table to merge")
-    parser.add_argument("--table-setting", action="append", default=[], help="k=v, both tables")
+    parser.add_argument(
+        "--schema-before", type=int, help="apply only the migrations before this version"
+    )
+    parser.add_argument(
+        "--table-setting", action="append", default=[], help="k=v, the tables filled"
+    )
     parser.add_argument("--server", action="append", default=[], help="k=v, chdb_options")
     parser.add_argument("--tables", default=",".join(_TABLES), help="tables to fill and merge")
     parser.add_argument("--optimize", action="store_true", help="OPTIMIZE FINAL, not background")
@@ -210,9 +229,15 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
         else:
             client, probe = connect(f"chdb://{path}"), connect(f"chdb://{path}")
         store = ClickHouseStore(client)
-        store.migrate()
+        if args.schema_before is None:
+            store.migrate()
+        else:  # an older store's tables (say, dead_letters before migration 8)
+            for version, _, statements in MIGRATIONS:
+                if version < args.schema_before:
+                    for sql in statements:
+                        client.command(sql)
         for table in _TABLES:
-            for setting in args.table_setting:
+            for setting in args.table_setting if table in tables else ():
                 client.command(f"ALTER TABLE {table} MODIFY SETTING {setting}")
             client.command(f"SYSTEM STOP MERGES {table}")
         shown = client.query(
@@ -229,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
             _fill(client, "dossier_facts", _FACTS, args.facts, args.parts)
         if "unit_day_counters" in tables:
             _fill(client, "unit_day_counters", _COUNTERS, args.counters, args.parts)
+        if "dead_letters" in tables:
+            _fill(client, "dead_letters", _LETTERS, args.letters, args.parts)
         sizes = client.query(
             "SELECT table, sum(rows), sum(bytes_on_disk), groupUniqArray(part_type) FROM "
             "system.parts WHERE active AND database = currentDatabase() GROUP BY table"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -66,5 +67,66 @@ def test_migration_5_keeps_the_letters_of_version_4_and_marks_them_inexact(
         assert rows[new]["replayed_at"] is None  # not the old letter's replay
         assert rows[legacy[5]["id"]]["replayed_at"] == AT
         assert store.migrate() == []  # once
+    finally:
+        store.close()
+
+
+def _granule_settings(store: ClickHouseStore) -> dict[str, str]:
+    create = str(store.client.command("SHOW CREATE TABLE dead_letters")).replace("\\n", " ")
+    return dict(re.findall(r"(index_granularity_bytes|merge_max_block_size_bytes) = (\d+)", create))
+
+
+def test_migration_8_makes_granules_of_1_mib_and_keeps_every_letter(tmp_path: Path) -> None:
+    """Large letters' merges hold 1 MiB granules, on a new store and on an older one.
+
+    An older store's letters (bytes that are not UTF-8, a letter of 70 KB, a
+    replayed one) come through the copy exactly, and the table takes letters
+    afterwards as before.
+    """
+    want = {"index_granularity_bytes": "1048576", "merge_max_block_size_bytes": "1048576"}
+    fresh = ClickHouseStore(connect(f"chdb://{tmp_path / 'fresh'}"))
+    try:
+        fresh.migrate()
+        assert _granule_settings(fresh) == want
+    finally:
+        fresh.close()
+    client = connect(f"chdb://{tmp_path / 'older'}")
+    store = ClickHouseStore(client)
+    try:
+        client.command(
+            "CREATE TABLE schema_migrations (version UInt32, description String, "
+            "applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
+        )
+        for version, description, statements in MIGRATIONS:
+            if version >= 8:
+                break
+            for sql in statements:
+                client.command(sql)
+            client.insert(
+                "schema_migrations", [(version, description, AT)],
+                column_names=["version", "description", "applied_at"],
+            )  # fmt: skip
+        assert _granule_settings(store) == {}
+        big = b'{"event_type": "dossier.received", "padding": "' + b"x" * 70_000 + b'"}'
+        raw = b"caf\xe9 \x00\xff"
+        letters = [
+            (letter_id("t", 0, n, n), "dossier.progress.v1", 0, n, "too_large", "too_large",
+             "d", value, 1, AT)
+            for n, value in enumerate((big, raw, b"plain"))
+        ]  # fmt: skip
+        store.write_dead_letters(letters)
+        before = {r["id"]: r for r in store.find_dead_letters()}
+        store.mark_dead_letters_replayed([before[letters[2][0]]], AT)
+        before = {r["id"]: r for r in store.find_dead_letters()}
+        assert store.migrate() == [8]
+        assert _granule_settings(store) == want
+        assert {r["id"]: r for r in store.find_dead_letters()} == before
+        assert before[letters[0][0]]["value"] == big and before[letters[1][0]]["value"] == raw
+        assert before[letters[2][0]]["replayed_at"] == AT
+        later = (letter_id("t", 0, 9, 9), "dossier.progress.v1", 0, 9, "not_json", "not_json",
+                 "d", b"{", 1, AT)  # fmt: skip
+        store.write_dead_letters([later])
+        assert len(store.find_dead_letters()) == 4
+        assert store.migrate() == []
     finally:
         store.close()

@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-__all__ = ["DEAD_LETTER_COLUMNS", "MIGRATION", "DeadLetterTable", "letter_id"]
+__all__ = [
+    "DEAD_LETTER_COLUMNS",
+    "GRANULES_MIGRATION",
+    "MIGRATION",
+    "DeadLetterTable",
+    "letter_id",
+]
 
 DEAD_LETTER_COLUMNS: Final = (
     "id", "topic", "partition", "offset", "reason", "code", "detail", "value", "value_exact",
@@ -68,6 +74,41 @@ MIGRATION: Final = (
         "RENAME TABLE dead_letters TO dead_letters_v4, dead_letters_v5 TO dead_letters",
         "DROP TABLE dead_letters_v4",
         "ALTER TABLE unit_reports ADD COLUMN IF NOT EXISTS deleted UInt8 DEFAULT 0",
+    ),
+)
+
+
+_SMALL: Final = 1 << 20
+"""Most bytes of a granule and of a merge's block of ``dead_letters`` (migration 8)."""
+
+GRANULES_MIGRATION: Final = (
+    8,
+    "dead_letters: granules and merge blocks of at most 1 MiB (merges of large letters)",
+    # A letter keeps its message whole, up to the broker's limit (too_large ones are over
+    # 64 KiB). With ClickHouse's 10 MiB granules a merge of a few parts held a granule of
+    # values per part: a 30-million run's letters took 120-220 MiB for seconds
+    # (bench.merges --tables dead_letters). index_granularity_bytes is fixed when a table is
+    # made, so the table is made again and its rows copied, as migration 5 did.
+    (
+        f"""CREATE TABLE IF NOT EXISTS dead_letters_v8 (
+            id String,
+            topic LowCardinality(String),
+            partition Int32,
+            offset Int64,
+            reason String,
+            code LowCardinality(String),
+            detail String,
+            value String,
+            value_exact UInt8 DEFAULT 1,
+            logged_at DateTime64(3, 'UTC'),
+            replayed_at Nullable(DateTime64(3, 'UTC'))
+        ) ENGINE = ReplacingMergeTree
+        ORDER BY id
+        SETTINGS index_granularity_bytes = {_SMALL}, merge_max_block_size_bytes = {_SMALL}""",
+        f"INSERT INTO dead_letters_v8 ({', '.join(DEAD_LETTER_COLUMNS)}) "
+        f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters FINAL",
+        "RENAME TABLE dead_letters TO dead_letters_v7, dead_letters_v8 TO dead_letters",
+        "DROP TABLE dead_letters_v7",
     ),
 )
 

@@ -42,6 +42,7 @@ from dossier_stream.store.batching import (
     FlushHook,
     SinkBackpressure,
 )
+from dossier_stream.store.deadletters import GRANULES_MIGRATION as DEAD_LETTERS_GRANULES
 from dossier_stream.store.deadletters import MIGRATION as DEAD_LETTERS_MIGRATION
 from dossier_stream.store.deadletters import DeadLetterTable
 from dossier_stream.store.views import MIGRATION as VIEWS_MIGRATION
@@ -189,6 +190,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             for table in ("dossier_facts", "unit_day_counters")
         ),
     ),
+    DEAD_LETTERS_GRANULES,
 )
 """``(version, description, statements)``; applied in order, once each."""
 
