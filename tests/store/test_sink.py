@@ -538,7 +538,7 @@ def test_the_large_tables_write_64_kib_blocks_fresh_and_migrated(tmp_path: Path)
                 )
         assert _compress_block(older) == {}
         older.write_counters([("dossier:0", "U", date(2024, 10, 3), "received", 2)])
-        assert older.migrate() == [7]
+        assert older.migrate() == [v for v, _, _ in MIGRATIONS if v >= 7]
         assert _compress_block(older) == want
         assert older.source_counters("dossier:0") == {("U", date(2024, 10, 3), "received"): 2}
         assert older.migrate() == []
