@@ -24,6 +24,10 @@ deletion survives a restart; the readers skip it).
 
 The reads and writes of the table are :class:`DeadLetterTable`, a part of
 :class:`~dossier_stream.store.sink.ClickHouseStore`.
+
+Migration 8 (:data:`GRANULES_MIGRATION`) makes the table again with granules
+and merge blocks of at most 1 MiB, so that chdb's merges of many large letters
+stay small; the rows are copied as they are.
 """
 
 from __future__ import annotations
@@ -86,9 +90,10 @@ GRANULES_MIGRATION: Final = (
     "dead_letters: granules and merge blocks of at most 1 MiB (merges of large letters)",
     # A letter keeps its message whole, up to the broker's limit (too_large ones are over
     # 64 KiB). With ClickHouse's 10 MiB granules a merge of a few parts held a granule of
-    # values per part: a 30-million run's letters took 120-220 MiB for seconds
-    # (bench.merges --tables dead_letters). index_granularity_bytes is fixed when a table is
-    # made, so the table is made again and its rows copied, as migration 5 did.
+    # values per part: merging a 30-million run's letters took 120-250 MiB for a second,
+    # 65-76 MiB with these settings (bench.merges --tables dead_letters). The granule size
+    # is fixed when a table is made, so the table is made again and its rows copied, as
+    # migration 5 did.
     (
         f"""CREATE TABLE IF NOT EXISTS dead_letters_v8 (
             id String,
