@@ -54,11 +54,7 @@ DEAD_LETTER_COLUMNS: Final = (
 )  # fmt: skip
 """The columns of ``dead_letters``; a row written by the worker has all but the last."""
 
-MIGRATION: Final = (
-    5,
-    "dead_letters keyed by a stable id with the original bytes; unit_reports.deleted",
-    (
-        """CREATE TABLE IF NOT EXISTS dead_letters_v5 (
+_TABLE: Final = """(
             id String,
             topic LowCardinality(String),
             partition Int32,
@@ -71,7 +67,14 @@ MIGRATION: Final = (
             logged_at DateTime64(3, 'UTC'),
             replayed_at Nullable(DateTime64(3, 'UTC'))
         ) ENGINE = ReplacingMergeTree
-        ORDER BY id""",
+        ORDER BY id"""
+"""The columns, engine and key of ``dead_letters`` since migration 5 (migration 8 adds settings)."""
+
+MIGRATION: Final = (
+    5,
+    "dead_letters keyed by a stable id with the original bytes; unit_reports.deleted",
+    (
+        f"CREATE TABLE IF NOT EXISTS dead_letters_v5 {_TABLE}",
         "INSERT INTO dead_letters_v5 SELECT concat('legacy:', topic, ':', toString(partition), "
         "':', toString(offset)), topic, partition, offset, reason, code, detail, value, 0, "
         "logged_at, replayed_at FROM dead_letters FINAL",
@@ -95,21 +98,8 @@ GRANULES_MIGRATION: Final = (
     # is fixed when a table is made, so the table is made again and its rows copied, as
     # migration 5 did.
     (
-        f"""CREATE TABLE IF NOT EXISTS dead_letters_v8 (
-            id String,
-            topic LowCardinality(String),
-            partition Int32,
-            offset Int64,
-            reason String,
-            code LowCardinality(String),
-            detail String,
-            value String,
-            value_exact UInt8 DEFAULT 1,
-            logged_at DateTime64(3, 'UTC'),
-            replayed_at Nullable(DateTime64(3, 'UTC'))
-        ) ENGINE = ReplacingMergeTree
-        ORDER BY id
-        SETTINGS index_granularity_bytes = {_SMALL}, merge_max_block_size_bytes = {_SMALL}""",
+        f"CREATE TABLE IF NOT EXISTS dead_letters_v8 {_TABLE} "
+        f"SETTINGS index_granularity_bytes = {_SMALL}, merge_max_block_size_bytes = {_SMALL}",
         f"INSERT INTO dead_letters_v8 ({', '.join(DEAD_LETTER_COLUMNS)}) "
         f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters FINAL",
         "RENAME TABLE dead_letters TO dead_letters_v7, dead_letters_v8 TO dead_letters",
