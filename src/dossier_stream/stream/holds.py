@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -101,6 +101,10 @@ class PartitionGuard:
         self.next.clear()
         self.held.clear()
 
+    def forget_positions(self) -> None:
+        """Forget the positions handed over (a batch dropped unread), keeping the holds."""
+        self.next.clear()
+
     def rewound(self, tp: Any, offset: int) -> None:
         """Record that ``tp`` was sought back to ``offset``."""
         self.next[tp] = offset
@@ -141,9 +145,19 @@ class PartitionGuard:
                     _LOG.debug("cannot resume %s: %s", tp, exc)
                 held.resumed = True
 
-    async def _restore(self, consumer: Any) -> None:
-        """Seek every assigned partition back to the first offset not handed over."""
-        for tp in list(consumer.assignment()):
+    async def restore(self, consumer: Any, partitions: Iterable[Any] | None = None) -> None:
+        """Seek assigned partitions back to the first offset not handed over.
+
+        Args:
+            consumer: the aiokafka consumer.
+            partitions: the partitions to seek (those not assigned are left
+                alone); every assigned one if ``None``. A partition with no
+                position remembered goes to its committed offset, or to the
+                beginning if it has none.
+        """
+        assigned = consumer.assignment()
+        chosen = assigned if partitions is None else [tp for tp in partitions if tp in assigned]
+        for tp in list(chosen):
             try:
                 offset = self.next.get(tp)
                 if offset is None:
@@ -159,7 +173,7 @@ class PartitionGuard:
     async def _isolate(self, consumer: Any, exc: Exception, max_records: int) -> list[Any]:
         """After a decoding error: restore positions, find and hold the partition at fault."""
         _LOG.debug("a fetched batch cannot be decoded (%s); looking for its partition", exc)
-        await self._restore(consumer)
+        await self.restore(consumer)
         records: list[Any] = []
         deadline = time.monotonic() + _PROBE_S
         while time.monotonic() < deadline:

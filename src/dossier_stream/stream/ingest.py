@@ -43,8 +43,11 @@ fold; see ``bench/README.md``).
   (which gives up its retries at once), flushes (or drops the revoked
   partitions' rows if ClickHouse is down: their events were not committed)
   and forgets the revoked sources. aiokafka creates a new assignment whose
-  positions start at the committed offsets, and a batch fetched before the
-  rebalance is dropped unprocessed.
+  positions start at the committed offsets. A batch begun before the
+  rebalance is dropped unprocessed, and its partitions are sought back to
+  their committed offsets: a ``getmany`` that waited through the rebalance
+  hands over records of the new assignment, whose positions have moved past
+  them.
 """
 
 from __future__ import annotations
@@ -232,13 +235,14 @@ class BatchConsumer:
     async def _run(self) -> None:
         while not self.should_stop:
             records: list[Any] = []
+            epoch = self._epoch
             try:
                 epoch, records = await self._next_batch()
                 if records:
                     async with self._busy:
                         if epoch != self._epoch:  # a rebalance came between: read again
                             _LOG.info("dropped a batch fetched before a rebalance")
-                            self._forget()  # positions now start at the commits
+                            await self._from_commits(records)
                             continue
                         await self._handle(records)
                         records.clear()  # a failed batch keeps them, to be rewound
@@ -250,14 +254,27 @@ class BatchConsumer:
                 # a bug, not bad input (that is dead-lettered): retry the batch from its
                 # first offsets after a pause, so nothing is skipped; the lag alert fires
                 _LOG.exception("batch failed; reading it again in %s s", self.backoff.max_s)
-                self._rewind(records)
+                if epoch == self._epoch:
+                    self._rewind(records)
+                else:  # its first offsets may lie past uncommitted ones of the new assignment
+                    await self._from_commits(records)
                 await asyncio.sleep(self.backoff.max_s)
 
-    def _forget(self) -> None:
-        """Forget the positions handed over and the clocks (a batch dropped unread)."""
-        self.guard.next.clear()
+    async def _from_commits(self, records: Sequence[Any]) -> None:
+        """Read the partitions of a batch begun before a rebalance again from their commits.
+
+        A ``getmany`` that waited through the rebalance returns records of the
+        *new* assignment, and aiokafka has moved those partitions' positions
+        past them: left there, the next batch would start after them and
+        commit past events never folded. Seeking every partition of the batch
+        still assigned to its committed offset (the beginning if it has none)
+        reads them again; what was folded before is absorbed by the fold.
+        """
+        self.guard.forget_positions()
         if self.aligner is not None:
             self.aligner.forget()
+        partitions = {TopicPartition(r.topic, r.partition) for r in records}
+        await self.guard.restore(self.consumer, partitions)
 
     def _rewind(self, records: Sequence[Any]) -> None:
         """Seek each partition of ``records`` back to its first record's offset."""
