@@ -36,6 +36,7 @@ from dossier_stream.core.topics import load_catalog
 from dossier_stream.core.workdays import WorkCalendar
 from dossier_stream.settings import Settings
 from dossier_stream.sim.simulate import SimConfig, simulate
+from dossier_stream.store.sink import ClickHouseStore
 from dossier_stream.stream.embedded import EmbeddedBroker
 from dossier_stream.stream.runner import Worker, create_topics, open_store
 from foreignproducer import Sent, publish
@@ -74,7 +75,7 @@ def test_a_rebalance_during_a_fetch_skips_no_event(
         store = open_store(settings)
         try:
             caplog.set_level(logging.INFO, logger="dossier_stream.stream.ingest")
-            worker = asyncio.run(_scenario(settings, broker.bootstrap, lines, registry, calendar))
+            worker = asyncio.run(_scenario(settings, store, lines, registry, calendar))
             mismatches = counter_mismatches(store, sim.truth)
         finally:
             store.close()
@@ -84,12 +85,13 @@ def test_a_rebalance_during_a_fetch_skips_no_event(
 
 
 async def _scenario(
-    settings: Settings, bootstrap: str, lines: list[bytes], registry: UnitRegistry,
+    settings: Settings, store: ClickHouseStore, lines: list[bytes], registry: UnitRegistry,
     calendar: WorkCalendar,
 ) -> Worker:  # fmt: skip
     catalog = load_catalog()
+    bootstrap = settings.bootstrap_servers
     await create_topics(settings, catalog)
-    worker = Worker(settings, catalog, registry, calendar, open_store(settings, migrate=False))
+    worker = Worker(settings, catalog, registry, calendar, store)
     sent = Sent()
     done = threading.Event()
 
