@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.sink import counter_rows, fact_rows
-from dossier_stream.store.sink import MIGRATIONS, ClickHouseStore, connect
+from dossier_stream.store.sink import ClickHouseStore, connect
 from dossier_stream.stream.processor import DOSSIER_FACT_COLUMNS
 
 __all__ = ["main"]
@@ -229,13 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
         else:
             client, probe = connect(f"chdb://{path}"), connect(f"chdb://{path}")
         store = ClickHouseStore(client)
-        if args.schema_before is None:
-            store.migrate()
-        else:  # an older store's tables (say, dead_letters before migration 8)
-            for version, _, statements in MIGRATIONS:
-                if version < args.schema_before:
-                    for sql in statements:
-                        client.command(sql)
+        store.migrate(before=args.schema_before)  # before V: an older store's tables
         for table in _TABLES:
             for setting in args.table_setting if table in tables else ():
                 client.command(f"ALTER TABLE {table} MODIFY SETTING {setting}")

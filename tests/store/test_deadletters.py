@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 from dossier_stream.cli.deadletter import is_lossy
 from dossier_stream.store.deadletters import letter_id
@@ -14,30 +13,13 @@ from dossier_stream.store.sink import MIGRATIONS, ClickHouseStore, connect
 AT = datetime(2024, 10, 3, 1, 0, tzinfo=UTC)
 
 
-def _store_before(client: Any, version: int) -> None:
-    """Apply and record the migrations before ``version``, as an older worker left a store."""
-    client.command(
-        "CREATE TABLE schema_migrations (version UInt32, description String, "
-        "applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
-    )
-    for number, description, statements in MIGRATIONS:
-        if number >= version:
-            break
-        for sql in statements:
-            client.command(sql)
-        client.insert(
-            "schema_migrations", [(number, description, AT)],
-            column_names=["version", "description", "applied_at"],
-        )  # fmt: skip
-
-
 def test_migration_5_keeps_the_letters_of_version_4_and_marks_them_inexact(
     tmp_path: Path,
 ) -> None:
     client = connect(f"chdb://{tmp_path / 'ch'}")
     store = ClickHouseStore(client)
     try:
-        _store_before(client, 5)  # a store of version 4, as older workers left it
+        store.migrate(before=5)  # a store of version 4, as older workers left it
         old = ["topic", "partition", "offset", "reason", "code", "detail", "value", "logged_at"]
         client.insert(
             "dead_letters",
@@ -98,7 +80,7 @@ def test_migration_8_makes_granules_of_1_mib_and_keeps_every_letter(tmp_path: Pa
     client = connect(f"chdb://{tmp_path / 'older'}")
     store = ClickHouseStore(client)
     try:
-        _store_before(client, 8)
+        store.migrate(before=8)
         assert _granule_settings(store) == {}
         big = b'{"event_type": "dossier.received", "padding": "' + b"x" * 70_000 + b'"}'
         raw = b"caf\xe9 \x00\xff"

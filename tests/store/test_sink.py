@@ -387,25 +387,13 @@ def test_migration_6_fills_the_supplement_columns_of_older_rows(tmp_path: Path) 
     state = DossierState("D1", supplements=sups)
     store = ClickHouseStore(connect(f"chdb://{tmp_path / 'ch'}"))
     try:
-        for version, _, statements in MIGRATIONS:
-            if version < 6:
-                for sql in statements:
-                    store.client.command(sql)
+        store.migrate(before=6)
         new = {"supplement_at", "supplement_requested"}
         old = [c for c in DOSSIER_FACT_COLUMNS if c not in new]
         row = dict(zip(DOSSIER_FACT_COLUMNS, dossier_fact(state, "dossier:0"), strict=True))
         assert row["state"] == dumps_dossier(state).decode()
         store.client.insert(
             "dossier_facts", [[row[c] for c in old] + [1]], column_names=[*old, "version"]
-        )
-        store.client.command(
-            "CREATE TABLE schema_migrations (version UInt32, description String, "
-            "applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
-        )
-        store.client.insert(
-            "schema_migrations",
-            [(v, d, datetime.now(UTC)) for v, d, _ in MIGRATIONS if v < 6],
-            column_names=["version", "description", "applied_at"],
         )
         assert store.migrate() == [v for v, _, _ in MIGRATIONS if v >= 6]
         got = store.client.query(
@@ -523,19 +511,7 @@ def test_the_large_tables_write_64_kib_blocks_fresh_and_migrated(tmp_path: Path)
         fresh.close()
     older = ClickHouseStore(connect(f"chdb://{tmp_path / 'older'}"))
     try:
-        older.client.command(
-            "CREATE TABLE schema_migrations (version UInt32, description String, "
-            "applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version"
-        )
-        for version, description, statements in MIGRATIONS:
-            if version < 7:
-                for sql in statements:
-                    older.client.command(sql)
-                older.client.insert(
-                    "schema_migrations",
-                    [(version, description, datetime.now(UTC))],
-                    column_names=["version", "description", "applied_at"],
-                )
+        older.migrate(before=7)
         assert _compress_block(older) == {}
         older.write_counters([("dossier:0", "U", date(2024, 10, 3), "received", 2)])
         assert older.migrate() == [v for v, _, _ in MIGRATIONS if v >= 7]

@@ -338,8 +338,13 @@ class ClickHouseStore(DeadLetterTable):
             self.client.command("SYSTEM JEMALLOC PURGE")
         return True
 
-    def migrate(self) -> list[int]:
-        """Apply the migrations not applied yet; return their versions."""
+    def migrate(self, *, before: int | None = None) -> list[int]:
+        """Apply the migrations not applied yet; return their versions.
+
+        Args:
+            before: apply only the versions below this one (the store an older
+                worker left: tests and ``bench.merges --schema-before``).
+        """
         with self._lock:
             self._inserts.clear()  # the column types may change
             if not self.client.command("EXISTS TABLE schema_migrations"):  # a reader only reads
@@ -353,6 +358,8 @@ class ClickHouseStore(DeadLetterTable):
             }
             applied = []
             for version, description, statements in MIGRATIONS:
+                if before is not None and version >= before:
+                    break
                 if version in done:
                     continue
                 try:
