@@ -301,3 +301,24 @@ def test_counters_that_cancel_out(tmp_path: Path, registry: UnitRegistry) -> Non
         assert report["unregistered_units"] == {"NOT-A-UNIT": {"received": 0}}
     finally:
         store.close()
+
+
+def test_a_rewritten_counter_counts_at_its_last_value(tmp_path: Path) -> None:
+    """The period's days are filtered before ``FINAL`` (``PREWHERE``): a key's versions go
+    together, so a newer value replaces an older one, a zero one included."""
+    d1, d2 = date(2024, 10, 1), date(2024, 10, 2)
+    store = ClickHouseStore(connect(f"chdb://{tmp_path / 'ch'}"))
+    try:
+        store.migrate()
+        store.client.command("SYSTEM STOP MERGES unit_day_counters")  # four parts, unmerged
+        store.write_counters([("a", "HP-SO-TUPHAP", d1, "received", 5)])
+        store.write_counters([("a", "HP-SO-XAYDUNG", d2, "received", 4)])
+        store.write_counters([("a", "HP-SO-TUPHAP", d1, "received", 0)])  # after a replay
+        store.write_counters([("a", "HP-SO-XAYDUNG", d2, "received", 6)])
+        assert store.client.query("SELECT count() FROM unit_day_counters").result_rows == [(4,)]
+        got = counter_totals(store, d1, d2)
+        assert got == sum_counters(store.counters(d1, d2), Period(d1, d2))
+        assert got == {"HP-SO-XAYDUNG": {"received": 6}}
+        assert counter_totals(store, d2, d2) == {"HP-SO-XAYDUNG": {"received": 6}}
+    finally:
+        store.close()
