@@ -705,6 +705,69 @@ def test_no_sql_reads_json_by_position() -> None:
     assert any("supplement_at" in sql for _, sql in texts)
 
 
+_COUNTER_READ = re.compile(r"FROM\s+unit_day_counters(?:\s+AS\s+\w+)?\s+FINAL\b", re.IGNORECASE)
+_TOKENS = re.compile(r"\(|\)|\bPREWHERE\b|\bWHERE\b|\bGROUP\s+BY\b|\bORDER\s+BY\b", re.IGNORECASE)
+_NOT_KEY = re.compile(r"\b(?:value|version)\b")
+"""The columns of ``unit_day_counters`` outside its sorting key."""
+
+
+def prewhere_of_counter_reads(sql: str) -> list[str | None]:
+    """The ``PREWHERE`` clause of each ``unit_day_counters FINAL`` read (``None``: none).
+
+    The read's own clauses are those at its parenthesis depth: a joined subquery's
+    are skipped, and the read ends at a ``)`` that closes its own subquery.
+    """
+    clauses: list[str | None] = []
+    for read in _COUNTER_READ.finditer(sql):
+        depth, begin, clause = 0, -1, None
+        for token in _TOKENS.finditer(sql, read.end()):
+            word = token.group().upper()
+            if word == "(":
+                depth += 1
+                continue
+            if depth and word == ")":
+                depth -= 1
+                continue
+            if depth:
+                continue
+            if begin >= 0:  # the first clause word or closing ) after PREWHERE ends it
+                clause = sql[begin : token.start()]
+                break
+            if word != "PREWHERE":
+                break
+            begin = token.end()
+        else:
+            clause = sql[begin:] if begin >= 0 else None
+        clauses.append(clause)
+    return clauses
+
+
+def test_counter_reads_filter_their_key_before_final() -> None:
+    """Every panel reading the counters filters in ``PREWHERE``, on sorting-key columns only.
+
+    ``PREWHERE`` runs before ``FINAL`` merges a key's versions: the period's rows only
+    are merged (dashkit/sql.py). A non-key column there could let an older version win.
+    """
+    texts = list(_sql_texts())
+    reads = 0
+    for where, sql in texts:
+        for clause in prewhere_of_counter_reads(sql):
+            reads += 1
+            assert clause is not None, f"{where}: unit_day_counters FINAL read without PREWHERE"
+            assert re.search(r"\bday\b", clause), f"{where}: PREWHERE without the days"
+            assert not _NOT_KEY.search(clause), f"{where}: a non-key column in PREWHERE"
+    assert reads >= 30  # 35 panels and variables read the counters today
+    # and the reading of the clauses tells the cases apart
+    joined = "FROM unit_day_counters AS c FINAL\nINNER JOIN (SELECT code FROM units FINAL) AS u"
+    assert prewhere_of_counter_reads(f"{joined} ON u.code = c.unit_code\nWHERE c.day = 1") == [None]
+    assert prewhere_of_counter_reads(
+        f"{joined} ON u.code = c.unit_code PREWHERE c.day = 1 AND c.value > 0 WHERE x"
+    ) == [" c.day = 1 AND c.value > 0 "]
+    assert prewhere_of_counter_reads(
+        "(SELECT 1 FROM unit_day_counters FINAL PREWHERE day = d)"
+    ) == [" day = d"]
+
+
 def test_below_target_lists_are_the_units_the_report_marks_not_meeting(loaded: Loaded) -> None:
     from dossier_stream.core.formatting import meets_target
 

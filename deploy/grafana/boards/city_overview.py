@@ -76,7 +76,7 @@ FROM (
     SELECT u.level AS level, c.counter AS counter, sum(c.value) AS total
     FROM unit_day_counters AS c FINAL
     INNER JOIN {UNITS} AS u ON u.code = c.unit_code
-    WHERE c.day BETWEEN {start} AND anchor
+    PREWHERE c.day BETWEEN {start} AND anchor
     GROUP BY level, counter
 )
 ARRAY JOIN indicators AS ind
@@ -101,7 +101,7 @@ SELECT
     {cols}
 FROM unit_day_counters AS c FINAL
 INNER JOIN {UNITS} AS u ON u.code = c.unit_code
-WHERE c.day BETWEEN least(ptd_start, r30_start) AND anchor AND c.counter IN ({n}, {d})"""
+PREWHERE c.day BETWEEN least(ptd_start, r30_start) AND anchor AND c.counter IN ({n}, {d})"""
 
 
 def sql_units_meeting_targets() -> str:
@@ -175,7 +175,7 @@ def sql_daily_rate(rate: Rate) -> str:
         AS {ident(rate.label)}
 FROM unit_day_counters AS c FINAL
 INNER JOIN {UNITS} AS u ON u.code = c.unit_code
-WHERE c.{RANGE_DAYS}
+PREWHERE c.{RANGE_DAYS}
     AND c.counter IN ({n}, {d})
 GROUP BY c.day
 ORDER BY c.day"""

@@ -87,7 +87,7 @@ def _per_unit(profile: Profile, days: str) -> str:
         {sums}
     FROM unit_day_counters AS c FINAL
     INNER JOIN (SELECT code, name, level FROM units FINAL) AS u ON u.code = c.unit_code
-    WHERE c.day BETWEEN ptd_start AND anchor
+    PREWHERE c.day BETWEEN ptd_start AND anchor
     GROUP BY u.code, u.name, u.level
 )"""
 

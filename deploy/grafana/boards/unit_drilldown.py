@@ -68,7 +68,7 @@ def sql_daily_rates(rates: Sequence[Rate]) -> str:
     toDateTime(c.day, 'Asia/Ho_Chi_Minh') AS time,
     {cols}
 FROM unit_day_counters AS c FINAL
-WHERE c.unit_code = ${{unit:sqlstring}}
+PREWHERE c.unit_code = ${{unit:sqlstring}}
     AND c.{RANGE_DAYS}
     AND c.counter IN ({", ".join(lit(x) for x in counters)})
 GROUP BY c.day
@@ -96,7 +96,7 @@ SELECT
 FROM (
     SELECT day, counter, sum(value) AS total
     FROM unit_day_counters FINAL
-    WHERE unit_code = ${{unit:sqlstring}} AND day BETWEEN least(ptd_start, r30_start) AND anchor
+    PREWHERE unit_code = ${{unit:sqlstring}} AND day BETWEEN least(ptd_start, r30_start) AND anchor
     GROUP BY day, counter
 )
 ARRAY JOIN indicators AS ind
@@ -113,7 +113,7 @@ def sql_unit_volumes() -> str:
     sumIf(value, counter = 'completed') AS "Đã giải quyết",
     sumIf(value, counter = 'completed_overdue') AS "Giải quyết quá hạn"
 FROM unit_day_counters FINAL
-WHERE unit_code = ${{unit:sqlstring}} AND {RANGE_DAYS}
+PREWHERE unit_code = ${{unit:sqlstring}} AND {RANGE_DAYS}
 GROUP BY day
 ORDER BY day"""
 
