@@ -93,7 +93,7 @@ def test_migration_8_makes_granules_of_1_mib_and_keeps_every_letter(tmp_path: Pa
         before = {r["id"]: r for r in store.find_dead_letters()}
         store.mark_dead_letters_replayed([before[letters[2][0]]], AT)
         before = {r["id"]: r for r in store.find_dead_letters()}
-        assert store.migrate() == [8]
+        assert store.migrate() == [v for v, _, _ in MIGRATIONS if v >= 8]
         assert _granule_settings(store) == want
         assert {r["id"]: r for r in store.find_dead_letters()} == before
         assert before[letters[0][0]]["value"] == big and before[letters[1][0]]["value"] == raw

@@ -16,7 +16,7 @@ from dossier_stream.core.periods import Period, monthly_report
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.workdays import VN_TZ, WorkCalendar
 from dossier_stream.sim.simulate import SimConfig, simulate
-from dossier_stream.store.sink import ClickHouseStore, connect
+from dossier_stream.store.sink import MIGRATIONS, ClickHouseStore, connect
 from dossier_stream.store.views import LIVE_WINDOWS, indicator_rows, write_units
 
 OCTOBER = monthly_report(2024, 10)
@@ -82,3 +82,36 @@ def test_report_rolling_command(tmp_path: Path, store: ClickHouseStore) -> None:
     report = orjson.loads(out)
     assert report["period"] == {"from": "2024-10-08", "to": "2024-10-14"}
     assert report["received"]["city"] > 0
+
+
+def test_an_older_store_gets_views_that_filter_before_final(tmp_path: Path) -> None:
+    """Migration 9 replaces both views; what they give does not change."""
+    store = ClickHouseStore(connect(f"chdb://{tmp_path / 'old'}"))
+    try:
+        store.migrate(before=9)
+        today = _today()
+        store.write_counters(
+            [("t", "HP-SO-TUPHAP", today - timedelta(days=d), "received", 1) for d in (0, 6, 40)]
+            + [("t", "HP-SO-TUPHAP", date(2024, 10, 1), "received_online", 3)]
+        )
+
+        def read() -> tuple[object, object, str]:
+            period = indicator_rows(store, date(2024, 10, 1), date(2024, 10, 14))
+            live = store.client.query(
+                "SELECT window, indicator, numerator, denominator FROM unit_indicators_live "
+                "ORDER BY window, indicator, unit_code"
+            ).result_rows
+            texts = store.client.query(
+                "SELECT create_table_query FROM system.tables WHERE name LIKE 'unit_indicators%'"
+            ).result_rows
+            return period, live, " ".join(t for (t,) in texts)
+
+        period, live, texts = read()
+        assert "PREWHERE" not in texts
+        assert store.migrate() == [v for v, _, _ in MIGRATIONS if v >= 9]
+        assert read()[:2] == (period, live)
+        assert read()[2].count("PREWHERE") == 2
+        assert ("online_submission", 3, 0) in {(r[3], r[4], r[5]) for r in period}
+        assert {(w, d) for w, i, _, d in live if i == "online_submission"} >= {("7d", 2)}
+    finally:
+        store.close()

@@ -46,6 +46,7 @@ from dossier_stream.store.deadletters import GRANULES_MIGRATION as DEAD_LETTERS_
 from dossier_stream.store.deadletters import MIGRATION as DEAD_LETTERS_MIGRATION
 from dossier_stream.store.deadletters import DeadLetterTable
 from dossier_stream.store.views import MIGRATION as VIEWS_MIGRATION
+from dossier_stream.store.views import PREWHERE_MIGRATION as VIEWS_PREWHERE
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -191,6 +192,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
         ),
     ),
     DEAD_LETTERS_GRANULES,
+    VIEWS_PREWHERE,
 )
 """``(version, description, statements)``; applied in order, once each."""
 

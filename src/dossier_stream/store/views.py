@@ -1,6 +1,7 @@
 """ClickHouse views of the indicators, for live monitoring and dashboards.
 
-Migration 2 (appended to :data:`dossier_stream.store.sink.MIGRATIONS`) adds:
+Migration 2 (appended to :data:`dossier_stream.store.sink.MIGRATIONS`) adds
+these; migration 9 makes both views filter the days before ``FINAL``:
 
 * ``units`` — the unit registry (code, name, level, parent, era), written by
   ``dossier-stream init-db`` / ``worker`` / ``demo`` (:func:`write_units`), so
@@ -29,7 +30,14 @@ from dossier_stream.core.indicators import INDICATORS
 if TYPE_CHECKING:
     from dossier_stream.core.registry import UnitRegistry
 
-__all__ = ["LIVE_WINDOWS", "MIGRATION", "ViewStore", "indicator_rows", "write_units"]
+__all__ = [
+    "LIVE_WINDOWS",
+    "MIGRATION",
+    "PREWHERE_MIGRATION",
+    "ViewStore",
+    "indicator_rows",
+    "write_units",
+]
 
 
 class ViewStore(Protocol):
@@ -53,19 +61,29 @@ _TUPLES: Final = ", ".join(
 )  # constants of the code, not input
 
 
-def _select(where: str, windows: str = "") -> str:
+def _select(where: str, windows: str = "", days: str = "") -> str:
     window = "w.1 AS window, " if windows else ""
+    prewhere = f" PREWHERE day BETWEEN {days}" if days else ""
     return f"""SELECT {window}c.unit_code AS unit_code, u.name AS name, u.level AS level,
            ind.1 AS indicator,
            sumIf(c.value, c.counter = ind.2) AS numerator,
            sumIf(c.value, c.counter = ind.3) AS denominator
-    FROM (SELECT unit_code, day, counter, value FROM unit_day_counters FINAL) AS c
+    FROM (SELECT unit_code, day, counter, value FROM unit_day_counters FINAL{prewhere}) AS c
     {windows}
     ARRAY JOIN [{_TUPLES}] AS ind
     LEFT JOIN (SELECT code, argMax(name, version) AS name, argMax(level, version) AS level
                FROM units GROUP BY code) AS u ON u.code = c.unit_code
     WHERE {where}
     GROUP BY {"window, " if windows else ""}unit_code, name, level, indicator"""
+
+
+_LIVE_WITH: Final = """WITH toDate(now('Asia/Ho_Chi_Minh')) AS today,
+             if(toDayOfMonth(today) >= 15, toStartOfMonth(today) + 14,
+                toStartOfMonth(today) - toIntervalMonth(1) + 14) AS ptd_start
+        """
+_LIVE_WINDOWS_JOIN: Final = (
+    "ARRAY JOIN [('7d', today - 6), ('30d', today - 29), ('ptd', ptd_start)] AS w"
+)
 
 
 MIGRATION: Final = (
@@ -84,18 +102,32 @@ MIGRATION: Final = (
         ORDER BY code""",
         "CREATE VIEW IF NOT EXISTS unit_indicators AS "
         + _select("c.day BETWEEN {start:Date} AND {end:Date}"),
-        """CREATE VIEW IF NOT EXISTS unit_indicators_live AS
-        WITH toDate(now('Asia/Ho_Chi_Minh')) AS today,
-             if(toDayOfMonth(today) >= 15, toStartOfMonth(today) + 14,
-                toStartOfMonth(today) - toIntervalMonth(1) + 14) AS ptd_start
-        """
-        + _select(
-            "c.day BETWEEN w.2 AND today",
-            "ARRAY JOIN [('7d', today - 6), ('30d', today - 29), ('ptd', ptd_start)] AS w",
-        ),
+        "CREATE VIEW IF NOT EXISTS unit_indicators_live AS\n        "
+        + _LIVE_WITH
+        + _select("c.day BETWEEN w.2 AND today", _LIVE_WINDOWS_JOIN),
     ),
 )
 """``(version, description, statements)`` of migration 2."""
+
+PREWHERE_MIGRATION: Final = (
+    9,
+    "indicator views: the days filtered before FINAL (PREWHERE)",
+    # The views filtered the days after FINAL had merged every counter row of the
+    # store: 2 s a query on the 30-million bench store, 0,2 s filtered before (the
+    # day is in the sorting key, so a key's versions go or stay together).
+    (
+        "CREATE OR REPLACE VIEW unit_indicators AS "
+        + _select("c.day BETWEEN {start:Date} AND {end:Date}", days="{start:Date} AND {end:Date}"),
+        "CREATE OR REPLACE VIEW unit_indicators_live AS\n        "
+        + _LIVE_WITH
+        + _select(
+            "c.day BETWEEN w.2 AND today",
+            _LIVE_WINDOWS_JOIN,
+            days="least(today - 29, ptd_start) AND today",
+        ),
+    ),
+)
+"""``(version, description, statements)`` of migration 9."""
 
 
 def write_units(store: ViewStore, registry: UnitRegistry) -> int:
