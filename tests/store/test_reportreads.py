@@ -320,5 +320,8 @@ def test_a_rewritten_counter_counts_at_its_last_value(tmp_path: Path) -> None:
         assert got == sum_counters(store.counters(d1, d2), Period(d1, d2))
         assert got == {"HP-SO-XAYDUNG": {"received": 6}}
         assert counter_totals(store, d2, d2) == {"HP-SO-XAYDUNG": {"received": 6}}
+        assert not store.has_counts(d1, d1)  # its only count was rewritten to 0
+        assert store.has_counts(d1, d2)
+        assert not store.has_counts(date(2024, 10, 3), date(2024, 10, 31))
     finally:
         store.close()

@@ -87,7 +87,8 @@ def _report(
     from dossier_stream.stream.runner import report_from_store  # noqa: PLC0415
 
     fmt, out, template = output
-    if not allow_empty:
+    # the period's own rows first: the whole store's span is read only when it has none
+    if not allow_empty and not store.has_counts(chosen.start, chosen.end):
         days = store.day_span()
         if not days or days[0] > chosen.end or days[-1] < chosen.start:
             where = (

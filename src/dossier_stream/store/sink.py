@@ -492,6 +492,15 @@ class ClickHouseStore(DeadLetterTable):
         ).result_rows
         return {(u, d, c): int(v) for u, d, c, v in rows}
 
+    def has_counts(self, start: date, end: date) -> bool:
+        """Whether a day in [start, end] has a count that is not zero (that period read only)."""
+        rows = self.client.query(
+            "SELECT count() FROM (SELECT 1 FROM unit_day_counters FINAL "
+            "PREWHERE day BETWEEN {start:Date} AND {end:Date} WHERE value != 0 LIMIT 1)",
+            parameters={"start": start, "end": end},
+        ).result_rows
+        return bool(rows[0][0])
+
     def day_span(self) -> list[date]:
         """The first and last day with counts (empty when there are none)."""
         row = self.client.query(
