@@ -167,6 +167,7 @@ class BatchConsumer:
         self._epoch = 0  # bumped by every revocation: a batch from an older epoch is stale
         self._busy = asyncio.Lock()  # held while a batch is handled, and by a revocation
         self._task: asyncio.Task[None] | None = None
+        self._waiting_first = False  # awaiting a batch's first records: nothing held yet
 
     async def start(self) -> None:
         """Connect the producer and the consumer, join the group and start the loop."""
@@ -211,6 +212,8 @@ class BatchConsumer:
         """Finish the batch in progress (or give it up), leave the group, close."""
         self.should_stop = True
         if self._task is not None:
+            if self._waiting_first:  # no batch begun: nothing to finish, the fetch need not end
+                self._task.cancel()
             done, _ = await asyncio.wait({self._task}, timeout=self.settings.flush_interval_s + 5)
             if not done:
                 self._task.cancel()
@@ -296,7 +299,11 @@ class BatchConsumer:
         s = self.settings
         epoch = self._epoch
         guard, consumer = self.guard, self.aligner or self.consumer
-        records = await guard.getmany(consumer, int(s.flush_interval_s * 1000), s.batch_size)
+        self._waiting_first = True
+        try:
+            records = await guard.getmany(consumer, int(s.flush_interval_s * 1000), s.batch_size)
+        finally:
+            self._waiting_first = False
         if not records:
             return epoch, records
         if self.first_message_at is None:
