@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +38,6 @@ pytestmark = pytest.mark.integration
 T0 = 1_700_000_000_000
 """The first record timestamp (ms)."""
 SMALL, BIG, THIRD = "dossier.payments.v1", "dossier.progress.v1", "dossier.submissions.v1"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(tmp_path / "tansu.log") as b:
-        yield b
 
 
 def _settings(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> Settings:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -35,12 +34,6 @@ pytestmark = pytest.mark.integration
 TOPIC = "dossier.payments.v1"
 RECORDS, SIZE = 12_000, 300
 """Records published to partition 0, and the bytes of each value (3,6 MB in all)."""
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(tmp_path / "tansu.log") as b:
-        yield b
 
 
 async def _publish(bootstrap: str) -> None:

@@ -14,7 +14,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -36,12 +35,6 @@ from dossier_stream.stream.runner import Worker, create_topics, open_store
 pytestmark = pytest.mark.integration
 
 CLI = [sys.executable, "-m", "dossier_stream"]
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(tmp_path / "tansu.log") as b:
-        yield b
 
 
 def _run_cli(

@@ -17,7 +17,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,12 +61,6 @@ FAMILIES = (
 )
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(tmp_path / "tansu.log") as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from dossier_stream.core.partitioner import partition_for
 from dossier_stream.core.periods import monthly_report
@@ -30,12 +27,6 @@ from dossier_stream.stream.produce import CHUNK
 from dossier_stream.stream.runner import create_topics, produce_lines
 
 _KEYS = {"dossier": "dossier_id", "feedback": "feedback_id", "unit": "unit_code"}
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(tmp_path / "tansu.log") as b:
-        yield b
 
 
 async def _read_all(bootstrap: str, catalog: TopicCatalog, n: int) -> dict[tuple[str, int], Any]:

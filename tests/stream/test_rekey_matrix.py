@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,12 +48,6 @@ def sim(registry: UnitRegistry, calendar: WorkCalendar) -> Simulation:
         period=monthly_report(2024, 10), seed=12, dossiers=2_500, feedback=200, invalid_rate=0.005
     )
     return simulate(config, registry, calendar)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(tmp_path / "tansu.log") as b:
-        yield b
 
 
 def expected_rerouted(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,12 +27,6 @@ pytestmark = pytest.mark.integration
 
 _LONG_S = 30.0
 """The flush interval: a stop that waited for the idle fetch would take this long."""
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(tmp_path / "tansu.log") as b:
-        yield b
 
 
 def test_an_idle_worker_stops_without_waiting_for_its_fetch(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -40,12 +39,6 @@ from streamharness import replay, report_mismatches
 pytestmark = pytest.mark.integration
 
 BAD = ("dossier.payments.v1", 0)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(tmp_path / "tansu.log") as b:
-        yield b
 
 
 def _sample(worker: Worker, name: str) -> dict[tuple[str, str], float]:

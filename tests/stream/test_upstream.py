@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +50,6 @@ pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "dossier_stream"]
 KEYS = {"dossier": "dossier_id", "feedback": "feedback_id", "unit": "unit_code"}
 NOT_UTF8 = b'{"event_type": "dossier.payment", "note": "Ph\xed l\xea ph\xed"}\xff'
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(tmp_path / "tansu.log") as b:
-        yield b
 
 
 def _route(raw: bytes, catalog: TopicCatalog) -> tuple[str, bytes | None]:
