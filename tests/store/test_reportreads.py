@@ -37,7 +37,7 @@ from dossier_stream.store.codec import loads_dossier
 from dossier_stream.store.reportreads import counter_totals, open_past_due_counts
 from dossier_stream.store.sink import BatchingSink, ClickHouseStore, connect
 from dossier_stream.stream.processor import Message, Processor
-from dossier_stream.stream.runner import report_from_store
+from dossier_stream.stream.runner import previous_from_store, report_from_store
 
 _PARTITIONS = 3
 
@@ -135,6 +135,14 @@ def test_a_year_and_the_months_in_it(
         for month in range(1, 11):
             _assert_same(store, engine, registry, monthly_report(2024, month))
         _assert_same(store, engine, registry, week(date(2024, 3, 6)))
+        # the month before, for the comparisons: the same counters, no dossier read
+        before = monthly_report(2024, 9)
+        whole = _json(report_from_store(store, registry, before))
+        assert whole["open_past_due"]
+        store.client.command("RENAME TABLE dossier_facts TO dossier_facts_away")
+        previous = _json(previous_from_store(store, registry, before))
+        assert "open_past_due" not in previous
+        assert previous == {k: v for k, v in whole.items() if k != "open_past_due"}
     finally:
         store.close()
 

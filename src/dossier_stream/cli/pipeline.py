@@ -189,7 +189,7 @@ def demo(
     from dossier_stream.cli.demo import DEFAULT_PERIOD, next_steps, run_demo  # noqa: PLC0415
     from dossier_stream.cli.inputs import read_events  # noqa: PLC0415
     from dossier_stream.reports.view import previous_month  # noqa: PLC0415
-    from dossier_stream.stream.runner import report_from_store  # noqa: PLC0415
+    from dossier_stream.stream.runner import previous_from_store  # noqa: PLC0415
 
     check_period_options(date_from, date_to, period)
     fixed = None
@@ -211,7 +211,7 @@ def demo(
     report_period = fixed or period_from(None, None, None, result.days)
     previous = None
     if before := previous_month(report_period):  # as `report` does: the month before
-        previous = report_from_store(result.store, registry, before)
+        previous = previous_from_store(result.store, registry, before)
     emit_report(result.report(report_period), registry, fmt, out, template, previous)
     _LOG.info("phase report: %.2f s wall", time.monotonic() - started)
     p = result.stats

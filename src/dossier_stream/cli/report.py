@@ -84,7 +84,10 @@ def _report(
     store: Any, registry: Any, chosen: Any, allow_empty: bool, output: tuple[str, Path | None, str]
 ) -> None:
     from dossier_stream.reports.view import previous_month  # noqa: PLC0415
-    from dossier_stream.stream.runner import report_from_store  # noqa: PLC0415
+    from dossier_stream.stream.runner import (  # noqa: PLC0415
+        previous_from_store,
+        report_from_store,
+    )
 
     fmt, out, template = output
     # the period's own rows first: the whole store's span is read only when it has none
@@ -103,7 +106,7 @@ def _report(
             )
     previous = None
     if before := previous_month(chosen):  # the monthly form compares with the month before
-        previous = report_from_store(store, registry, before)
+        previous = previous_from_store(store, registry, before)
     emit_report(report_from_store(store, registry, chosen), registry, fmt, out, template, previous)
 
 
