@@ -321,7 +321,7 @@ def test_unit_labels_come_from_the_registry_and_stay_at_zero(
     assert prom.get_sample_value("dossier_stream_open_dossiers", open_labels) == 0
 
 
-def test_metrics_are_served_on_an_ephemeral_port() -> None:
+def test_metrics_are_served_on_an_ephemeral_port(capfd: pytest.CaptureFixture[str]) -> None:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     Metrics(CollectorRegistry())  # a second object never clashes: no global registry
@@ -333,6 +333,7 @@ def test_metrics_are_served_on_an_ephemeral_port() -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             body = resp.read().decode()
         assert "dossier_stream_clickhouse_flushed_rows_total 3.0" in body
+        assert "GET /metrics" not in capfd.readouterr().err  # a scrape is not logged
         busy = MetricsServer(registry, host="127.0.0.1", port=port)
         with pytest.raises(OSError, match="DOSSIER_METRICS_PORT"):
             busy.start()

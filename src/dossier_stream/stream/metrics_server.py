@@ -4,14 +4,56 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 import threading
-from wsgiref.simple_server import WSGIServer
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 
 __all__ = ["MetricsServer"]
 
 _LOG = logging.getLogger(__name__)
+
+_POLL_S = 0.05
+"""How often the serving thread looks for a stop: what :meth:`MetricsServer.stop` waits at
+most (``prometheus_client.start_http_server`` serves with the standard library's 0,5 s)."""
+
+
+class _Quiet(WSGIRequestHandler):
+    """A request handler that does not log each scrape to stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing."""
+
+
+def _serve(
+    registry: CollectorRegistry, host: str, port: int
+) -> tuple[WSGIServer, threading.Thread]:
+    """Bind ``host:port`` (IPv4 or IPv6) and serve ``registry`` from a daemon thread.
+
+    What ``prometheus_client.start_http_server`` does (a thread per scrape, the
+    address family chosen from the host), but served with a short poll, so
+    that a stop does not wait half a second.
+    """
+    family, _, _, _, sockaddr = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+
+    class Server(ThreadingMixIn, WSGIServer):
+        address_family = family
+        daemon_threads = True  # a scrape in progress does not hold the process
+
+    server = make_server(str(sockaddr[0]), port, make_wsgi_app(registry), Server, _Quiet)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": _POLL_S},
+        name="metrics-http",
+        daemon=True,
+    )
+    thread.start()
+    return server, thread
 
 
 class MetricsServer:
@@ -49,9 +91,7 @@ class MetricsServer:
         if self._server is not None:
             return int(self._server.server_address[1])
         try:
-            self._server, self._thread = start_http_server(
-                self.requested_port, addr=self.host, registry=self.registry
-            )
+            self._server, self._thread = _serve(self.registry, self.host, self.requested_port)
         except OSError as exc:
             if self.fallback and exc.errno == errno.EADDRINUSE and self.requested_port:
                 _LOG.warning(
@@ -59,9 +99,7 @@ class MetricsServer:
                     "(set DOSSIER_METRICS_PORT to choose one)",
                     self.requested_port,
                 )
-                self._server, self._thread = start_http_server(
-                    0, addr=self.host, registry=self.registry
-                )
+                self._server, self._thread = _serve(self.registry, self.host, 0)
                 return self._started()
             raise OSError(
                 exc.errno,
@@ -78,7 +116,7 @@ class MetricsServer:
         return port
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving (within ``_POLL_S``) and release the port."""
         if self._server is None:
             return
         self._server.shutdown()
