@@ -79,9 +79,10 @@ class Settings(BaseSettings):
         "a bounded cache in memory) or memory (every state in RAM)",
     )
     state_cache_entries: Annotated[int, Field(ge=1)] = Field(
-        20_000,
+        10_000,
         description="with DOSSIER_STATE_STORE=rocksdb: decoded dossier states kept in memory "
-        "per source (≈ 1,3 KB each); the rest is in RocksDB",
+        "per source (≈ 1,3 KB each; also the live figures' index of open dossiers kept in "
+        "memory per source); the rest is in RocksDB",
     )
     counter_cache_entries: Annotated[int, Field(ge=1)] = Field(
         10_000,

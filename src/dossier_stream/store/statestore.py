@@ -111,8 +111,8 @@ __all__ = [
     "store_directory",
 ]
 
-DEFAULT_CACHE_ENTRIES: Final = 20_000
-"""Decoded states kept in the LRU: about 27 MB (≈ 1,3 KB each)."""
+DEFAULT_CACHE_ENTRIES: Final = 10_000
+"""Decoded states kept in the LRU: about 13 MB (≈ 1,3 KB each); ``DOSSIER_STATE_CACHE_ENTRIES``."""
 
 _EVICT_GROUP: Final = 64
 """Most states evicted at once (their dirty ones in one ``WriteBatch``)."""

@@ -314,7 +314,7 @@ class LiveFigures:
         *,
         clock: Callable[[], datetime] | None = None,
         spill: Path | None = None,
-        index_entries: int = 20_000,
+        index_entries: int = 10_000,
         tuning: RocksTuning | None = None,
     ) -> None:
         if index_entries < 1:
