@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from dossier_stream.store.counterstore import open_counter_store
-from dossier_stream.store.keyfilter import KeyFilter
+from dossier_stream.store.keyfilter import DayFilters, KeyFilter
 from dossier_stream.store.statestore import RocksTuning, open_dossier_store
 
 
@@ -94,4 +94,50 @@ def test_bounded_stores_answer_as_before(tmp_path: Path) -> None:
         assert "absent" not in states
     finally:
         states.close()
+        counters.close()
+
+
+def test_day_filters_drop_the_least_recently_written_days_and_lose_no_key() -> None:
+    days = [date(2024, 1, 1) + timedelta(days=n) for n in range(40)]
+    keys = [[(f"HP{u}", day, f"c{c}") for u in range(30) for c in range(20)] for day in days]
+    bounded = DayFilters(max_bytes=10 * 4_096)  # ten days' first layers
+    for some in keys:
+        bounded.update(some)
+    assert bounded.days == 10 and bounded.nbytes <= 10 * 4_096
+    assert all(key in bounded for some in keys for key in some)  # dropped days: "maybe"
+    never = [(f"HP{u}", day, "never") for u in range(30) for day in days]
+    recent = [key for key in never if key[1] >= days[30]]
+    old = [key for key in never if key[1] < days[30]]
+    assert sum(key in bounded for key in recent) <= 3  # the kept days answer for themselves
+    assert all(key in bounded for key in old)  # a dropped day cannot tell
+    assert ("HP0", date(2023, 1, 1), "c0") not in bounded and "HP0" not in bounded  # never written
+    bounded.update([("HP0", days[0], "late")])  # a dropped day written again stays unfiltered
+    assert bounded.days == 10 and ("HP0", days[0], "other") in bounded
+    bounded.update([("HP0", days[30], "again")])  # written again: now the most recent
+    bounded.update([("HP0", date(2024, 3, 1), "new")])  # a new day drops the oldest kept
+    assert ("HP0", days[30], "again") in bounded and ("HP0", date(2024, 3, 1), "new") in bounded
+    assert all(key in bounded for key in never if key[1] == days[31])  # days[31] dropped now
+    free = DayFilters()
+    for some in keys:
+        free.update(some)
+    assert free.days == 40 and sum(key in free for key in never) <= 12
+    with pytest.raises(ValueError, match="max_bytes"):
+        DayFilters(max_bytes=-1)
+
+
+def test_a_counter_store_past_its_filter_bound_reads_old_days_and_skips_new_ones(
+    tmp_path: Path,
+) -> None:
+    tuning = RocksTuning(key_filter_bytes=3 * 4_096)  # three days' filters
+    counters = open_counter_store(tmp_path, "dossier:2", cache_entries=1, tuning=tuning)
+    try:
+        days = [date(2024, 10, 1) + timedelta(days=n) for n in range(12)]
+        keys = [("HP1", day, f"c{n}") for day in days for n in range(40)]
+        for n, key in enumerate(keys):
+            counters[key] = n + 1
+            counters.trim()
+        counters.trim()
+        assert [counters.get(key, 0) for key in keys] == list(range(1, len(keys) + 1))
+        assert counters.get(("HP1", days[0], "never"), 0) == 0  # read from RocksDB: absent
+    finally:
         counters.close()

@@ -20,7 +20,9 @@ from RocksDB, exactly as it was last written; an absent key is remembered
 as 0. Most misses are keys of a new day, which RocksDB cannot hold: the
 store keeps the set of days it ever wrote (a few hundred dates a year) and
 answers those without a look-up; and it keeps a
-:class:`~dossier_stream.store.keyfilter.KeyFilter` of every key it wrote, so
+:class:`~dossier_stream.store.keyfilter.DayFilters` (a Bloom filter per day,
+the least recently written days dropped beyond ``DOSSIER_KEY_FILTER_MIB``) of
+every key it wrote, so
 a new key of a day already written (the bench's tiled months overlap in days:
 324.000 such reads per 300.000 events) is answered without one too.
 :meth:`~CounterStore.trim` writes the oldest entries beyond the cap to
@@ -55,7 +57,7 @@ from typing import Final, TypeVar, cast, overload
 from rocksdict import Rdict, WriteBatch
 
 from dossier_stream.core.counters import CounterKey
-from dossier_stream.store.keyfilter import KeyFilter
+from dossier_stream.store.keyfilter import DayFilters
 from dossier_stream.store.statestore import RocksTuning, open_rocks, store_directory
 
 __all__ = ["DEFAULT_COUNTER_CACHE", "CounterStore", "open_counter_store"]
@@ -118,11 +120,11 @@ class CounterStore(MutableMapping[CounterKey, int]):
         # the days of every key ever written to RocksDB: a key of another day is not there;
         # and the keys themselves, in a Bloom filter: a key it never saw is not there either
         self._days: set[date] = set()
-        self._written = KeyFilter(max_bytes=self.tuning.key_filter_bytes)
-        for raw in cast("Iterator[bytes]", self._db.keys()):
-            key = _decode(raw)
-            self._days.add(key[1])
-            self._written.add(key)
+        self._written = DayFilters(max_bytes=self.tuning.key_filter_bytes)
+        keys = map(_decode, cast("Iterator[bytes]", self._db.keys()))
+        while chunk := list(itertools.islice(keys, 65_536)):
+            self._days.update(key[1] for key in chunk)
+            self._written.update(chunk)
         self._closed = False
 
     # ------------------------------------------------------------ mapping
@@ -202,7 +204,7 @@ class CounterStore(MutableMapping[CounterKey, int]):
         """Remove every total."""
         self._cache.clear()
         self._days.clear()
-        self._written = KeyFilter(max_bytes=self.tuning.key_filter_bytes)
+        self._written = DayFilters(max_bytes=self.tuning.key_filter_bytes)
         self._db.delete_range(b"", b"\xff")  # keys are UTF-8: none starts with 0xFF
 
     # ------------------------------------------------------------ cache
