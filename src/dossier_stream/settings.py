@@ -116,8 +116,9 @@ class Settings(BaseSettings):
     key_filter_mib: Annotated[float, Field(ge=0)] = Field(
         2.0,
         description="with DOSSIER_STATE_STORE=rocksdb: most MiB of each store's in-memory "
-        "filter of the keys it holds (≈ 1,25 B per key until then; past it more look-ups go "
-        "to RocksDB, never a wrong answer); 0 = no bound",
+        "filter of the keys it holds (states: ≈ 1,25 B per key until then, past it more "
+        "look-ups go to RocksDB; counters: a filter per day, the least recently written "
+        "days' dropped past it; never a wrong answer); 0 = no bound",
     )
     memory_release_s: Annotated[float, Field(ge=0)] = Field(
         30.0,
