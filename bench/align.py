@@ -115,7 +115,7 @@ class _Counts:
         inner_read = counterstore.CounterStore._read
 
         def read(store: Any, key: Any) -> int:
-            if key[1] in store._days and key in store._written:
+            if key in store._written:
                 self.counter_reads += 1
             return int(inner_read(store, key))
 

@@ -125,7 +125,7 @@ def test_day_filters_drop_the_least_recently_written_days_and_lose_no_key() -> N
         DayFilters(max_bytes=-1)
 
 
-def test_a_counter_store_past_its_filter_bound_reads_old_days_and_skips_new_ones(
+def test_a_counter_store_past_its_filter_bound_reads_every_old_day_back(
     tmp_path: Path,
 ) -> None:
     tuning = RocksTuning(key_filter_bytes=3 * 4_096)  # three days' filters

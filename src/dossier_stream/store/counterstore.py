@@ -18,12 +18,11 @@ back at its end; the processor calls :meth:`~CounterStore.trim` once per
 batch). A total not in the cache is read
 from RocksDB, exactly as it was last written; an absent key is remembered
 as 0. Most misses are keys of a new day, which RocksDB cannot hold: the
-store keeps the set of days it ever wrote (a few hundred dates a year) and
-answers those without a look-up; and it keeps a
-:class:`~dossier_stream.store.keyfilter.DayFilters` (a Bloom filter per day,
-the least recently written days dropped beyond ``DOSSIER_KEY_FILTER_MIB``) of
-every key it wrote, so
-a new key of a day already written (the bench's tiled months overlap in days:
+store keeps a :class:`~dossier_stream.store.keyfilter.DayFilters` of every
+key it wrote (the days it ever wrote, and a Bloom filter per day, the least
+recently written days' filters dropped beyond ``DOSSIER_KEY_FILTER_MIB``), so
+a key of a day never written is answered without a look-up, and so is a new
+key of a day already written (the bench's tiled months overlap in days:
 324.000 such reads per 300.000 events) is answered without one too.
 :meth:`~CounterStore.trim` writes the oldest entries beyond the cap to
 RocksDB in one ``WriteBatch`` and drops them (a 0 is a delete: a counter
@@ -117,13 +116,11 @@ class CounterStore(MutableMapping[CounterKey, int]):
         self.tuning = tuning or COUNTER_TUNING
         self._db: Rdict = open_rocks(self.path, self.tuning)
         self._cache: dict[CounterKey, int] = {}  # 0: known absent (or deleted, not yet written)
-        # the days of every key ever written to RocksDB: a key of another day is not there;
-        # and the keys themselves, in a Bloom filter: a key it never saw is not there either
-        self._days: set[date] = set()
+        # every key ever written to RocksDB, by day: a key of a day never written is not
+        # there, nor one its day's Bloom filter never saw
         self._written = DayFilters(max_bytes=self.tuning.key_filter_bytes)
         keys = map(_decode, cast("Iterator[bytes]", self._db.keys()))
         while chunk := list(itertools.islice(keys, 65_536)):
-            self._days.update(key[1] for key in chunk)
             self._written.update(chunk)
         self._closed = False
 
@@ -203,7 +200,6 @@ class CounterStore(MutableMapping[CounterKey, int]):
     def clear(self) -> None:
         """Remove every total."""
         self._cache.clear()
-        self._days.clear()
         self._written = DayFilters(max_bytes=self.tuning.key_filter_bytes)
         self._db.delete_range(b"", b"\xff")  # keys are UTF-8: none starts with 0xFF
 
@@ -261,7 +257,7 @@ class CounterStore(MutableMapping[CounterKey, int]):
 
     def _read(self, key: CounterKey) -> int:
         """The total RocksDB holds for ``key`` (0 if none), without caching it."""
-        if key[1] not in self._days or key not in self._written:  # RocksDB cannot hold it
+        if key not in self._written:  # RocksDB cannot hold it
             return 0
         raw: bytes | None = self._db.get(_encode(key))
         return 0 if raw is None else _value(raw)
@@ -279,7 +275,6 @@ class CounterStore(MutableMapping[CounterKey, int]):
             else:
                 delete(_encode(key))
         # known before they are written: the filters never miss a key RocksDB holds
-        self._days.update({key[1] for key in kept})
         self._written.update(kept)
         self._db.write(batch)  # the store's write options: no WAL, no sync
 
