@@ -27,10 +27,10 @@ from bench.yearstore import per_day_report
 from dossier_stream.core.counters import open_past_due
 from dossier_stream.core.engine import Engine
 from dossier_stream.core.indicators import sum_counters
-from dossier_stream.core.periods import VN_TZ, Period, monthly_report, week
+from dossier_stream.core.periods import Period, monthly_report, week
 from dossier_stream.core.registry import UnitRegistry
 from dossier_stream.core.topics import load_catalog
-from dossier_stream.core.workdays import WorkCalendar
+from dossier_stream.core.workdays import VN_TZ, WorkCalendar
 from dossier_stream.sim import testing as t
 from dossier_stream.sim.simulate import SimConfig, simulate
 from dossier_stream.store.codec import loads_dossier

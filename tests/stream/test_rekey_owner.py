@@ -26,9 +26,9 @@ def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def _rekeyer() -> Rekeyer:
+def _rekeyer(**kwargs: int) -> Rekeyer:
     catalog = load_catalog()
-    rekeyer = Rekeyer(catalog)
+    rekeyer = Rekeyer(catalog, **kwargs)
     rekeyer.set_partitions({t.name: t.partitions for t in catalog.topics})
     return rekeyer
 
@@ -46,11 +46,8 @@ def test_the_topics_of_a_family_share_one_owner_and_its_memory(hashed: list[str]
     assert hashed == [event.dossier_id]  # hashed once for the four topics
 
 
-def test_owners_agree_with_the_partitioner_past_the_memory_bound(
-    hashed: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(rekey, "_SEEN", 8)
-    rekeyer = _rekeyer()
+def test_owners_agree_with_the_partitioner_past_the_memory_bound(hashed: list[str]) -> None:
+    rekeyer = _rekeyer(remembered=8)
     owner = rekeyer.owner("dossier.progress.v1")
     assert owner is not None
     keys = [f"D-{i}" for i in range(30)]

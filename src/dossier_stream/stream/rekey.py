@@ -41,6 +41,7 @@ from dossier_stream.core.partitioner import KeyOwner, partition_for
 from dossier_stream.core.topics import CONTRACT_TOPICS, TopicCatalog, family_of
 
 __all__ = [
+    "KEYS_REMEMBERED",
     "ORIGIN_HEADERS",
     "Origin",
     "Rekeyer",
@@ -86,7 +87,7 @@ def header_value(headers: Any, name: str) -> str | None:
     return None
 
 
-_SEEN: Final = 1 << 16
+KEYS_REMEMBERED: Final = 1 << 16
 """Keys whose partition an owner function remembers (a dossier's events hash once).
 
 One owner function serves every topic of a family (same key, same partition
@@ -95,13 +96,13 @@ with one memory per topic its key was hashed once per topic (83 % of the
 bench's dossier messages hashed, against 30 % with one per family)."""
 
 
-def _owner(key: Callable[[Event], str], partitions: int) -> Callable[[Event], int]:
-    """``partition_for(key(event), partitions)``, remembered for the last keys seen.
+def _owner(key: Callable[[Event], str], partitions: int, remembered: int) -> Callable[[Event], int]:
+    """``partition_for(key(event), partitions)``, remembered for the last ``remembered`` keys.
 
     A :class:`~dossier_stream.core.partitioner.KeyOwner` (compiled with the fold:
-    called in C from it); the partitioner and the bound are this module's, read now.
+    called in C from it); the partitioner is this module's, read now.
     """
-    return KeyOwner(key, partitions, bound=_SEEN, hasher=partition_for)
+    return KeyOwner(key, partitions, bound=remembered, hasher=partition_for)
 
 
 class Rekeyer:
@@ -109,10 +110,12 @@ class Rekeyer:
 
     Args:
         catalog: the topic catalog (families, their keys and repartition topics).
+        remembered: keys whose partition each owner function remembers.
     """
 
-    def __init__(self, catalog: TopicCatalog) -> None:
+    def __init__(self, catalog: TopicCatalog, *, remembered: int = KEYS_REMEMBERED) -> None:
         self.catalog = catalog
+        self.remembered = remembered
         self._key: dict[str, Callable[[Event], str]] = {}
         self._target: dict[str, tuple[str, int]] = {}  # family → (repartition topic, partitions)
         self._owners: dict[str, Callable[[Event], int]] = {}  # input topic → owner
@@ -150,7 +153,7 @@ class Rekeyer:
             self._target[family] = (repartition, n)
             owner = shared.get(family)
             if owner is None:  # every topic of the family has n partitions (checked above)
-                owner = shared[family] = _owner(key, n)
+                owner = shared[family] = _owner(key, n, self.remembered)
             owners[topic] = owner
         self._owners = owners
 
