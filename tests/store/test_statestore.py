@@ -489,11 +489,8 @@ def test_close_writes_back_and_destroy_does_not(tmp_path: Path, encodes: list[st
     assert len(encodes) == 10 and not gone.path.exists()
 
 
-def test_flush_writes_in_batches(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writes: _Writes
-) -> None:
-    monkeypatch.setattr(statestore, "_FLUSH_BATCH", 3)
-    with DossierStore(tmp_path / "s", cache_entries=50) as store:
+def test_flush_writes_in_batches(tmp_path: Path, writes: _Writes) -> None:
+    with DossierStore(tmp_path / "s", cache_entries=50, flush_batch=3) as store:
         for i in range(10):
             store[f"D{i}"] = DossierState(f"D{i}")
         assert store.flush() == 10

@@ -100,6 +100,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "DEFAULT_CACHE_ENTRIES",
+    "FLUSH_BATCH",
     "DossierStore",
     "RocksTuning",
     "open_dossier_store",
@@ -116,9 +117,8 @@ DEFAULT_CACHE_ENTRIES: Final = 10_000
 
 _EVICT_GROUP: Final = 64
 """Most states evicted at once (their dirty ones in one ``WriteBatch``)."""
-_FLUSH_BATCH = 1_024
-"""Rows per ``WriteBatch`` of :meth:`DossierStore.flush` (bounds its bytes; not ``Final``,
-which a compiled build would inline: a test lowers it)."""
+FLUSH_BATCH: Final = 1_024
+"""Rows per ``WriteBatch`` of :meth:`DossierStore.flush` by default (bounds its bytes)."""
 
 _T = TypeVar("_T")
 _MIB: Final = 1 << 20
@@ -308,6 +308,7 @@ class DossierStore(MutableMapping[str, DossierState]):
             state joins a full LRU, the oldest ``cache_entries // 16``
             (1 to 64) leave it, the dirty ones written in one batch.
         tuning: RocksDB settings (:class:`RocksTuning` defaults if ``None``).
+        flush_batch: most states per ``WriteBatch`` of :meth:`flush` (at least 1).
 
     A ``set`` stays in the LRU, dirty, until the LRU evicts it or
     :meth:`flush` or :meth:`close` writes it; :meth:`destroy` drops it.
@@ -323,9 +324,13 @@ class DossierStore(MutableMapping[str, DossierState]):
         *,
         cache_entries: int = DEFAULT_CACHE_ENTRIES,
         tuning: RocksTuning | None = None,
+        flush_batch: int = FLUSH_BATCH,
     ) -> None:
         if cache_entries < 1:
             raise ValueError(f"cache_entries must be at least 1, not {cache_entries}")
+        if flush_batch < 1:
+            raise ValueError(f"flush_batch must be at least 1, not {flush_batch}")
+        self.flush_batch = flush_batch
         self.path = Path(path)
         self.cache_entries = cache_entries
         self.tuning = tuning or RocksTuning()
@@ -418,7 +423,7 @@ class DossierStore(MutableMapping[str, DossierState]):
         """Encode and write every dirty state to RocksDB; they stay in the LRU, clean.
 
         The rows go to RocksDB's memtable like any write (this is not a flush
-        of the memtable to disk), in batches of at most 1.024.
+        of the memtable to disk), in batches of at most ``flush_batch``.
 
         Returns:
             How many states were written.
@@ -428,9 +433,10 @@ class DossierStore(MutableMapping[str, DossierState]):
             return 0
         lru, db, written = self._lru, self._db, self._written
         keys = list(dirty)
-        for start in range(0, len(keys), _FLUSH_BATCH):
+        step = self.flush_batch
+        for start in range(0, len(keys), step):
             batch = WriteBatch(raw_mode=True)
-            for key in keys[start : start + _FLUSH_BATCH]:
+            for key in keys[start : start + step]:
                 batch.put(key.encode(), dumps_dossier(lru[key]))
                 written.add(key)
             db.write(batch)  # the store's write options: no WAL, no sync
