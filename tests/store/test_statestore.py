@@ -339,6 +339,8 @@ def test_destroy_removes_the_directory(tmp_path: Path) -> None:
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cache_entries"):
         DossierStore(tmp_path / "a", cache_entries=0)
+    with pytest.raises(ValueError, match="flush_batch"):
+        DossierStore(tmp_path / "f", flush_batch=0)
     with pytest.raises(ValueError, match="compression"):
         DossierStore(tmp_path / "b", tuning=RocksTuning(compression="brotli"))
     with DossierStore(tmp_path / "c", tuning=RocksTuning(compression="zstd")) as store:
