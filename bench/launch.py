@@ -89,4 +89,7 @@ def run_scenario(
     if proc.returncode != 0 and RESULT_PREFIX not in stdout:
         tail = log.read_text("utf-8", errors="replace")[-3000:]
         raise BenchError(f"scenario {name} exited {proc.returncode}; end of {log}:\n{tail}")
-    return result_of(name, stdout, log)
+    result = result_of(name, stdout, log)
+    if result.get("compiled_modules") == 0:  # said again in the summary's table
+        print(f"WARNING: scenario {name}{tag} ran interpreted; see {log}", file=sys.stderr)
+    return result

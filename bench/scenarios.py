@@ -68,6 +68,7 @@ from bench.baselines import (
 )
 from bench.launch import RESULT_PREFIX
 from bench.measure import Progress, cpu_delta, peak_rss, thread_cpu, wait_done
+from dossier_stream import compiled_modules
 
 __all__ = ["SCENARIOS", "bench_metrics", "main"]
 
@@ -421,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     outcome = SCENARIOS[name](cfg)
     result = asyncio.run(outcome) if asyncio.iscoroutine(outcome) else outcome
+    # how many modules ran compiled (0: interpreted, a stale build or none, see summary)
+    result.setdefault("compiled_modules", len(compiled_modules()))
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
 

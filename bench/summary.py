@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["THROUGHPUT", "final_line", "ratios", "table"]
+__all__ = ["THROUGHPUT", "final_line", "interpreted", "ratios", "table"]
 
 THROUGHPUT = (
     "ceiling",
@@ -135,6 +135,26 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def interpreted(results: Any, where: str = "") -> list[str]:
+    """Where in ``results`` a scenario ran its worker interpreted (no module compiled).
+
+    Every scenario's record says how many modules its process ran compiled
+    (``compiled_modules``); 0 means the mypyc build was stale, missing or
+    turned off, so the record's speed does not compare with a compiled run.
+    Returns the records' paths, e.g. ``scale.runs[1]``.
+    """
+    found: list[str] = []
+    if isinstance(results, dict):
+        if results.get("compiled_modules") == 0:
+            found.append(where or "(top)")
+        for key, value in results.items():
+            found += interpreted(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(results, list):
+        for i, value in enumerate(results):
+            found += interpreted(value, f"{where}[{i}]")
+    return found
+
+
 def _mib(n: float | None) -> str:
     return "-" if n is None else f"{n / 2**20:,.0f} MiB"
 
@@ -142,6 +162,12 @@ def _mib(n: float | None) -> str:
 def table(results: dict[str, Any]) -> str:
     """The human-readable summary."""
     out = []
+    slow = interpreted(results)
+    if slow:
+        out.append(
+            "WARNING: interpreted, not compiled (scripts/compile; the worker's stderr.log "
+            f"says why), so not comparable: {', '.join(slow)}"
+        )
     m = results["machine"]
     out.append(
         f"machine: {m.get('cpu_model')}, {m.get('cores')} cores, "

@@ -153,3 +153,15 @@ def test_window_split_reads_threads_and_formats_per_event() -> None:
         "fetch wait 5.0 (40 fetches, 2,500 records each), flush 3.0"
     )
     assert "broker ?;" in window_line({**window, "broker_cpu_s": None}, 100_000)
+
+
+def test_summary_flags_records_that_ran_interpreted() -> None:
+    from bench.summary import interpreted
+
+    results = {
+        "scenarios": {"ceiling": {"compiled_modules": 12}, "dossier-stream": {}},
+        "scale": {"runs": [{"compiled_modules": 12}, {"compiled_modules": 0}]},
+        "year_report": {"compiled_modules": 0},
+    }
+    assert interpreted(results) == ["scale.runs[1]", "year_report"]
+    assert interpreted({"scale": {"runs": [{"compiled_modules": 3}]}}) == []
