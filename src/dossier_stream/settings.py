@@ -165,6 +165,14 @@ class Settings(BaseSettings):
         "records a partition held back by DOSSIER_ALIGN_MS keeps in memory",
     )
     session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 6.0
+    assign_all: bool = Field(
+        False,
+        description="batch runtime: read every partition of the input topics without "
+        "joining the consumer group (no join, 3 s with the embedded broker, and no "
+        "rebalances); offsets are still committed to DOSSIER_APP_ID. Only for a worker "
+        "alone on its topics, as the embedded demo: with another member in the group "
+        "the commits fail",
+    )
     flush_retry_min_s: Annotated[float, Field(gt=0, le=60)] = Field(
         0.5, description="first wait before retrying a failed ClickHouse flush (doubles each time)"
     )

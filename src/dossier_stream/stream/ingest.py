@@ -12,7 +12,11 @@ fold; see ``bench/README.md``).
   ``unit.reports.v1``, their repartition topics and the dead-letter topic.
   It uses the *range* assignor, which gives every member the same partition
   numbers of topics with the same partition count: every event of a dossier
-  (whatever its ``dossier.*`` topic) lands on the same worker.
+  (whatever its ``dossier.*`` topic) lands on the same worker. With
+  ``DOSSIER_ASSIGN_ALL`` (a worker alone on its topics, as the embedded
+  demo) it assigns itself every partition instead: no group join (half the
+  session timeout with the embedded broker) and no rebalances; it reads on
+  from the group's commits and commits there as a member would.
 * **Mis-keyed messages** (a key that does not belong to the partition they
   arrived on) are re-published to their family's repartition topic before
   the batch is committed, and folded from there by the partition's owner
@@ -182,26 +186,33 @@ class BatchConsumer:
             self.aligner = Aligner(
                 self.consumer, s.align_ms, lambda t, p: None if t == dead else source_of(t, p)
             )
-        ConsumerRebalanceListener.register(_Listener)
-        self.consumer.subscribe(self.topics, listener=_Listener(self))
+        if not s.assign_all:
+            ConsumerRebalanceListener.register(_Listener)
+            self.consumer.subscribe(self.topics, listener=_Listener(self))
         await self.producer.start()
         try:
             # before the consumer starts: its subscription's metadata request would
             # auto-create a missing repartition topic with the broker's default partitions
-            await self._partition_counts()
+            counts = await self._partition_counts()
+            everything = {TopicPartition(t, p) for t, n in counts.items() for p in range(n)}
+            if s.assign_all:  # positions from the group's commits, as after a join
+                self.consumer.assign(sorted(everything))
             await self.consumer.start()
         except BaseException:
             await self.producer.stop()
             raise
+        if s.assign_all:
+            await self.assigned(everything)
         if self.aligner is not None:
             self.aligner.started()
         self._task = asyncio.create_task(self._run(), name="dossier-stream-batches")
 
-    async def _partition_counts(self) -> None:
-        """Give the re-keying the partition counts of the topics on the broker."""
+    async def _partition_counts(self) -> dict[str, int]:
+        """Give the re-keying the partition counts of the topics on the broker; return them."""
         cluster = await self.producer.client.fetch_all_metadata()  # creates no topic
         counts = {t: len(cluster.partitions_for_topic(t) or ()) for t in self.topics}
         self.processor.rekeyer.set_partitions(counts)
+        return counts
 
     @property
     def held_partitions(self) -> dict[tuple[str, int], int]:
