@@ -156,6 +156,7 @@ def test_window_split_reads_threads_and_formats_per_event() -> None:
 
 
 def test_summary_flags_records_that_ran_interpreted() -> None:
+    from bench.curve import median_record
     from bench.summary import interpreted
 
     results = {
@@ -165,3 +166,8 @@ def test_summary_flags_records_that_ran_interpreted() -> None:
     }
     assert interpreted(results) == ["scale.runs[1]", "year_report"]
     assert interpreted({"scale": {"runs": [{"compiled_modules": 3}]}}) == []
+    # the median of repetitions is one record: it says 0 if any repetition ran interpreted
+    reps = [{"events_per_s": v, "compiled_modules": c} for v, c in ((1, 13), (2, 13), (3, 0))]
+    assert median_record(reps)["events_per_s"] == 2
+    assert median_record(reps)["compiled_modules"] == 0
+    assert median_record(reps[:2])["compiled_modules"] == 13
