@@ -397,6 +397,7 @@ def run_scale_and_year(
         run_scenario=run_scenario,
         recreate=lambda: asyncio.run(_recreate_topics(settings, catalog)),
         log=log,
+        bracket=args.scale_bracket,
     )
     last = results["scale"]["runs"][-1]
     if "year-report" in args.scenarios and last.get("complete") and args.year_store is None:

@@ -11,8 +11,12 @@ of its own):
 * :func:`run_scale`: for each size, the topics are created afresh, the
   benchmark's month is tiled up to that many events (:mod:`bench.scale`,
   streamed in chunks) and the real worker reads them all (throughput and peak
-  RSS per size; ``scale_flatness`` = events/s at the largest size over events/s
-  at the smallest);
+  RSS per size). With ``bracket``, the smallest size runs once more after the
+  largest (A, B, …, Z, A), and ``scale_flatness`` = events/s at the largest
+  size over the mean of the smallest size's two runs: the long run takes an
+  hour, this machine's speed drifts from hour to hour, and a baseline taken
+  only before it let the hour decide the ratio (0,726 and 0,844 for the same
+  worker code in two runs). Without ``bracket``: largest over smallest;
 * :func:`run_backfill_pairs`: :func:`dossier_stream.stream.backfill.run_backfill`
   with 1 process and with ``--backfill-processes``, interleaved, on the same
   published workload (fresh groups, fresh stores); the speed-up is taken
@@ -34,6 +38,7 @@ from typing import Any
 
 __all__ = [
     "backfill",
+    "flatness",
     "run_backfill_pairs",
     "run_scale",
     "spread",
@@ -86,6 +91,35 @@ def median_record(recs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
+def flatness(runs: Sequence[dict[str, Any]], again: dict[str, Any] | None) -> dict[str, float]:
+    """The scale curve's flatness, from complete runs only (NaN where one is missing).
+
+    Args:
+        runs: one record per size, smallest first (``events_per_s``, ``complete``).
+        again: the smallest size run again after the largest, or None.
+
+    Returns:
+        ``flatness``: the largest size's events/s over the smallest's (over the
+        mean of its two runs when ``again`` completed); ``flatness_before`` and
+        ``flatness_after``: over each of the two runs alone; ``drift``: the
+        smallest size's second run over its first (1 when the machine's speed
+        did not move).
+    """
+    nan = float("nan")
+    done = [r for r in runs if r.get("complete")]
+    out = {"flatness": nan, "flatness_before": nan, "flatness_after": nan, "drift": nan}
+    if len(done) < 2 or done[0] is not runs[0] or done[-1] is not runs[-1]:
+        return out
+    first, largest = done[0]["events_per_s"], done[-1]["events_per_s"]
+    out["flatness"] = out["flatness_before"] = largest / first
+    if again is not None and again.get("complete"):
+        second = again["events_per_s"]
+        out["flatness_after"] = largest / second
+        out["drift"] = second / first
+        out["flatness"] = largest / ((first + second) / 2)
+    return out
+
+
 def run_scale(
     sizes: Sequence[int],
     settings: Any,
@@ -98,40 +132,47 @@ def run_scale(
     run_scenario: RunScenario,
     recreate: Callable[[], None],
     log: Log,
+    bracket: bool = True,
 ) -> dict[str, Any]:
-    """The worker's throughput and peak RSS at each size of tiled input."""
+    """The worker's throughput and peak RSS at each size of tiled input.
+
+    With ``bracket`` and two sizes or more, the smallest size runs again after
+    the largest (the record ``again``), and the flatness is taken against
+    both of its runs (:func:`flatness`).
+    """
     from bench.scale import produce_tiled  # noqa: PLC0415
 
-    runs: list[dict[str, Any]] = []
-    for size in sizes:
+    def one(size: int, suffix: str = "") -> dict[str, Any]:
         recreate()
         t0 = time.monotonic()
         produced = asyncio.run(produce_tiled(settings, catalog, lines, size))
         produce_s = time.monotonic() - t0
-        log(f"scale {size:,}: published in {produce_s:.0f} s; the worker reads them ...")
-        cfg = {**base, "expected": size, "group": f"bench-scale-{size}", "idle_s": 180.0}
-        res = run_scenario("dossier-stream", cfg, workdir, timeout=timeout, tag=f"-scale-{size}")
+        log(f"scale {size:,}{suffix}: published in {produce_s:.0f} s; the worker reads them ...")
+        cfg = {**base, "expected": size, "group": f"bench-scale-{size}{suffix}", "idle_s": 180.0}
+        tag = f"-scale-{size}{suffix}"
+        res = run_scenario("dossier-stream", cfg, workdir, timeout=timeout, tag=tag)
         res.update(
             {
                 "size": size,
                 "produce_s": produce_s,
                 "bytes": produced["bytes"],
-                "chdb": str(workdir / f"dossier-stream-scale-{size}" / "clickhouse"),
+                "chdb": str(workdir / f"dossier-stream{tag}" / "clickhouse"),
             }
         )
         log(
-            f"scale {size:,}: {res['events_per_s']:,.0f} events/s, "
+            f"scale {size:,}{suffix}: {res['events_per_s']:,.0f} events/s, "
             f"peak RSS {res['peak_rss_bytes'] / 2**20:,.0f} MiB"
         )
-        runs.append(res)
-    done = [r for r in runs if r.get("complete")]
-    flatness = float("nan")
-    if len(done) >= 2:
-        flatness = done[-1]["events_per_s"] / done[0]["events_per_s"]
+        return res
+
+    runs = [one(size) for size in sizes]
+    again = one(sizes[0], "-again") if bracket and len(sizes) >= 2 else None
+    every = [*runs, *([again] if again else [])]
     return {
         "runs": runs,
-        "flatness": flatness,
-        "max_peak_rss_bytes": max((r["peak_rss_bytes"] for r in runs), default=0),
+        "again": again,
+        **flatness(runs, again),
+        "max_peak_rss_bytes": max((r["peak_rss_bytes"] for r in every), default=0),
     }
 
 

@@ -113,6 +113,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "for the long run)",
     )
     parser.add_argument(
+        "--scale-bracket",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="scale: run the smallest size again after the largest, and take the flatness "
+        "against the mean of its two runs, so that the machine's drift during the long run "
+        "does not decide it (default: on)",
+    )
+    parser.add_argument(
         "--backfill-processes",
         type=int,
         default=max(2, os.cpu_count() or 2),

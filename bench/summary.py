@@ -69,16 +69,25 @@ def _more_lines(results: dict[str, Any]) -> list[str]:
         )
     sc = results.get("scale")
     if sc:
-        for r in sc["runs"]:
+        again = sc.get("again")
+        for r in [*sc["runs"], *([again] if again else [])]:
             flag = "" if r.get("complete") else "  INCOMPLETE"
             out.append(
-                f"scale {r['size']:>12,}: {r['events_per_s']:>9,.0f} events/s over "
+                f"scale {r['size']:>12,}{' again' if r is again else ''}: "
+                f"{r['events_per_s']:>9,.0f} events/s over "
                 f"{r['seconds']:,.1f} s, worker peak RSS {_mib(r['peak_rss_bytes'])} "
                 f"(published in {r['produce_s']:,.0f} s){flag}"
             )
             if r.get("window"):
                 out.append("  " + window_line(r["window"], r["events"]))
-        out.append(f"scale flatness (largest / smallest): {sc['flatness']:.3f}")
+        if again:
+            out.append(
+                f"scale flatness (largest / mean of the smallest's two runs): "
+                f"{sc['flatness']:.3f} (before {sc['flatness_before']:.3f}, after "
+                f"{sc['flatness_after']:.3f}; the smallest's drift {sc['drift']:.3f})"
+            )
+        else:
+            out.append(f"scale flatness (largest / smallest): {sc['flatness']:.3f}")
     y = results.get("year_report")
     if y and "median_s" in y:
         out.append(
@@ -97,7 +106,8 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     interleaved repetitions of the ratio within each repetition (with their
     min and max); ``ratio_to_naive`` is the median worker over the one naive
     run. ``scale_flatness``: events/s at the largest scale size over the
-    smallest; ``backfill_speedup``: the median, over the interleaved pairs,
+    smallest (over the mean of its runs before and after the largest, see
+    :func:`bench.curve.flatness`); ``backfill_speedup``: the median, over the interleaved pairs,
     of events/s with several worker processes over one; ``year_report_s``:
     the median time of a 365-day report read from ClickHouse.
     """

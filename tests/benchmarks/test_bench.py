@@ -70,6 +70,10 @@ def test_bench_runs_every_scenario_and_prints_the_final_line(tmp_path: Path) -> 
     assert len(results["repetitions"]["ratio_to_faust_bare"]["values"]) == 2
     assert [r["size"] for r in results["scale"]["runs"]] == [3000, 6000]
     assert all(r["complete"] and r["events"] == r["size"] for r in results["scale"]["runs"])
+    again = results["scale"]["again"]  # the smallest size once more, after the largest
+    assert again["complete"] and again["size"] == again["events"] == 3000
+    assert again["chdb"] != results["scale"]["runs"][0]["chdb"]
+    assert results["scale"]["drift"] > 0
     assert results["backfill"]["processes"] >= 2
     for run in results["backfill"]["one"] + results["backfill"]["many"]:
         assert run["messages"] == 3000 - results["workload"]["unroutable"], run
@@ -171,3 +175,24 @@ def test_summary_flags_records_that_ran_interpreted() -> None:
     assert median_record(reps)["events_per_s"] == 2
     assert median_record(reps)["compiled_modules"] == 0
     assert median_record(reps[:2])["compiled_modules"] == 13
+
+
+def test_scale_flatness_is_taken_against_the_smallest_size_before_and_after() -> None:
+    from bench.curve import flatness
+
+    runs = [
+        {"events_per_s": 12_000.0, "complete": True},
+        {"events_per_s": 9_000.0, "complete": True},
+    ]
+    again = {"events_per_s": 10_000.0, "complete": True}
+    got = flatness(runs, again)
+    assert got["flatness"] == pytest.approx(9_000 / 11_000)
+    assert got["flatness_before"] == pytest.approx(0.75)
+    assert got["flatness_after"] == pytest.approx(0.9)
+    assert got["drift"] == pytest.approx(10_000 / 12_000)
+    # no second run (or an incomplete one): against the first run alone
+    assert flatness(runs, None)["flatness"] == pytest.approx(0.75)
+    assert flatness(runs, {**again, "complete": False})["flatness"] == pytest.approx(0.75)
+    assert math.isnan(flatness(runs, None)["drift"])
+    # the largest size did not complete: no flatness, rather than a smaller size's
+    assert math.isnan(flatness([runs[0], {**runs[1], "complete": False}], again)["flatness"])
