@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -38,16 +38,6 @@ pytestmark = pytest.mark.integration
 T0 = 1_700_000_000_000
 """The first record timestamp (ms)."""
 SMALL, BIG, THIRD = "dossier.payments.v1", "dossier.progress.v1", "dossier.submissions.v1"
-
-
-def _settings(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> Settings:
-    return Settings(
-        bootstrap_servers=broker.bootstrap,
-        clickhouse_dsn=f"chdb://{tmp_path / 'ch'}",  # type: ignore[arg-type]
-        data_dir=tmp_path / "data",
-        metrics_port=0,
-        **extra,
-    )
 
 
 async def _publish(bootstrap: str, topic: str, stamps: list[int], size: int) -> None:
@@ -121,14 +111,14 @@ async def _read_all(
 
 @pytest.mark.parametrize("big_client", ["aiokafka", "kafka-python"])
 def test_skewed_topics_are_read_in_step(
-    tmp_path: Path, broker: EmbeddedBroker, big_client: str
+    broker: EmbeddedBroker, worker_settings: Callable[..., Settings], big_client: str
 ) -> None:
     """The same minute in 6.000 small records and in 300 big ones: read side by side.
 
     The big topic is also published by kafka-python: the clocks are the record
     timestamps an upstream client wrote, not only those our own producer writes.
     """
-    settings = _settings(broker, tmp_path)
+    settings = worker_settings()
     small = [T0 + i * 10 for i in range(6_000)]  # 10 ms apart: 60 s
     big = [T0 + i * 200 for i in range(300)]  # 200 ms apart: 60 s, 10 times the bytes
     stamps = {SMALL: small, BIG: big}
@@ -179,10 +169,10 @@ def test_the_fetch_backoff_is_shortened_only_where_there_is_one() -> None:
 
 
 def test_a_caught_up_or_empty_partition_never_stalls_the_others(
-    tmp_path: Path, broker: EmbeddedBroker
+    broker: EmbeddedBroker, worker_settings: Callable[..., Settings]
 ) -> None:
     """An old, short topic read to its end and an empty one hold nothing back."""
-    settings = _settings(broker, tmp_path)
+    settings = worker_settings()
     old = [T0 + i for i in range(10)]
     late = [T0 + 3_600_000 + i * 10 for i in range(2_000)]  # an hour later
     stamps = {SMALL: old, BIG: late, THIRD: []}
@@ -207,11 +197,13 @@ def test_a_caught_up_or_empty_partition_never_stalls_the_others(
     assert held <= 5, held  # held only while the old topic still had records
 
 
-def test_a_paused_partition_is_no_floor(tmp_path: Path, broker: EmbeddedBroker) -> None:
+def test_a_paused_partition_is_no_floor(
+    broker: EmbeddedBroker, worker_settings: Callable[..., Settings]
+) -> None:
     """A partition the undecodable guard paused, records left, never holds its source."""
     from aiokafka import TopicPartition
 
-    settings = _settings(broker, tmp_path)
+    settings = worker_settings()
     old = [T0 + i for i in range(1_000)]
     late = [T0 + 3_600_000 + i for i in range(1_000)]
 
@@ -251,12 +243,12 @@ def test_a_paused_partition_is_no_floor(tmp_path: Path, broker: EmbeddedBroker) 
 
 
 def test_a_sought_partition_holds_nothing_until_read_again(
-    tmp_path: Path, broker: EmbeddedBroker
+    broker: EmbeddedBroker, worker_settings: Callable[..., Settings]
 ) -> None:
     """Seeking (a rewound batch, the guard's restore) and a rebalance forget the clocks."""
     from aiokafka import TopicPartition
 
-    settings = _settings(broker, tmp_path)
+    settings = worker_settings()
 
     async def scenario() -> tuple[dict[Any, int], dict[Any, int], dict[Any, int]]:
         await create_topics(settings, load_catalog())
@@ -282,13 +274,16 @@ def test_a_sought_partition_holds_nothing_until_read_again(
 
 
 def test_figures_stay_exact_when_partitions_are_held_back_all_the_time(
-    tmp_path: Path, broker: EmbeddedBroker, registry: UnitRegistry, calendar: WorkCalendar
+    worker_settings: Callable[..., Settings],
+    broker: EmbeddedBroker,
+    registry: UnitRegistry,
+    calendar: WorkCalendar,
 ) -> None:
     """The worker with a 1 ms bound (holds at every call) stores what a replay computes."""
     period = monthly_report(2024, 10)
     lines = simulate(SimConfig(period=period, seed=11, dossiers=600), registry, calendar).lines
     catalog = load_catalog()
-    settings = _settings(broker, tmp_path, app_id="align-test", align_ms=1)
+    settings = worker_settings(app_id="align-test", align_ms=1)
     store = open_store(settings)
 
     async def scenario() -> Worker:

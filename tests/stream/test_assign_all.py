@@ -10,7 +10,7 @@ offsets, and no member while the worker runs.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -50,18 +50,13 @@ async def _group_state(bootstrap: str) -> tuple[str, int]:
 
 
 def test_a_lone_worker_reads_every_partition_and_commits_to_its_group(
-    tmp_path: Path, broker: EmbeddedBroker, registry: UnitRegistry, calendar: WorkCalendar
+    worker_settings: Callable[..., Settings],
+    broker: EmbeddedBroker,
+    registry: UnitRegistry,
+    calendar: WorkCalendar,
 ) -> None:
     catalog = load_catalog()
-    settings = Settings(
-        bootstrap_servers=broker.bootstrap,
-        clickhouse_dsn=f"chdb://{tmp_path / 'ch'}",
-        data_dir=tmp_path / "data",
-        app_id=_GROUP,
-        metrics_port=0,
-        flush_interval_s=0.5,
-        assign_all=True,
-    )
+    settings = worker_settings(app_id=_GROUP, flush_interval_s=0.5, assign_all=True)
     config = SimConfig(
         monthly_report(2024, 10), seed=5, dossiers=80, duplicate_rate=0.0, invalid_rate=0.0
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -72,45 +73,44 @@ async def _buffers(options: dict[str, Any]) -> list[int]:
         await consumer.stop()
 
 
-def _options(broker: EmbeddedBroker, tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    settings = Settings(
-        bootstrap_servers=broker.bootstrap,
-        clickhouse_dsn=f"chdb://{tmp_path / 'ch'}",  # type: ignore[arg-type]
-        data_dir=tmp_path / "data",
-        metrics_port=0,
-        **extra,
-    )
+def _options(settings: Settings) -> dict[str, Any]:
     options = consumer_options(settings)
     options.pop("group_id")  # assigned by hand: no group
     return options
 
 
-def test_worker_fetches_are_bounded_per_partition(tmp_path: Path, broker: EmbeddedBroker) -> None:
+def test_worker_fetches_are_bounded_per_partition(
+    broker: EmbeddedBroker, worker_settings: Callable[..., Settings]
+) -> None:
     """64 KiB per fetch: no buffer holds more than that and one producer batch."""
     asyncio.run(_publish(broker.bootstrap))
-    sizes = asyncio.run(_buffers(_options(broker, tmp_path, fetch_max_kib=64)))
+    sizes = asyncio.run(_buffers(_options(worker_settings(fetch_max_kib=64))))
     # 64 KiB of values plus one producer batch (16 KiB) the broker does not split
     bound = (64 + 16) * 1024 // SIZE
     assert max(sizes) <= bound, sizes
     assert len(sizes) >= RECORDS * SIZE // (bound * SIZE)  # read in many fetches
 
 
-def test_the_broker_ignores_the_per_partition_limit(tmp_path: Path, broker: EmbeddedBroker) -> None:
+def test_the_broker_ignores_the_per_partition_limit(
+    broker: EmbeddedBroker, worker_settings: Callable[..., Settings]
+) -> None:
     """Why the bound is ``fetch_max_bytes``: with only the per-partition limit, whole tiles come."""
     asyncio.run(_publish(broker.bootstrap))
-    options = _options(broker, tmp_path)
+    options = _options(worker_settings())
     del options["fetch_max_bytes"]  # aiokafka's default: 50 MiB per response
     options["max_partition_fetch_bytes"] = 64 * 1024
     sizes = asyncio.run(_buffers(options))
     assert max(sizes) > 4 * (64 + 16) * 1024 // SIZE, sizes
 
 
-def test_memory_log_reads_the_fetched_buffers(tmp_path: Path, broker: EmbeddedBroker) -> None:
+def test_memory_log_reads_the_fetched_buffers(
+    broker: EmbeddedBroker, worker_settings: Callable[..., Settings]
+) -> None:
     """``bench.memlog.fetched_bytes``: a buffer's bytes while it is held, nothing once dropped."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     asyncio.run(_publish(broker.bootstrap))
-    options = _options(broker, tmp_path, fetch_max_kib=64)
+    options = _options(worker_settings(fetch_max_kib=64))
 
     async def read() -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         tp = TopicPartition(TOPIC, 0)

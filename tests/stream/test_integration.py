@@ -14,6 +14,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,11 @@ async def _settle(worker: Worker, expected_events: int, timeout: float = 120) ->
 
 
 def test_producing_the_same_file_twice_changes_nothing(
-    tmp_path: Path, broker: EmbeddedBroker, registry: UnitRegistry, calendar: WorkCalendar
+    tmp_path: Path,
+    worker_settings: Callable[..., Settings],
+    broker: EmbeddedBroker,
+    registry: UnitRegistry,
+    calendar: WorkCalendar,
 ) -> None:
     unit = "HP-Q-313"
     lines = []
@@ -152,12 +157,7 @@ def test_producing_the_same_file_twice_changes_nothing(
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(t.encode(e) for e in lines) + b"\nnot json\n")
     env = {"DOSSIER_BOOTSTRAP_SERVERS": broker.bootstrap}
-    settings = Settings(
-        bootstrap_servers=broker.bootstrap,
-        clickhouse_dsn=f"chdb://{tmp_path / 'ch'}",  # type: ignore[arg-type]
-        data_dir=tmp_path / "data",
-        app_id="idempotence-test",
-    )
+    settings = worker_settings(app_id="idempotence-test")
     catalog = load_catalog()
     store = open_store(settings)
     period = monthly_report(2024, 10)

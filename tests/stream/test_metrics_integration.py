@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 
 from dossier_stream.core.periods import monthly_report
 from dossier_stream.core.registry import UnitRegistry
@@ -80,8 +79,7 @@ def _period_truth(sim: Simulation) -> dict[tuple[str, str], int]:
 
 
 def _run_worker(
-    tmp_path: Path,
-    broker: EmbeddedBroker,
+    make_settings: Callable[..., Settings],
     registry: UnitRegistry,
     calendar: WorkCalendar,
     sim: Simulation,
@@ -89,14 +87,7 @@ def _run_worker(
     then: Callable[[Worker], Awaitable[T]],
 ) -> T:
     """Start a worker (metrics on an ephemeral loopback port), produce, wait, run ``then``."""
-    settings = Settings(
-        bootstrap_servers=broker.bootstrap,
-        clickhouse_dsn=SecretStr(f"chdb://{tmp_path / 'ch'}"),
-        data_dir=tmp_path / "data",
-        app_id=app_id,
-        metrics_port=0,
-        metrics_host="127.0.0.1",
-    )
+    settings = make_settings(app_id=app_id, metrics_host="127.0.0.1")
     catalog = load_catalog()
     store = open_store(settings)
 
@@ -168,7 +159,7 @@ def _get(url: str) -> bytes:
 def test_metrics_endpoint_shows_every_family_after_produce(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    broker: EmbeddedBroker,
+    worker_settings: Callable[..., Settings],
     registry: UnitRegistry,
     calendar: WorkCalendar,
     sim: Simulation,
@@ -197,7 +188,7 @@ def test_metrics_endpoint_shows_every_family_after_produce(
         return body.decode(), assigned, worker.processor.stats.valid
 
     text, assigned, valid = _run_worker(
-        tmp_path, broker, registry, calendar, sim, "metrics-endpoint-test", scrape
+        worker_settings, registry, calendar, sim, "metrics-endpoint-test", scrape
     )
     families = {fam.name: fam for fam in text_string_to_metric_families(text)}
     assert set(FAMILIES) <= families.keys()
@@ -319,7 +310,7 @@ class _Prometheus:
 
 def test_prometheus_scrapes_the_pipeline_and_a_units_rate(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    worker_settings: Callable[..., Settings],
     registry: UnitRegistry,
     calendar: WorkCalendar,
     sim: Simulation,
@@ -367,7 +358,7 @@ def test_prometheus_scrapes_the_pipeline_and_a_units_rate(
         finally:
             prom.stop()
 
-    values = _run_worker(tmp_path, broker, registry, calendar, sim, "metrics-scrape-test", query)
+    values = _run_worker(worker_settings, registry, calendar, sim, "metrics-scrape-test", query)
     assert values["up"] == 1
     assert values["flushed"] > 0
     assert values["applied"] == values["stored"] == values["valid"] > 0
@@ -380,15 +371,14 @@ def test_prometheus_scrapes_the_pipeline_and_a_units_rate(
 
 
 def test_consumer_lag_is_positive_while_behind_and_zero_once_caught_up(
-    tmp_path: Path, broker: EmbeddedBroker, registry: UnitRegistry, sim: Simulation
+    worker_settings: Callable[..., Settings],
+    broker: EmbeddedBroker,
+    registry: UnitRegistry,
+    sim: Simulation,
 ) -> None:
     """A worker started behind a backlog shows it per partition, then catches up to 0."""
-    settings = Settings(
-        bootstrap_servers=broker.bootstrap,
-        clickhouse_dsn=SecretStr(f"chdb://{tmp_path / 'ch'}"),
-        data_dir=tmp_path / "data",
+    settings = worker_settings(
         app_id="metrics-lag-test",
-        metrics_port=0,
         metrics_host="127.0.0.1",
         batch_size=50,  # small batches: the backlog takes several fetches
     )

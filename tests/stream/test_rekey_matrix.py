@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def expected_rerouted(
 @pytest.mark.parametrize("runtime", ["batch", "faust"])
 def test_every_codec_and_key_strategy_gives_the_replayed_figures(
     runtime: str,
-    tmp_path: Path,
+    worker_settings: Callable[..., Settings],
     broker: EmbeddedBroker,
     sim: Simulation,
     registry: UnitRegistry,
@@ -83,14 +84,7 @@ def test_every_codec_and_key_strategy_gives_the_replayed_figures(
     catalog = load_catalog()
     lines = sim.lines
     cell_of = [i % len(CELLS) for i in range(len(lines))]
-    settings = Settings(
-        bootstrap_servers=broker.bootstrap,
-        clickhouse_dsn=f"chdb://{tmp_path / 'ch'}",  # type: ignore[arg-type]
-        data_dir=tmp_path / "data",
-        app_id="rekey-matrix",
-        metrics_port=0,
-        runtime=runtime,
-    )
+    settings = worker_settings(app_id="rekey-matrix", runtime=runtime)
     store = open_store(settings)
 
     async def scenario() -> tuple[Worker, Sent]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -30,17 +30,13 @@ _LONG_S = 30.0
 
 
 def test_an_idle_worker_stops_without_waiting_for_its_fetch(
-    tmp_path: Path, broker: EmbeddedBroker, registry: UnitRegistry, calendar: WorkCalendar
+    worker_settings: Callable[..., Settings],
+    broker: EmbeddedBroker,
+    registry: UnitRegistry,
+    calendar: WorkCalendar,
 ) -> None:
     catalog = load_catalog()
-    settings = Settings(
-        bootstrap_servers=broker.bootstrap,
-        clickhouse_dsn=f"chdb://{tmp_path / 'ch'}",  # type: ignore[arg-type]
-        data_dir=tmp_path / "data",
-        app_id="stop-test",
-        metrics_port=0,
-        flush_interval_s=_LONG_S,
-    )
+    settings = worker_settings(app_id="stop-test", flush_interval_s=_LONG_S)
     lines = simulate(
         SimConfig(
             monthly_report(2024, 10),
