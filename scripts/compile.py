@@ -79,7 +79,7 @@ def digest(path: Path) -> str:
 
 def mypy_version() -> str:
     """The version of the mypy (and so mypyc) in use."""
-    from mypy.version import __version__
+    from mypy.version import __version__  # noqa: PLC0415 - mypy is a dev dependency
 
     return __version__
 

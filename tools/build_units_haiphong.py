@@ -2,9 +2,9 @@
 
 Era 1 (until 2025-06-30) is read from ``tests/data/haiphong-2024-10/{digitization,
 online-rates}.csv`` (a committed copy of ``../shared/reference/haiphong-2024-10/``):
-19 department-level units, 15 districts and 217 communes. Era 2 (from 2025-07-01, after the merger with
-Hải Dương and the end of the district level) is data in this file: 12 departments
-and the 114 commune-level units of resolution 1669/NQ-UBTVQH15 (45 phường, 67 xã,
+19 department-level units, 15 districts and 217 communes. Era 2 (from 2025-07-01,
+after the merger with Hải Dương and the end of the district level) is data in this file:
+12 departments and the 114 commune-level units of resolution 1669/NQ-UBTVQH15 (45 phường, 67 xã,
 2 đặc khu). The output is deterministic; the data file is committed, so the package
 never reads ``../shared`` at run time.
 
