@@ -257,7 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
         "by own time are printed after them (the profiler slows them: their µs are not comparable)",
     )
     parser.add_argument(
-        "--profile-out", type=Path, help="also write each profile here (a directory)"
+        "--profile-out",
+        type=Path,
+        help="also write each profile here (a directory, made if missing): segment-N.prof",
     )
     parser.add_argument(
         "--gc-auto",
@@ -462,6 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915
                 if prof is not None:
                     stats = pstats.Stats(prof)
                     if args.profile_out is not None:
+                        args.profile_out.mkdir(parents=True, exist_ok=True)
                         stats.dump_stats(
                             args.profile_out / f"segment-{boundary // args.segment}.prof"
                         )

@@ -1,7 +1,8 @@
 """The memory split ``python -m bench.flat`` prints: real RocksDB stores and chdb, no doubles.
 
 Only what the reading must show is checked (each part present, counted from the
-object it names, rendered in MiB), never how much memory a part takes.
+object it names, rendered in MiB), never how much memory a part takes. And the
+whole of ``python -m bench.flat`` on a tiny input, as its ``--profile-out`` is used.
 """
 
 from __future__ import annotations
@@ -84,3 +85,12 @@ def test_chdb_memory_and_mallinfo_read_real_figures(tmp_path: Path) -> None:
     info = memlog.mallinfo()
     assert set(info) >= {"malloc_heap", "malloc_mmap", "malloc_used", "malloc_free"}
     assert info["malloc_used"] + info["malloc_free"] == info["malloc_heap"]
+
+
+def test_flat_runs_small_and_writes_its_profiles_into_a_new_directory(tmp_path: Path) -> None:
+    from bench import flat
+
+    out = tmp_path / "not" / "yet"  # --profile-out makes the directory
+    args = "--events 4000 --base 2000 --segment 2000 --batch 1000 --profile 2 --check"
+    assert flat.main([*args.split(), "--profile-out", str(out)]) == 0
+    assert [p.name for p in out.iterdir()] == ["segment-2.prof"]
