@@ -106,11 +106,10 @@ def flatness(runs: Sequence[dict[str, Any]], again: dict[str, Any] | None) -> di
         did not move).
     """
     nan = float("nan")
-    done = [r for r in runs if r.get("complete")]
     out = {"flatness": nan, "flatness_before": nan, "flatness_after": nan, "drift": nan}
-    if len(done) < 2 or done[0] is not runs[0] or done[-1] is not runs[-1]:
+    if len(runs) < 2 or not (runs[0].get("complete") and runs[-1].get("complete")):
         return out
-    first, largest = done[0]["events_per_s"], done[-1]["events_per_s"]
+    first, largest = runs[0]["events_per_s"], runs[-1]["events_per_s"]
     out["flatness"] = out["flatness_before"] = largest / first
     if again is not None and again.get("complete"):
         second = again["events_per_s"]
